@@ -1,0 +1,1 @@
+"""Genre Lens application: the inference engine, the CLI and the Streamlit dashboard."""

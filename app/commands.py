@@ -1,0 +1,255 @@
+"""Implementations of the CLI sub-commands (argument parsing lives in app/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from models.checkpoint import (
+    CURVES_FILE,
+    DEFAULT_ROOT,
+    METRICS_FILE,
+    ModelCard,
+    atomic_write_text,
+    load_bundle,
+    read_card,
+    resolve_bundle,
+    save_bundle,
+    set_current,
+)
+from models.embedder import Embedder, build_embedder
+from models.training import TrainConfig
+from models.training import train as train_model
+from utils.audio import AudioError
+from utils.constants import GENRES
+from utils.tables import load_table
+
+
+def embedder_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor options of the chosen embedder from the CLI flags."""
+    if args.embedder == "openl3":
+        return {"input_repr": args.openl3_input_repr, "content_type": args.openl3_content_type,
+                "hop_seconds": args.openl3_hop, "weights": args.openl3_weights}
+    if args.embedder == "musicnn-msd":
+        return {"output": args.musicnn_output}
+    return {}
+
+
+def make_embedder(args: argparse.Namespace) -> Embedder:
+    """Build the embedder the flags ask for."""
+    from app.engine import default_device
+
+    return build_embedder(args.embedder, device=args.device or default_device(), **embedder_options(args))
+
+
+def analyze(args: argparse.Namespace) -> int:
+    """`analyze FILE...`: print the top genres (or full JSON) for each file."""
+    from app.engine import Engine
+
+    engine = Engine(checkpoint=args.checkpoint, device=args.device)
+    results, failures = [], 0
+    files = tqdm(args.files, desc="analysing", unit="file", file=sys.stderr, disable=len(args.files) < 2)
+    for path in files:
+        try:
+            analysis = engine.analyze(path)
+        except AudioError as exc:
+            failures += 1
+            print(f"{path.name}: {exc}", file=sys.stderr)
+            continue
+        except OSError as exc:
+            failures += 1
+            print(f"{path.name}: could not read the file ({exc.strerror or exc}).", file=sys.stderr)
+            continue
+        results.append(analysis)
+        if not args.json:
+            top = ", ".join(f"{g} {p:.0%}" for g, p in analysis.ranking[:3])
+            print(f"{analysis.name}: {' + '.join(analysis.predicted)}  ({top}; {len(analysis.windows)} windows, "
+                  f"{analysis.timings_s['total']:.2f} s)")
+            for w in analysis.warnings:
+                print(f"  note: {w}")
+    if args.json:
+        docs = [a.to_dict() for a in results]
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+    return 1 if failures and not results else 0
+
+
+def embed(args: argparse.Namespace) -> int:
+    """`embed SOURCE --out TABLE`: build or extend an embedding table."""
+    if args.engine == "ray":
+        from app.ray_jobs import embed_with_ray
+
+        return embed_with_ray(args)
+    from app.embed_job import build_table
+
+    embedder = make_embedder(args)
+    bar = tqdm(desc="embedding", unit="track", file=sys.stderr)
+
+    def progress(i: int, n: int, tid: str) -> None:
+        bar.total = n
+        bar.n = i
+        bar.set_postfix_str(tid)
+        bar.refresh()
+
+    report = build_table(embedder, args.source, args.out, progress)
+    bar.close()
+    print(f"{len(report.embedded)} embedded, {len(report.skipped)} already in {args.out}, "
+          f"{len(report.failed)} failed")
+    for src, reason in report.failed:
+        print(f"  skipped {src}: {reason}", file=sys.stderr)
+    return 0
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """TrainConfig from defaults, an optional JSON file and explicit flags."""
+    overrides: dict[str, Any] = {}
+    if args.config:
+        overrides.update(json.loads(Path(args.config).read_text()))
+    unknown = set(overrides) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        raise ValueError(f"Unknown training settings in {args.config}: {', '.join(sorted(unknown))}.")
+    overrides["seed"] = args.seed
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    return TrainConfig(**overrides)
+
+
+def train(args: argparse.Namespace) -> int:
+    """`train --table T`: fit, calibrate, save a bundle; evaluate once on --test when given."""
+    table = load_table(args.table)
+    unknown = sorted(set(table.genre.tolist()) - set(GENRES))
+    if unknown:
+        raise ValueError(f"{args.table} has labels outside the GTZAN genres: {', '.join(unknown)}.")
+    cfg = _train_config(args)
+    val_ids = None
+    if args.val_list:
+        val_ids = [Path(line.strip()).stem for line in Path(args.val_list).read_text().splitlines() if line.strip()]
+    bar = tqdm(total=cfg.epochs, desc="training", unit="epoch", file=sys.stderr)
+
+    def log(row: dict) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
+
+    result = train_model(table, cfg, val_ids=val_ids, log=log)
+    bar.close()
+    version = args.version or time.strftime("model-%Y%m%d-%H%M%S")
+    root = args.root or DEFAULT_ROOT
+    card = ModelCard(
+        version=version,
+        labels=list(GENRES),
+        embedder=table.meta["embedder"] | {"settings": {k: table.meta[k] for k in ("frame_seconds", "hop_seconds",
+                                                                                   "dim")}},
+        classifier={},
+        training={
+            "data": Path(args.table).name, "data_sha256": table.fingerprint(), "n_train_tracks": len(result.train_ids),
+            "n_val_tracks": len(result.val_ids), "val_tracks": result.val_ids, "config": cfg.to_dict(),
+            "best_epoch": result.best_epoch, "val_accuracy": result.val_accuracy, "temperature": result.temperature,
+            "command": "python -m app " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("app") else None,
+        },
+    )
+    folder = save_bundle(result.model, card, root)
+    atomic_write_text(folder / CURVES_FILE, json.dumps({"history": result.history, "best_epoch": result.best_epoch},
+                                                       indent=1))
+    print(f"saved {folder} (best epoch {result.best_epoch}, validation accuracy {result.val_accuracy:.3f}, "
+          f"temperature {result.temperature:.2f})")
+    if args.test:
+        _evaluate_and_record(folder, load_table(args.test), table, cfg.seed)
+    if not args.no_set_current:
+        set_current(version, root)
+        print(f"{version} is now the current model")
+    return 0
+
+
+def _evaluate_and_record(folder: Path, test_table, train_table, seed: int) -> dict:
+    """Evaluate a bundle on a test table (with baseline), write metrics.json and the card's summary."""
+    from models.evaluation import evaluate_table
+
+    model, card = load_bundle(folder)
+    report = evaluate_table(model, test_table, train_table, seed)
+    report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
+    report["test_data"] = test_table.fingerprint()
+    atomic_write_text(folder / METRICS_FILE, json.dumps(report, indent=1))
+    _record(folder, "test", report)
+    b = report.get("baseline", {})
+    print(f"test: accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} "
+          f"tracks; baseline accuracy {b.get('accuracy', float('nan')):.3f}")
+    return report
+
+
+def _record(folder: Path, key: str, report: dict) -> None:
+    """Store headline numbers of an evaluation in the model card (weights and their hash unchanged)."""
+    from dataclasses import asdict
+
+    card = read_card(folder)
+    summary = {k: report[k] for k in ("accuracy", "macro_f1", "n_tracks") if k in report}
+    if "baseline" in report:
+        summary["baseline_accuracy"] = report["baseline"]["accuracy"]
+    card.evaluation[key] = summary
+    atomic_write_text(folder / "card.json", json.dumps(asdict(card), indent=2))
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """`evaluate SOURCE`: metrics on a table or an audio folder (or --cv K on a training table)."""
+    from models.evaluation import cross_validate, evaluate_analyses, evaluate_table
+
+    train_table = load_table(args.train_table) if args.train_table else None
+    if args.cv:
+        if train_table is None:
+            raise ValueError("--cv K needs --train-table (cross-validation runs on the training tracks).")
+        report = cross_validate(train_table, TrainConfig(seed=args.seed), args.cv)
+        _write_report(report, args.out)
+        print(f"{args.cv}-fold CV: accuracy {report['accuracy_mean']:.3f} ± {report['accuracy_std']:.3f} "
+              f"(baseline {report['baseline_accuracy_mean']:.3f} ± {report['baseline_accuracy_std']:.3f})")
+        return 0
+    folder = resolve_bundle(args.checkpoint)
+    wanted = None
+    if args.list:
+        wanted = {Path(line.strip()).stem for line in Path(args.list).read_text().splitlines() if line.strip()}
+    if args.source.is_dir():
+        if args.engine == "ray":
+            from app.ray_jobs import evaluate_with_ray
+
+            return evaluate_with_ray(args)
+        from app.engine import Engine
+        from models.evaluation import audio_folder_items
+
+        engine = Engine(checkpoint=folder, device=args.device)
+        items = [(p, g) for p, g in audio_folder_items(args.source) if wanted is None or p.stem in wanted]
+        rows, failed = [], []
+        for path, genre in tqdm(items, desc="evaluating", unit="track", file=sys.stderr):
+            try:
+                rows.append((path.stem, genre, engine.analyze(path)))
+            except AudioError as exc:
+                failed.append((str(path), str(exc)))
+        report = evaluate_analyses(rows, train_table, args.seed)
+        report["failed"] = failed
+        report["source"] = {"kind": "audio", "folder": args.source.name, "list": args.list.name if args.list else None}
+    else:
+        table = load_table(args.source)
+        if wanted is not None:
+            table = table.subset(wanted)
+        model, _ = load_bundle(folder)
+        report = evaluate_table(model, table, train_table, args.seed)
+    card = read_card(folder)
+    report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
+    _write_report(report, args.out)
+    if args.record_as:
+        _record(folder, args.record_as, report)
+    b = report.get("baseline")
+    print(f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} tracks"
+          + (f"; baseline accuracy {b['accuracy']:.3f}" if b else ""))
+    return 0
+
+
+def _write_report(report: dict, out: Path | None) -> None:
+    """Write a metrics JSON when --out is given."""
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, json.dumps(report, indent=1))
+        print(f"wrote {out}")

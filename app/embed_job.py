@@ -1,0 +1,140 @@
+"""Building embedding tables from audio: resumable, cached, and tolerant of bad files.
+
+Each track is embedded as one long slice, so its frames lie on the same track-level grid as the
+published MSD-MusiCNN tables (frame k starts at k * hop). Per-track results are cached by
+(audio sha256, embedder id), so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models.embedder import Embedder
+from models.evaluation import audio_folder_items
+from utils.audio import AudioError, load_audio
+from utils.constants import GENRES
+from utils.tables import EmbeddingTable, load_table
+
+MAX_TRACK_S = 600.0
+
+
+@dataclass
+class EmbedReport:
+    """What an embed run did."""
+
+    embedded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already in the table
+    cached: list[str] = field(default_factory=list)  # found in the per-track cache
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+
+
+def list_source(source: Path) -> list[tuple[str, Path, str]]:
+    """(track id, path, genre) from a folder of genre sub-folders or a CSV of path,label."""
+    source = Path(source)
+    if source.is_dir():
+        items = [(p.stem, p, g) for p, g in audio_folder_items(source)]
+    elif source.suffix.lower() == ".csv":
+        items = []
+        with open(source, newline="", encoding="utf-8") as f:
+            for row in csv.reader(f):
+                if not row or row[0].strip().lower() in {"path", "file", "filename"}:
+                    continue
+                path = Path(row[0].strip())
+                path = path if path.is_absolute() else source.parent / path
+                label = row[1].strip().lower() if len(row) > 1 else ""
+                items.append((path.stem, path, label))
+    else:
+        raise ValueError(f"{source} is neither a folder of genre sub-folders nor a .csv of path,label rows.")
+    seen: dict[str, int] = {}
+    out = []
+    for tid, path, genre in items:  # keep ids unique when two files share a stem
+        n = seen.get(tid, 0)
+        seen[tid] = n + 1
+        out.append((tid if n == 0 else f"{tid}~{n}", path, genre))
+    return out
+
+
+def table_meta(embedder: Embedder) -> dict:
+    """The meta block of a table written by this embedder."""
+    return {
+        "embedder": {"name": embedder.name, "id": embedder.id, "options": getattr(embedder, "options", {})},
+        "frame_seconds": embedder.frame_seconds,
+        "hop_seconds": embedder.hop_seconds,
+        "dim": embedder.dim,
+    }
+
+
+def cache_dir() -> Path:
+    """Per-user cache for per-track embeddings."""
+    base = os.environ.get("GENRE_LENS_CACHE") or Path.home() / ".cache" / "genre-lens"
+    return Path(base) / "embeddings"
+
+
+def embed_track(embedder: Embedder, path: Path, batch_seconds: float = 120.0) -> tuple[np.ndarray, np.ndarray, str]:
+    """Frame vectors and start times of one file on the track-level grid, plus the audio sha256."""
+    decoded = load_audio(path, embedder.sample_rate, max_duration_s=MAX_TRACK_S, pad_to_s=None)
+    key = hashlib.sha256(f"{decoded.sha256}:{embedder.id}".encode()).hexdigest()
+    cached = cache_dir() / f"{key}.npz"
+    if cached.is_file():
+        with np.load(cached) as d:
+            return d["vectors"], d["frame_start_s"], decoded.sha256
+    vectors = embedder.embed(decoded.samples[None, :].astype(np.float32))[0]
+    starts = embedder.frame_starts(len(decoded.samples)).astype(np.float32)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".npz")
+    os.close(fd)
+    np.savez(tmp, vectors=vectors, frame_start_s=starts)
+    os.replace(tmp, cached)
+    return vectors, starts, decoded.sha256
+
+
+def build_table(
+    embedder: Embedder,
+    source: Path,
+    out: Path,
+    progress: Callable[[int, int, str], None] | None = None,
+    save_every: int = 20,
+) -> EmbedReport:
+    """Embed every track of `source` into `out`, skipping tracks already there; never fatal per file."""
+    items = list_source(source)
+    meta = table_meta(embedder)
+    table = load_table(out) if Path(out).exists() else EmbeddingTable.empty(meta)
+    if len(table.vectors) and table.embedder_id != embedder.id:
+        raise ValueError(f"{out} holds {table.embedder_id} embeddings, not {embedder.id}; choose another --out.")
+    done = set(table.track_ids())
+    report = EmbedReport()
+    parts = [table]
+    for i, (tid, path, genre) in enumerate(items):
+        if progress:
+            progress(i, len(items), tid)
+        if tid in done:
+            report.skipped.append(tid)
+            continue
+        if genre and genre not in GENRES:
+            report.failed.append((str(path), f"unknown genre {genre!r}"))
+            continue
+        try:
+            vectors, starts, _ = embed_track(embedder, path)
+        except AudioError as exc:
+            report.failed.append((str(path), str(exc)))
+            continue
+        except OSError as exc:
+            report.failed.append((str(path), f"could not read the file: {exc.strerror or exc}"))
+            continue
+        n = len(vectors)
+        parts.append(EmbeddingTable(vectors, np.full(n, tid), np.full(n, genre), starts, meta))
+        report.embedded.append(tid)
+        if len(report.embedded) % save_every == 0:
+            EmbeddingTable.concat(parts, meta).save(out)
+    EmbeddingTable.concat(parts, meta).save(out)
+    if progress:
+        progress(len(items), len(items), "done")
+    return report

@@ -1,0 +1,187 @@
+"""The inference engine: bytes or a path in, an `Analysis` out. No Streamlit here.
+
+Loads a checkpoint bundle and its embedder once, on CUDA when available, and caches analyses by
+(audio sha256, model id), so a re-run or a page switch costs nothing. Safe to share between the
+threads of a Streamlit server: inference is serialised by a lock, the cache by another.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.analysis import Analysis, WindowResult
+from models.checkpoint import DEFAULT_ROOT, ModelCard, load_bundle, resolve_bundle
+from models.embedder import Embedder, build_embedder
+from models.predict import combine_windows, predict_windows
+from utils.audio import DecodedAudio, load_audio, safe_display_name
+from utils.constants import DEFAULT_THRESHOLD, SLICE_S, WINDOW_S
+from utils.spectrogram import display_spectrogram
+from utils.windows import cut_slices, plan_windows
+
+Progress = Callable[[float, str], None]
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Engine:
+    """A loaded model bundle + embedder, ready to analyse audio."""
+
+    def __init__(
+        self,
+        checkpoint: str | PathLike | None = None,
+        device: str | torch.device | None = None,
+        root: Path = DEFAULT_ROOT,
+        embedder: Embedder | None = None,
+        cache_size: int = 64,
+        max_duration_s: float = 600.0,
+        slice_batch: int = 32,
+    ) -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        self.bundle_dir = resolve_bundle(checkpoint, root)
+        self.model, self.card = load_bundle(self.bundle_dir, self.device)
+        self.embedder = embedder or build_embedder(
+            self.card.embedder["name"], device=self.device, **self.card.embedder.get("options", {})
+        )
+        if self.embedder.id != self.card.embedder.get("id"):
+            raise ValueError(
+                f"The model was trained on {self.card.embedder.get('id')} embeddings, "
+                f"but the embedder is {self.embedder.id}."
+            )
+        self.max_duration_s = max_duration_s
+        self.slice_batch = slice_batch
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, str], Analysis] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._cache_size = cache_size
+
+    @property
+    def model_id(self) -> str:
+        """Version plus weights hash: changes whenever the predictions could."""
+        return f"{self.card.version}@{self.card.weights_sha256[:12]}"
+
+    @classmethod
+    def from_card(cls, card: ModelCard, **kwargs) -> Engine:
+        """Convenience for callers holding a card of a bundle under the default root."""
+        return cls(checkpoint=card.version, **kwargs)
+
+    def analyze(
+        self,
+        source: bytes | str | PathLike,
+        filename: str | None = None,
+        progress: Progress | None = None,
+    ) -> Analysis:
+        """Analyse one file (path or uploaded bytes); raises `AudioError` for unusable audio."""
+        report = progress or (lambda fraction, message: None)
+        t0 = time.perf_counter()
+        report(0.0, "Decoding audio")
+        decoded = load_audio(
+            source,
+            self.embedder.sample_rate,
+            filename=filename,
+            max_duration_s=self.max_duration_s,
+            pad_to_s=WINDOW_S,
+        )
+        t_decode = time.perf_counter() - t0
+        key = (decoded.sha256, self.model_id)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                report(1.0, "Done (cached)")
+                return self._cache[key]
+        name = safe_display_name(filename or (None if isinstance(source, bytes) else Path(source).name))
+        analysis = self.analyze_decoded(decoded, name, report, t_decode)
+        with self._cache_lock:
+            self._cache[key] = analysis
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return analysis
+
+    def analyze_decoded(
+        self, decoded: DecodedAudio, name: str, report: Progress, t_decode: float = 0.0
+    ) -> Analysis:
+        """Run windows -> embedder -> classifier on already-decoded audio."""
+        timings = {"decode_resample": t_decode}
+        samples = decoded.samples
+        duration = len(samples) / decoded.sample_rate
+        plan = plan_windows(duration)
+        slices = cut_slices(samples, decoded.sample_rate, plan.slice_starts)
+
+        t = time.perf_counter()
+        chunks = []
+        with self._lock:
+            for a in range(0, len(slices), self.slice_batch):
+                done = a / len(slices)
+                report(0.05 + 0.8 * done, f"Embedding slices {a + 1}-{min(a + self.slice_batch, len(slices))} "
+                       f"of {len(slices)}")
+                chunks.append(self.embedder.embed(slices[a : a + self.slice_batch]))
+            embeddings = np.concatenate(chunks)  # (S, F, D)
+            timings["embed"] = time.perf_counter() - t
+
+            t = time.perf_counter()
+            report(0.86, "Classifying windows")
+            windows = embeddings[plan.window_slices]  # (W, 3, F, D)
+            preds = predict_windows(self.model, windows)
+            timings["classify"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        report(0.93, "Drawing the spectrogram")
+        spec = display_spectrogram(samples, decoded.sample_rate)
+        timings["spectrogram"] = time.perf_counter() - t
+
+        window_results = [
+            WindowResult(
+                index=i,
+                start_s=float(start),
+                end_s=float(start + WINDOW_S),
+                probabilities=preds.probabilities[i],
+                attention=preds.attention[i],
+                slice_starts_s=plan.slice_starts[plan.window_slices[i]],
+                slice_probabilities=preds.slice_probabilities[i],
+            )
+            for i, start in enumerate(plan.window_starts)
+        ]
+        timings["total"] = sum(timings.values())
+        report(1.0, "Done")
+        return Analysis(
+            name=name,
+            sha256=decoded.sha256,
+            labels=list(self.card.labels),
+            probabilities=combine_windows(preds.probabilities),
+            threshold=DEFAULT_THRESHOLD,
+            windows=window_results,
+            slice_starts_s=plan.slice_starts,
+            spectrogram=spec,
+            duration_s=duration,
+            source={
+                "format": decoded.source_format,
+                "sample_rate": decoded.source_sample_rate,
+                "channels": decoded.source_channels,
+                "duration_s": round(decoded.source_duration_s, 3),
+                "analysed_s": round(decoded.duration_s, 3),
+                "truncated": decoded.truncated,
+                "padded": decoded.padded,
+                "slice_s": SLICE_S,
+            },
+            quality={k: float(v) for k, v in asdict(decoded.quality).items()},
+            warnings=list(decoded.warnings),
+            timings_s=timings,
+            model={
+                "id": self.model_id,
+                "version": self.card.version,
+                "embedder": self.embedder.id,
+                "device": str(self.device),
+            },
+            slice_embeddings=embeddings,
+        )

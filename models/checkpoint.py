@@ -1,0 +1,188 @@
+"""Checkpoint bundles: a classifier state_dict plus the model card that says what it is.
+
+A bundle is a folder `<root>/<version>/` holding `model.pt` (a plain state_dict, loaded with
+`weights_only=True`), `card.json` (labels, embedder, hyper-parameters, training data, sha256 of
+`model.pt`) and, once evaluated, `metrics.json`. `<root>/CURRENT` names the version in use, so
+promoting a retrained model is one atomic file write and old versions stay selectable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from utils.constants import GENRES
+
+DEFAULT_ROOT = Path(__file__).resolve().parent / "checkpoints"
+WEIGHTS_FILE = "model.pt"
+CARD_FILE = "card.json"
+METRICS_FILE = "metrics.json"
+CURVES_FILE = "curves.json"
+CURRENT_FILE = "CURRENT"
+
+
+class CheckpointError(RuntimeError):
+    """A bundle is missing, incomplete or does not match its card."""
+
+
+@dataclass
+class ModelCard:
+    """What a checkpoint is: enough to rebuild it, audit it and show it in the UI."""
+
+    version: str
+    labels: list[str]
+    embedder: dict[str, Any]  # name, id, options, settings
+    classifier: dict[str, Any]  # ClassifierConfig fields
+    training: dict[str, Any] = field(default_factory=dict)  # data, hash, seed, hyper-parameters
+    evaluation: dict[str, Any] = field(default_factory=dict)  # headline numbers, filled by evaluate
+    weights_sha256: str = ""
+    metrics_file: str = METRICS_FILE
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    notes: str = ""
+
+    def to_json(self) -> str:
+        """Pretty JSON for the card file."""
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """Build from parsed JSON, ignoring unknown keys written by newer versions."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file so readers never see a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def save_bundle(model: ParallelCNN, card: ModelCard, root: Path = DEFAULT_ROOT) -> Path:
+    """Write model.pt and card.json (with the weights' sha256) under root/version."""
+    folder = Path(root) / card.version
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model.")
+    os.close(fd)
+    torch.save(state, tmp)
+    os.replace(tmp, folder / WEIGHTS_FILE)
+    card.weights_sha256 = sha256_file(folder / WEIGHTS_FILE)
+    card.classifier = model.config.to_dict()
+    atomic_write_text(folder / CARD_FILE, card.to_json())
+    return folder
+
+
+def read_card(folder: Path) -> ModelCard:
+    """Read a bundle's card, with a clear error when it is missing or unreadable."""
+    path = Path(folder) / CARD_FILE
+    try:
+        return ModelCard.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise CheckpointError(f"No model card at {path}.") from None
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise CheckpointError(f"The model card {path} is not valid: {exc}") from exc
+
+
+def load_bundle(folder: Path, device: str | torch.device = "cpu") -> tuple[ParallelCNN, ModelCard]:
+    """Load a bundle after checking model.pt against the sha256 in its card; eval mode on device."""
+    folder = Path(folder)
+    card = read_card(folder)
+    weights = folder / WEIGHTS_FILE
+    if not weights.exists():
+        raise CheckpointError(f"The bundle {folder} has no {WEIGHTS_FILE}.")
+    actual = sha256_file(weights)
+    if actual != card.weights_sha256:
+        raise CheckpointError(
+            f"{weights} does not match its model card (sha256 {actual[:12]}… != {card.weights_sha256[:12]}…); "
+            "the file was changed or corrupted. Refusing to load it."
+        )
+    if list(card.labels) != list(GENRES):
+        raise CheckpointError(f"The bundle {folder} predicts {card.labels}, not the GTZAN genres.")
+    model = ParallelCNN(ClassifierConfig(**card.classifier))
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.to(device).eval(), card
+
+
+def list_versions(root: Path = DEFAULT_ROOT) -> list[str]:
+    """Versions under root that have a card, oldest first by creation time."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for sub in root.iterdir():
+        if (sub / CARD_FILE).is_file():
+            try:
+                found.append((read_card(sub).created, sub.name))
+            except CheckpointError:
+                continue
+    return [name for _, name in sorted(found)]
+
+
+def current_version(root: Path = DEFAULT_ROOT) -> str | None:
+    """The version named in root/CURRENT, else the newest bundle, else None."""
+    root = Path(root)
+    marker = root / CURRENT_FILE
+    if marker.is_file():
+        name = marker.read_text(encoding="utf-8").strip()
+        if (root / name / CARD_FILE).is_file():
+            return name
+    versions = list_versions(root)
+    return versions[-1] if versions else None
+
+
+def set_current(version: str, root: Path = DEFAULT_ROOT) -> None:
+    """Promote a version atomically; readers see the old or the new name, never a mix."""
+    if not (Path(root) / version / CARD_FILE).is_file():
+        raise CheckpointError(f"No bundle named {version!r} under {root}.")
+    atomic_write_text(Path(root) / CURRENT_FILE, version + "\n")
+
+
+def resolve_bundle(checkpoint: str | Path | None = None, root: Path = DEFAULT_ROOT) -> Path:
+    """Turn a CLI/setting value (bundle folder, card or model.pt path, version name, None) into a folder."""
+    if checkpoint is None or str(checkpoint) == "":
+        version = current_version(root)
+        if version is None:
+            raise CheckpointError(
+                f"No trained model found under {root}. Train one with `python -m app train` "
+                "(see README) or pass --checkpoint PATH."
+            )
+        return Path(root) / version
+    path = Path(checkpoint)
+    if path.is_file():
+        path = path.parent
+    if (path / CARD_FILE).is_file():
+        return path
+    if (Path(root) / str(checkpoint) / CARD_FILE).is_file():
+        return Path(root) / str(checkpoint)
+    raise CheckpointError(f"{checkpoint} is not a model bundle (no {CARD_FILE} there).")
+
+
+def read_json(folder: Path, name: str) -> dict[str, Any] | None:
+    """A JSON file of a bundle (metrics, curves), or None when absent or unreadable."""
+    path = Path(folder) / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,119 @@
+"""Evaluation runs: a checkpoint on an embedding table or on an audio folder, next to the baseline.
+
+Track predictions combine windows exactly as the engine does, so the Metrics page describes the
+model the Analyze page runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.baseline import baseline_probabilities, fit_baseline
+from models.parallel_cnn import ParallelCNN
+from models.training import TrainConfig, max_slice_frames, track_probabilities, train
+from utils.constants import GENRES
+from utils.metrics import classification_report
+from utils.tables import EmbeddingTable, TrackFrames
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif"}
+
+
+def evaluate_tracks(
+    model: ParallelCNN,
+    tracks: list[TrackFrames],
+    frame_s: float,
+    max_frames: int,
+    baseline_train: list[TrackFrames] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Metrics of the model on `tracks`, plus the baseline fitted on `baseline_train` when given."""
+    probs = track_probabilities(model, tracks, frame_s, max_frames)
+    report = classification_report([t.genre for t in tracks], probs, [t.track_id for t in tracks])
+    if baseline_train:
+        base, c = fit_baseline(baseline_train, seed=seed)
+        bp = baseline_probabilities(base, tracks)
+        b = classification_report([t.genre for t in tracks], bp, [t.track_id for t in tracks])
+        report["baseline"] = {
+            "name": "logistic regression on track-mean embeddings",
+            "C": c,
+            **{k: b[k] for k in ("accuracy", "macro_f1", "weighted_f1", "mAP", "roc_auc", "ece", "per_genre",
+                                 "confusion_matrix")},
+        }
+    return report
+
+
+def evaluate_table(
+    model: ParallelCNN, test: EmbeddingTable, train_table: EmbeddingTable | None = None, seed: int = 0,
+) -> dict[str, Any]:
+    """Evaluate on an embedding table; fits the baseline on `train_table` when given."""
+    f = max_slice_frames(test)
+    base = [t for t in train_table.tracks() if t.genre in GENRES] if train_table is not None else None
+    report = evaluate_tracks(model, test.tracks(), test.frame_seconds, f, base, seed)
+    report["source"] = {"kind": "table", "embedder": test.embedder_id, "fingerprint": test.fingerprint()}
+    return report
+
+
+def cross_validate(table: EmbeddingTable, cfg: TrainConfig, k: int, log: Callable[[str], None] = print) -> dict:
+    """K-fold CV on the training tracks (stratified, by track): mean and std of accuracy and macro-F1."""
+    from sklearn.model_selection import StratifiedKFold
+
+    tracks = table.tracks()
+    ids = np.array([t.track_id for t in tracks])
+    genres = np.array([t.genre for t in tracks])
+    accs, f1s, base_accs = [], [], []
+    for fold, (tr, te) in enumerate(StratifiedKFold(k, shuffle=True, random_state=cfg.seed).split(ids, genres)):
+        sub = table.subset(set(ids[tr]))
+        res = train(sub, replace(cfg, seed=cfg.seed + fold))
+        held = [tracks[i] for i in te]
+        rep = evaluate_tracks(res.model, held, table.frame_seconds, max_slice_frames(table), sub.tracks(), cfg.seed)
+        accs.append(rep["accuracy"])
+        f1s.append(rep["macro_f1"])
+        base_accs.append(rep["baseline"]["accuracy"])
+        log(f"fold {fold + 1}/{k}: accuracy {rep['accuracy']:.3f} (baseline {rep['baseline']['accuracy']:.3f})")
+    return {
+        "k": k,
+        "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
+        "macro_f1_mean": float(np.mean(f1s)), "macro_f1_std": float(np.std(f1s)),
+        "baseline_accuracy_mean": float(np.mean(base_accs)), "baseline_accuracy_std": float(np.std(base_accs)),
+        "fold_accuracy": accs,
+    }
+
+
+def audio_folder_items(folder: Path) -> list[tuple[Path, str]]:
+    """(path, genre) for every audio file in `folder/<genre>/`, sorted; unknown genres skipped."""
+    items = []
+    for genre_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+        if genre_dir.name.lower() not in GENRES:
+            continue
+        for f in sorted(genre_dir.iterdir()):
+            if f.suffix.lower() in AUDIO_EXTENSIONS:
+                items.append((f, genre_dir.name.lower()))
+    return items
+
+
+def evaluate_analyses(
+    analyses: Iterable[tuple[str, str, Any]],
+    baseline_train: EmbeddingTable | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Metrics from engine analyses (audio -> embedder -> classifier): (track id, true genre, Analysis)."""
+    rows = list(analyses)
+    if not rows:
+        raise ValueError("No audio could be evaluated.")
+    probs = np.stack([a.probabilities for _, _, a in rows])
+    report = classification_report([g for _, g, _ in rows], probs, [t for t, _, _ in rows])
+    if baseline_train is not None:
+        base, c = fit_baseline([t for t in baseline_train.tracks() if t.genre in GENRES], seed=seed)
+        means = [TrackFrames(t, g, a.slice_embeddings.reshape(-1, a.slice_embeddings.shape[-1]), np.zeros(1))
+                 for t, g, a in rows]
+        b = classification_report([g for _, g, _ in rows], baseline_probabilities(base, means), [t for t, _, _ in rows])
+        report["baseline"] = {"name": "logistic regression on track-mean embeddings", "C": c,
+                              "accuracy": b["accuracy"], "macro_f1": b["macro_f1"]}
+    report["evaluated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return report

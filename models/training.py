@@ -1,0 +1,277 @@
+"""Training the window classifier on an embedding table, with honest validation.
+
+Windows are built from frame rows (the frames whose patch lies inside each 5 s slice). Training
+samples window starts at random (window jitter) and drops frames at random (frame dropout); model
+selection and temperature scaling use validation tracks carved from the training tracks, never
+the test tracks.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from torch.nn import functional as F
+
+from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.predict import combine_windows, predict_windows
+from utils.constants import GENRES, N_GENRES, WINDOW_S
+from utils.tables import EmbeddingTable, TrackFrames
+from utils.windows import track_duration, window_starts, windows_from_frames
+
+Log = Callable[[dict], None]
+
+
+@dataclass
+class TrainConfig:
+    """Every training hyper-parameter; recorded in the model card."""
+
+    seed: int = 0
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup_epochs: int = 3
+    patience: int = 15
+    val_fraction: float = 0.15
+    windows_per_track: int = 4
+    jitter: bool = True
+    frame_dropout: float = 0.15
+    mixup_alpha: float = 0.0
+    slice_loss_weight: float = 0.3
+    channels: int = 64
+    n_blocks: int = 2
+    hidden: int = 128
+    dropout: float = 0.3
+    share_branches: bool = False
+
+    def classifier_config(self, input_dim: int) -> ClassifierConfig:
+        """The architecture these settings ask for."""
+        return ClassifierConfig(
+            input_dim=input_dim, channels=self.channels, n_blocks=self.n_blocks, hidden=self.hidden,
+            dropout=self.dropout, share_branches=self.share_branches,
+        )
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form."""
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """The trained (calibrated) model and what happened while training it."""
+
+    model: ParallelCNN
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    val_accuracy: float = float("nan")
+    temperature: float = 1.0
+    train_ids: list[str] = field(default_factory=list)
+    val_ids: list[str] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same weights: seed Python, NumPy and torch and ask for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def split_tracks(
+    table: EmbeddingTable, val_fraction: float, seed: int, val_ids: list[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Train/validation track ids: the given list, or a split stratified by genre, by track."""
+    ids = table.track_ids()
+    if val_ids is not None:
+        val = [t for t in ids if t in set(val_ids)]
+        return [t for t in ids if t not in set(val)], val
+    genre_of = {t.track_id: t.genre for t in table.tracks()}
+    train, val = train_test_split(
+        ids, test_size=val_fraction, random_state=seed, stratify=[genre_of[t] for t in ids]
+    )
+    return sorted(train), sorted(val)
+
+
+def one_hot(genres: list[str]) -> np.ndarray:
+    """(N, C) multi-hot targets from genre names (a '|' separates several genres)."""
+    y = np.zeros((len(genres), N_GENRES), dtype=np.float32)
+    for i, g in enumerate(genres):
+        for part in str(g).split("|"):
+            y[i, GENRES.index(part)] = 1.0
+    return y
+
+
+def grid_windows(track: TrackFrames, frame_s: float, max_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The windows the engine would analyse for this track: starts every 5 s."""
+    duration = max(track_duration(track.frame_start_s, frame_s), WINDOW_S)
+    return windows_from_frames(track.vectors, track.frame_start_s, frame_s, window_starts(duration), max_frames)
+
+
+def max_slice_frames(table: EmbeddingTable) -> int:
+    """Largest frame count a slice can hold for this table's frame grid."""
+    frame_s = table.frame_seconds
+    return max(grid_windows(t, frame_s)[0].shape[2] for t in table.tracks()[:50])
+
+
+def track_probabilities(model: ParallelCNN, tracks: list[TrackFrames], frame_s: float, f: int) -> np.ndarray:
+    """(T, C) track probabilities, windows combined exactly as the engine combines them."""
+    out = []
+    for t in tracks:
+        x, m = grid_windows(t, frame_s, f)
+        out.append(combine_windows(predict_windows(model, x, m).probabilities))
+    return np.stack(out)
+
+
+def _sample_batch_windows(
+    tracks: list[TrackFrames], weights: np.ndarray, frame_s: float, f: int, cfg: TrainConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One epoch of training windows with jitter and frame dropout."""
+    xs, ms, ys, ws = [], [], [], []
+    for t, w in zip(tracks, weights, strict=True):
+        duration = max(track_duration(t.frame_start_s, frame_s), WINDOW_S)
+        if cfg.jitter:
+            starts = rng.uniform(0.0, duration - WINDOW_S, size=cfg.windows_per_track)
+        else:
+            starts = window_starts(duration)
+        x, m = windows_from_frames(t.vectors, t.frame_start_s, frame_s, starts, f)
+        xs.append(x)
+        ms.append(m)
+        ys.append(np.repeat(one_hot([t.genre]), len(starts), axis=0))
+        ws.append(np.full(len(starts), w, dtype=np.float32))
+    x, m, y, w = np.concatenate(xs), np.concatenate(ms), np.concatenate(ys), np.concatenate(ws)
+    if cfg.frame_dropout > 0:
+        drop = rng.random(m.shape) < cfg.frame_dropout
+        keep_one = m & ~drop
+        empty = ~keep_one.any(axis=2)  # never drop every frame of a slice
+        m = np.where(empty[..., None], m, keep_one)
+    return x, m, y, w
+
+
+def _lr_factor(epoch: float, cfg: TrainConfig) -> float:
+    """Linear warm-up then cosine decay."""
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    progress = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Temperature minimising BCE of sigmoid(logits / T) on validation (a 1-D search in log T)."""
+    z = torch.from_numpy(logits).double()
+    y = torch.from_numpy(targets).double()
+    grid = np.exp(np.linspace(np.log(0.25), np.log(8.0), 241))
+    losses = [F.binary_cross_entropy_with_logits(z / t, y).item() for t in grid]
+    return float(grid[int(np.argmin(losses))])
+
+
+def _standardisation(tracks: list[TrackFrames]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std of the training frames."""
+    allv = np.concatenate([t.vectors for t in tracks]).astype(np.float64)
+    return torch.from_numpy(allv.mean(0)).float(), torch.from_numpy(allv.std(0)).float()
+
+
+def train(
+    table: EmbeddingTable,
+    cfg: TrainConfig,
+    val_ids: list[str] | None = None,
+    extra: list[tuple[TrackFrames, float]] | None = None,
+    log: Log | None = None,
+) -> TrainResult:
+    """Train on `table` (plus weighted `extra` tracks, e.g. user corrections); select on validation."""
+    seed_everything(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    train_ids, val_ids_ = split_tracks(table, cfg.val_fraction, cfg.seed, val_ids)
+    by_id = {t.track_id: t for t in table.tracks()}
+    train_tracks = [by_id[i] for i in train_ids]
+    val_tracks = [by_id[i] for i in val_ids_]
+    weights = [1.0] * len(train_tracks)
+    for track, weight in extra or []:
+        train_tracks.append(track)
+        weights.append(weight)
+    weights_arr = np.asarray(weights, dtype=np.float32)
+    frame_s = table.frame_seconds
+    f = max_slice_frames(table)
+
+    model = ParallelCNN(cfg.classifier_config(table.dim))
+    model.set_normalisation(*_standardisation(train_tracks))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    y_val = one_hot([t.genre for t in val_tracks])
+    best: tuple[float, float] = (-1.0, -float("inf"))
+    best_state, best_epoch, stale, history = None, 0, 0, []
+
+    for epoch in range(cfg.epochs):
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(epoch, cfg)
+        x, m, y, w = _sample_batch_windows(train_tracks, weights_arr, frame_s, f, cfg, rng)
+        order = rng.permutation(len(x))
+        model.train()
+        total, count = 0.0, 0
+        for a in range(0, len(order), cfg.batch_size):
+            idx = order[a : a + cfg.batch_size]
+            if len(idx) < 2:
+                continue
+            xb, mb = torch.from_numpy(x[idx]), torch.from_numpy(m[idx])
+            yb, wb = torch.from_numpy(y[idx]), torch.from_numpy(w[idx])
+            if cfg.mixup_alpha > 0:
+                lam = float(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha))
+                perm = torch.from_numpy(rng.permutation(len(idx)))
+                xb = lam * xb + (1 - lam) * xb[perm]
+                mb = mb | mb[perm]
+                yb = lam * yb + (1 - lam) * yb[perm]
+            out = model(xb, mb)
+            loss_w = F.binary_cross_entropy_with_logits(out.logits, yb, reduction="none").mean(1)
+            loss_s = F.binary_cross_entropy_with_logits(
+                out.slice_logits, yb[:, None, :].expand_as(out.slice_logits), reduction="none"
+            ).mean((1, 2))
+            loss = ((loss_w + cfg.slice_loss_weight * loss_s) * wb).sum() / wb.sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        model.eval()
+        p_val = track_probabilities(model, val_tracks, frame_s, f)
+        val_loss = float(F.binary_cross_entropy(torch.from_numpy(p_val).clamp(1e-6, 1 - 1e-6),
+                                                torch.from_numpy(y_val).double()).item())
+        val_acc = float((p_val.argmax(1) == y_val.argmax(1)).mean())
+        row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_loss": val_loss,
+               "val_accuracy": val_acc, "lr": opt.param_groups[0]["lr"]}
+        history.append(row)
+        if log:
+            log(row)
+        if (val_acc, -val_loss) > best:
+            best, best_state, best_epoch, stale = (val_acc, -val_loss), copy.deepcopy(model.state_dict()), epoch + 1, 0
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+
+    model.load_state_dict(best_state)
+    model.eval()
+    logits = _window_logits(model, val_tracks, frame_s, f)
+    targets = np.concatenate([np.repeat(one_hot([t.genre]), len(lg), axis=0) for t, lg in zip(val_tracks, logits,
+                                                                                              strict=True)])
+    temperature = fit_temperature(np.concatenate(logits), targets)
+    model.temperature.fill_(temperature)
+    return TrainResult(model, history, best_epoch, best[0], temperature, train_ids, val_ids_)
+
+
+def _window_logits(model: ParallelCNN, tracks: list[TrackFrames], frame_s: float, f: int) -> list[np.ndarray]:
+    """Uncalibrated window logits per track (temperature 1)."""
+    saved = model.temperature.clone()
+    model.temperature.fill_(1.0)
+    out = []
+    with torch.inference_mode():
+        for t in tracks:
+            x, m = grid_windows(t, frame_s, f)
+            out.append(model(torch.from_numpy(x), torch.from_numpy(m)).logits.numpy())
+    model.temperature.copy_(saved)
+    return out

@@ -1,0 +1,51 @@
+"""Test fixtures shared by the suite: paths to ../shared and small generated audio."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+torch.set_num_threads(2)
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under ../shared, skipping the test with a clear reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs ../shared/{'/'.join(parts)} (not present beside this checkout)")
+    return path
+
+
+def synth_music(seconds: float = 20.0, sr: int = 22050, seed: int = 0) -> np.ndarray:
+    """A deterministic music-like signal: a few harmonic notes, a beat and a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    y = np.zeros_like(t)
+    for k, f0 in enumerate((220.0, 277.2, 329.6, 440.0)):
+        gate = (np.floor(t * 2 + k) % 4 < 2).astype(float)
+        y += gate * sum(np.sin(2 * np.pi * f0 * h * t) / h for h in (1, 2, 3))
+    y += 0.5 * np.exp(-((t * 2) % 1) * 30) * rng.standard_normal(t.size)
+    return (0.2 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+def wav_bytes(y: np.ndarray, sr: int, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
+    """Encode samples (n,) or (n, ch) into an in-memory audio file."""
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, subtype=subtype, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def music_wav(tmp_path: Path) -> Path:
+    """A 20 s synthetic 22.05 kHz WAV on disk."""
+    path = tmp_path / "synth.wav"
+    sf.write(path, synth_music(), 22050)
+    return path

@@ -1,0 +1,1 @@
+"""Streamlit-free helpers: audio I/O, windowing, spectrograms, metrics, stores and tables."""

@@ -1,0 +1,37 @@
+"""Constants shared by every stage: the label set and the window geometry.
+
+Kept in one place so training, the engine and the UI can never disagree about them.
+"""
+
+from __future__ import annotations
+
+GENRES: tuple[str, ...] = (
+    "blues",
+    "classical",
+    "country",
+    "disco",
+    "hiphop",
+    "jazz",
+    "metal",
+    "pop",
+    "reggae",
+    "rock",
+)
+N_GENRES = len(GENRES)
+
+SLICE_S = 5.0  # one slice of audio the embedder sees as a unit
+SLICES_PER_WINDOW = 3
+WINDOW_S = SLICE_S * SLICES_PER_WINDOW  # 15 s: the classifier's input
+WINDOW_HOP_S = 5.0  # windows start every 5 s, so neighbours share two slices
+MIN_TAIL_S = 2.5  # an uncovered tail at least this long gets one extra end-aligned window
+
+DEFAULT_EMBEDDER = "musicnn-msd"
+DEFAULT_THRESHOLD = 0.5  # multi-label decision threshold on calibrated probabilities
+
+
+def genre_index(name: str) -> int:
+    """Index of a genre name; raises ValueError naming the valid labels."""
+    try:
+        return GENRES.index(name.strip().lower())
+    except ValueError:
+        raise ValueError(f"Unknown genre {name!r}; expected one of: {', '.join(GENRES)}.") from None
