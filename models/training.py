@@ -93,9 +93,11 @@ def split_tracks(
         val = [t for t in ids if t in set(val_ids)]
         return [t for t in ids if t not in set(val)], val
     genre_of = {t.track_id: t.genre for t in table.tracks()}
-    train, val = train_test_split(
-        ids, test_size=val_fraction, random_state=seed, stratify=[genre_of[t] for t in ids]
-    )
+    labels = [genre_of[t] for t in ids]
+    counts = {g: labels.count(g) for g in set(labels)}
+    n_val = max(round(val_fraction * len(ids)), len(counts))  # at least one track per genre
+    stratify = labels if min(counts.values()) >= 2 and n_val < len(ids) - len(counts) else None
+    train, val = train_test_split(ids, test_size=n_val, random_state=seed, stratify=stratify)
     return sorted(train), sorted(val)
 
 

@@ -49,3 +49,30 @@ def music_wav(tmp_path: Path) -> Path:
     path = tmp_path / "synth.wav"
     sf.write(path, synth_music(), 22050)
     return path
+
+
+def synthetic_table(n_per_genre: int = 6, dim: int = 16, seconds: float = 30.0, seed: int = 0, spread: float = 0.6):
+    """A separable embedding table on the MusiCNN frame grid: frames drawn around genre-specific means."""
+    from utils.constants import GENRES
+    from utils.tables import PUBLISHED_MUSICNN_META, EmbeddingTable
+
+    rng = np.random.default_rng(seed)
+    hop, frame = PUBLISHED_MUSICNN_META["hop_seconds"], PUBLISHED_MUSICNN_META["frame_seconds"]
+    n_frames = int((seconds - frame) // hop) + 1
+    means = rng.normal(0, 1, (len(GENRES), dim))
+    vec, tid, gen, start = [], [], [], []
+    for g, genre in enumerate(GENRES):
+        for k in range(n_per_genre):
+            vec.append(means[g] + spread * rng.normal(0, 1, (n_frames, dim)))
+            tid += [f"{genre}.{k:05d}"] * n_frames
+            gen += [genre] * n_frames
+            start.append(np.arange(n_frames) * hop)
+    meta = dict(PUBLISHED_MUSICNN_META, dim=dim)
+    meta["embedder"] = {"name": "synthetic", "id": f"synthetic/{dim}", "options": {}}
+    return EmbeddingTable(
+        np.concatenate(vec).astype(np.float32),
+        np.array(tid),
+        np.array(gen),
+        np.concatenate(start).astype(np.float32),
+        meta,
+    )

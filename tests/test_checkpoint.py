@@ -1,0 +1,57 @@
+"""Checkpoint bundles: round trip, sha256 guard, versions and CURRENT."""
+
+import pytest
+import torch
+
+from models.checkpoint import (
+    CheckpointError,
+    ModelCard,
+    current_version,
+    list_versions,
+    load_bundle,
+    resolve_bundle,
+    save_bundle,
+    set_current,
+)
+from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from utils.constants import GENRES
+
+
+def _card(version: str) -> ModelCard:
+    return ModelCard(version=version, labels=list(GENRES), embedder={"name": "x", "id": "x/1"}, classifier={})
+
+
+def test_round_trip_gives_identical_outputs(tmp_path):
+    model = ParallelCNN(ClassifierConfig(input_dim=12, channels=16, hidden=32)).eval()
+    model.temperature.fill_(1.7)
+    folder = save_bundle(model, _card("v1"), tmp_path)
+    loaded, card = load_bundle(folder)
+    x = torch.randn(3, 3, 3, 12)
+    assert torch.equal(model(x).logits, loaded(x).logits)
+    assert card.classifier["channels"] == 16 and len(card.weights_sha256) == 64
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    folder = save_bundle(ParallelCNN(ClassifierConfig(input_dim=4)), _card("v1"), tmp_path)
+    data = bytearray((folder / "model.pt").read_bytes())
+    data[-20] ^= 0xFF
+    (folder / "model.pt").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_bundle(folder)
+
+
+def test_versions_current_and_resolve(tmp_path):
+    with pytest.raises(CheckpointError, match="No trained model"):
+        resolve_bundle(None, tmp_path)
+    for v in ("a", "b"):
+        save_bundle(ParallelCNN(ClassifierConfig(input_dim=4)), _card(v), tmp_path)
+    assert set(list_versions(tmp_path)) == {"a", "b"}
+    set_current("a", tmp_path)
+    assert current_version(tmp_path) == "a"
+    assert resolve_bundle(None, tmp_path) == tmp_path / "a"
+    assert resolve_bundle("b", tmp_path) == tmp_path / "b"
+    assert resolve_bundle(tmp_path / "b" / "model.pt", tmp_path) == tmp_path / "b"
+    with pytest.raises(CheckpointError):
+        set_current("nope", tmp_path)
+    with pytest.raises(CheckpointError):
+        resolve_bundle(tmp_path / "missing", tmp_path)
