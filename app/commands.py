@@ -15,7 +15,6 @@ from tqdm import tqdm
 from models.checkpoint import (
     CURVES_FILE,
     DEFAULT_ROOT,
-    METRICS_FILE,
     ModelCard,
     atomic_write_text,
     load_bundle,
@@ -25,6 +24,7 @@ from models.checkpoint import (
     set_current,
 )
 from models.embedder import Embedder, build_embedder
+from models.evaluation import evaluate_and_record, record_in_card
 from models.training import TrainConfig
 from models.training import train as train_model
 from utils.audio import AudioError
@@ -150,7 +150,7 @@ def train(args: argparse.Namespace) -> int:
             "data": Path(args.table).name, "data_sha256": table.fingerprint(), "n_train_tracks": len(result.train_ids),
             "n_val_tracks": len(result.val_ids), "val_tracks": result.val_ids, "config": cfg.to_dict(),
             "best_epoch": result.best_epoch, "val_accuracy": result.val_accuracy, "temperature": result.temperature,
-            "command": "python -m app " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("app") else None,
+            "command": "python -m app " + " ".join(sys.argv[1:]),
         },
     )
     folder = save_bundle(result.model, card, root)
@@ -159,39 +159,11 @@ def train(args: argparse.Namespace) -> int:
     print(f"saved {folder} (best epoch {result.best_epoch}, validation accuracy {result.val_accuracy:.3f}, "
           f"temperature {result.temperature:.2f})")
     if args.test:
-        _evaluate_and_record(folder, load_table(args.test), table, cfg.seed)
+        evaluate_and_record(folder, load_table(args.test), table, cfg.seed)
     if not args.no_set_current:
         set_current(version, root)
         print(f"{version} is now the current model")
     return 0
-
-
-def _evaluate_and_record(folder: Path, test_table, train_table, seed: int) -> dict:
-    """Evaluate a bundle on a test table (with baseline), write metrics.json and the card's summary."""
-    from models.evaluation import evaluate_table
-
-    model, card = load_bundle(folder)
-    report = evaluate_table(model, test_table, train_table, seed)
-    report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
-    report["test_data"] = test_table.fingerprint()
-    atomic_write_text(folder / METRICS_FILE, json.dumps(report, indent=1))
-    _record(folder, "test", report)
-    b = report.get("baseline", {})
-    print(f"test: accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} "
-          f"tracks; baseline accuracy {b.get('accuracy', float('nan')):.3f}")
-    return report
-
-
-def _record(folder: Path, key: str, report: dict) -> None:
-    """Store headline numbers of an evaluation in the model card (weights and their hash unchanged)."""
-    from dataclasses import asdict
-
-    card = read_card(folder)
-    summary = {k: report[k] for k in ("accuracy", "macro_f1", "n_tracks") if k in report}
-    if "baseline" in report:
-        summary["baseline_accuracy"] = report["baseline"]["accuracy"]
-    card.evaluation[key] = summary
-    atomic_write_text(folder / "card.json", json.dumps(asdict(card), indent=2))
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -240,7 +212,7 @@ def evaluate(args: argparse.Namespace) -> int:
     report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
     _write_report(report, args.out)
     if args.record_as:
-        _record(folder, args.record_as, report)
+        record_in_card(folder, args.record_as, report)
     b = report.get("baseline")
     print(f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} tracks"
           + (f"; baseline accuracy {b['accuracy']:.3f}" if b else ""))

@@ -6,15 +6,17 @@ model the Analyze page runs.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from models.baseline import baseline_probabilities, fit_baseline
+from models.checkpoint import METRICS_FILE, atomic_write_text, load_bundle, read_card
 from models.parallel_cnn import ParallelCNN
 from models.training import TrainConfig, max_slice_frames, track_probabilities, train
 from utils.constants import GENRES
@@ -60,14 +62,22 @@ def evaluate_table(
 
 
 def cross_validate(table: EmbeddingTable, cfg: TrainConfig, k: int, log: Callable[[str], None] = print) -> dict:
-    """K-fold CV on the training tracks (stratified, by track): mean and std of accuracy and macro-F1."""
-    from sklearn.model_selection import StratifiedKFold
+    """K-fold CV on the training tracks (by id block, else stratified by track): mean/std of accuracy, macro-F1."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    from models.training import track_blocks
 
     tracks = table.tracks()
     ids = np.array([t.track_id for t in tracks])
     genres = np.array([t.genre for t in tracks])
+    groups = track_blocks(list(ids), cfg.val_block) if cfg.val_block > 0 else None
+    if groups is not None:  # whole id blocks per fold: held-out artists, as in the test split
+        folds = StratifiedGroupKFold(k, shuffle=True, random_state=cfg.seed)
+        splits = folds.split(ids, genres, [groups[i] for i in ids])
+    else:
+        splits = StratifiedKFold(k, shuffle=True, random_state=cfg.seed).split(ids, genres)
     accs, f1s, base_accs = [], [], []
-    for fold, (tr, te) in enumerate(StratifiedKFold(k, shuffle=True, random_state=cfg.seed).split(ids, genres)):
+    for fold, (tr, te) in enumerate(splits):
         sub = table.subset(set(ids[tr]))
         res = train(sub, replace(cfg, seed=cfg.seed + fold))
         held = [tracks[i] for i in te]
@@ -117,3 +127,27 @@ def evaluate_analyses(
                               "accuracy": b["accuracy"], "macro_f1": b["macro_f1"]}
     report["evaluated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return report
+
+
+def evaluate_and_record(folder: Path, test_table, train_table, seed: int) -> dict:
+    """Evaluate a bundle on a test table (with baseline), write metrics.json and the card's summary."""
+    model, card = load_bundle(folder)
+    report = evaluate_table(model, test_table, train_table, seed)
+    report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
+    report["test_data"] = test_table.fingerprint()
+    atomic_write_text(folder / METRICS_FILE, json.dumps(report, indent=1))
+    record_in_card(folder, "test", report)
+    b = report.get("baseline", {})
+    print(f"test: accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} "
+          f"tracks; baseline accuracy {b.get('accuracy', float('nan')):.3f}")
+    return report
+
+
+def record_in_card(folder: Path, key: str, report: dict) -> None:
+    """Store headline numbers of an evaluation in the model card (weights and their hash unchanged)."""
+    card = read_card(folder)
+    summary = {k: report[k] for k in ("accuracy", "macro_f1", "n_tracks") if k in report}
+    if "baseline" in report:
+        summary["baseline_accuracy"] = report["baseline"]["accuracy"]
+    card.evaluation[key] = summary
+    atomic_write_text(folder / "card.json", json.dumps(asdict(card), indent=2))

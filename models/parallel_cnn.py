@@ -31,6 +31,7 @@ class ClassifierConfig:
     hidden: int = 128
     dropout: float = 0.3
     share_branches: bool = False
+    input_transform: str = "none"  # "logit" turns sigmoid taggram probabilities into log-odds
     n_classes: int = N_GENRES
 
     def to_dict(self) -> dict:
@@ -105,6 +106,12 @@ class ParallelCNN(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.n_classes)
 
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """Optional fixed input transform, applied before standardisation."""
+        if self.config.input_transform == "logit":
+            return torch.logit(x.clamp(1e-4, 1 - 1e-4))
+        return x
+
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Store the training set's per-dimension statistics; inputs are standardised with them."""
         self.input_mean.copy_(mean)
@@ -117,7 +124,7 @@ class ParallelCNN(nn.Module):
         n = b * s // g
         if mask is None:
             mask = torch.ones(b, s, f, dtype=torch.bool, device=x.device)
-        x = (x - self.input_mean) / self.input_std
+        x = (self.transform(x) - self.input_mean) / self.input_std
         x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
         x = x.transpose(2, 3).reshape(n, g * d, f)  # slices side by side as conv groups
         c = self.config.channels

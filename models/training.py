@@ -40,6 +40,7 @@ class TrainConfig:
     warmup_epochs: int = 3
     patience: int = 15
     val_fraction: float = 0.15
+    val_block: int = 8  # validation by blocks of consecutive track ids (0: random split)
     windows_per_track: int = 4
     jitter: bool = True
     frame_dropout: float = 0.15
@@ -50,12 +51,13 @@ class TrainConfig:
     hidden: int = 128
     dropout: float = 0.3
     share_branches: bool = False
+    input_transform: str = "none"
 
     def classifier_config(self, input_dim: int) -> ClassifierConfig:
         """The architecture these settings ask for."""
         return ClassifierConfig(
             input_dim=input_dim, channels=self.channels, n_blocks=self.n_blocks, hidden=self.hidden,
-            dropout=self.dropout, share_branches=self.share_branches,
+            dropout=self.dropout, share_branches=self.share_branches, input_transform=self.input_transform,
         )
 
     def to_dict(self) -> dict:
@@ -84,15 +86,61 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def track_blocks(track_ids: list[str], block: int) -> dict[str, str] | None:
+    """Group `genre.NNNNN` ids into runs of at most `block` consecutive numbers within a genre.
+
+    GTZAN numbers an artist's tracks consecutively, so contiguous blocks approximate artist groups;
+    a validation set made of whole blocks shares far fewer artists with training than a random one
+    (which made validation say 94 % for a model that scored 72 % on the artist-disjoint test split).
+    Returns None when ids are not numbered that way.
+    """
+    parsed = {}
+    for tid in track_ids:
+        genre, _, num = tid.rpartition(".")
+        if not genre or not num.isdigit():
+            return None
+        parsed[tid] = (genre, int(num))
+    groups: dict[str, str] = {}
+    for genre in sorted({g for g, _ in parsed.values()}):
+        nums = sorted((n, t) for t, (g, n) in parsed.items() if g == genre)
+        run, size, prev = 0, 0, None
+        for n, tid in nums:
+            if prev is not None and (n != prev + 1 or size >= block):
+                run, size = run + 1, 0
+            groups[tid] = f"{genre}/{run}"
+            size, prev = size + 1, n
+    return groups
+
+
 def split_tracks(
-    table: EmbeddingTable, val_fraction: float, seed: int, val_ids: list[str] | None = None
+    table: EmbeddingTable,
+    val_fraction: float,
+    seed: int,
+    val_ids: list[str] | None = None,
+    block: int = 8,
 ) -> tuple[list[str], list[str]]:
-    """Train/validation track ids: the given list, or a split stratified by genre, by track."""
+    """Train/validation track ids: a given list, else whole id blocks per genre, else a stratified split."""
     ids = table.track_ids()
     if val_ids is not None:
-        val = [t for t in ids if t in set(val_ids)]
-        return [t for t in ids if t not in set(val)], val
+        chosen = set(val_ids)
+        return [t for t in ids if t not in chosen], [t for t in ids if t in chosen]
     genre_of = {t.track_id: t.genre for t in table.tracks()}
+    groups = track_blocks(ids, block) if block > 0 else None
+    if groups is not None:
+        rng = np.random.default_rng(seed)
+        val: list[str] = []
+        for genre in sorted(set(genre_of.values())):
+            members = [t for t in ids if genre_of[t] == genre]
+            blocks = sorted({groups[t] for t in members})
+            want = max(1, round(val_fraction * len(members)))
+            taken: list[str] = []
+            for b in rng.permutation(blocks):
+                if len(taken) >= want or len(blocks) < 2:
+                    break
+                taken += [t for t in members if groups[t] == b]
+            val += taken
+        if val:
+            return sorted(set(ids) - set(val)), sorted(val)
     labels = [genre_of[t] for t in ids]
     counts = {g: labels.count(g) for g in set(labels)}
     n_val = max(round(val_fraction * len(ids)), len(counts))  # at least one track per genre
@@ -174,10 +222,11 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     return float(grid[int(np.argmin(losses))])
 
 
-def _standardisation(tracks: list[TrackFrames]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and std of the training frames."""
-    allv = np.concatenate([t.vectors for t in tracks]).astype(np.float64)
-    return torch.from_numpy(allv.mean(0)).float(), torch.from_numpy(allv.std(0)).float()
+def _standardisation(model: ParallelCNN, tracks: list[TrackFrames]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std of the (transformed) training frames."""
+    with torch.no_grad():
+        allv = model.transform(torch.from_numpy(np.concatenate([t.vectors for t in tracks]))).double()
+    return allv.mean(0).float(), allv.std(0).float()
 
 
 def train(
@@ -190,7 +239,7 @@ def train(
     """Train on `table` (plus weighted `extra` tracks, e.g. user corrections); select on validation."""
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    train_ids, val_ids_ = split_tracks(table, cfg.val_fraction, cfg.seed, val_ids)
+    train_ids, val_ids_ = split_tracks(table, cfg.val_fraction, cfg.seed, val_ids, cfg.val_block)
     by_id = {t.track_id: t for t in table.tracks()}
     train_tracks = [by_id[i] for i in train_ids]
     val_tracks = [by_id[i] for i in val_ids_]
@@ -203,7 +252,7 @@ def train(
     f = max_slice_frames(table)
 
     model = ParallelCNN(cfg.classifier_config(table.dim))
-    model.set_normalisation(*_standardisation(train_tracks))
+    model.set_normalisation(*_standardisation(model, train_tracks))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     y_val = one_hot([t.genre for t in val_tracks])
     best: tuple[float, float] = (-1.0, -float("inf"))

@@ -76,3 +76,11 @@ def synthetic_table(n_per_genre: int = 6, dim: int = 16, seconds: float = 30.0, 
         np.concatenate(start).astype(np.float32),
         meta,
     )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_feedback_db(tmp_path_factory, monkeypatch):
+    """Never let a test write the developer's feedback database under data/."""
+    data = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("GENRE_LENS_DATA", str(data))
+    monkeypatch.delenv("GENRE_LENS_DB_URL", raising=False)

@@ -1,0 +1,155 @@
+"""Benchmark the engine on a 30 s track: per-stage medians, end-to-end time, throughput and FLOPs.
+
+Usage: python bench/bench_engine.py [--repeats 7] [--threads 2] [--device cpu|cuda] [--json]
+Speed does not depend on the classifier's weight values, so without a trained bundle a randomly
+initialised one is used (and the output says so). Medians, because shared machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.engine import Engine  # noqa: E402
+from models.checkpoint import CheckpointError, ModelCard, save_bundle  # noqa: E402
+from models.embedder import build_embedder  # noqa: E402
+from models.parallel_cnn import ClassifierConfig, ParallelCNN  # noqa: E402
+from models.predict import predict_windows  # noqa: E402
+from utils.audio import load_audio  # noqa: E402
+from utils.constants import GENRES  # noqa: E402
+from utils.spectrogram import display_spectrogram  # noqa: E402
+from utils.windows import cut_slices, plan_windows  # noqa: E402
+
+CLIP = ROOT.parent / "shared" / "data" / "gtzan_mini" / "rock" / "rock.00000.flac"
+TF_REFERENCE_S = 3.0  # reference TensorFlow MSD_musicnn, 28 patches, this 2-core machine (from issue #2)
+
+
+def median_s(fn: Callable[[], object], repeats: int, sync: bool) -> float:
+    """Median wall time of fn after one warm-up call."""
+    times = []
+    for i in range(repeats + 1):
+        t = time.perf_counter()
+        fn()
+        if sync:
+            torch.cuda.synchronize()
+        if i:
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def clip_bytes() -> tuple[bytes, str]:
+    """A real 30 s GTZAN clip when ../shared is present, else 30 s of generated music."""
+    if CLIP.exists():
+        return CLIP.read_bytes(), CLIP.name
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tests.conftest import synth_music, wav_bytes
+
+    return wav_bytes(synth_music(30.0), 22050), "generated 30 s"
+
+
+def make_engine(device: str) -> tuple[Engine, str]:
+    """The current bundle, or a random-weights one (same speed) when none is trained yet."""
+    try:
+        return Engine(device=device), "current bundle"
+    except CheckpointError:
+        emb = build_embedder("musicnn-msd", device=device)
+        root = Path(tempfile.mkdtemp())
+        card = ModelCard("bench", list(GENRES), {"name": "musicnn-msd", "id": emb.id, "options": {}}, {})
+        save_bundle(ParallelCNN(ClassifierConfig(input_dim=emb.dim)), card, root)
+        return Engine(checkpoint=root / "bench", device=device, embedder=emb), "random weights (no bundle yet)"
+
+
+def main() -> None:
+    """Run the benchmark and print a table (and JSON with --json)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    sync = args.device.startswith("cuda")
+    data, clip_name = clip_bytes()
+
+    t = time.perf_counter()
+    engine, model_kind = make_engine(args.device)
+    load_s = time.perf_counter() - t
+    emb = engine.embedder
+    decoded = load_audio(data, emb.sample_rate)
+    plan = plan_windows(len(decoded.samples) / emb.sample_rate)
+    slices = cut_slices(decoded.samples, emb.sample_rate, plan.slice_starts)
+    embeddings = emb.embed(slices)
+    windows = embeddings[plan.window_slices]
+
+    stages = {"decode_resample": median_s(lambda: load_audio(data, emb.sample_rate), args.repeats, False)}
+    from models import musicnn
+
+    if isinstance(emb, musicnn.MusiCNNEmbedder):
+        stages["logmel"] = median_s(lambda: [musicnn.logmel(s) for s in slices], args.repeats, sync)
+    stages["embedder_total"] = median_s(lambda: emb.embed(slices), args.repeats, sync)
+    stages["classifier"] = median_s(lambda: predict_windows(engine.model, windows), args.repeats, sync)
+    stages["spectrogram"] = median_s(lambda: display_spectrogram(decoded.samples, emb.sample_rate), args.repeats,
+                                     False)
+
+    def fresh() -> None:
+        engine._cache.clear()
+        engine.analyze(data, filename=clip_name)
+
+    end_to_end = median_s(fresh, args.repeats, sync)
+    cached = median_s(lambda: engine.analyze(data, filename=clip_name), args.repeats, False)
+    audio_s = len(decoded.samples) / emb.sample_rate
+
+    flops = FlopCounterMode(display=False)
+    net = musicnn.load_msd_musicnn(args.device) if isinstance(emb, musicnn.MusiCNNEmbedder) else None
+    flops_per_audio_s = None
+    if net is not None:
+        n_patches = embeddings.shape[0] * embeddings.shape[1]
+        x = torch.zeros(n_patches, musicnn.PATCH_FRAMES, musicnn.N_MELS, device=args.device)
+        with flops, torch.inference_mode():
+            net(x)
+        flops_per_audio_s = flops.get_total_flops() / audio_s
+
+    result = {
+        "device": args.device,
+        "threads": args.threads,
+        "clip": clip_name,
+        "model": model_kind,
+        "embedder": emb.id,
+        "engine_load_s": round(load_s, 3),
+        "stages_median_s": {k: round(v, 4) for k, v in stages.items()},
+        "seconds_per_30s_track": round(end_to_end * 30.0 / audio_s, 4),
+        "cached_reanalysis_s": round(cached, 5),
+        "tracks_per_second": round(1.0 / end_to_end, 3),
+        "realtime_factor": round(audio_s / end_to_end, 1),
+        "patches_per_track": int(embeddings.shape[0] * embeddings.shape[1]),
+        "embedder_gflops_per_audio_second": None if flops_per_audio_s is None else round(flops_per_audio_s / 1e9, 3),
+        "speedup_vs_tensorflow_reference": round(TF_REFERENCE_S / end_to_end, 2),
+    }
+    print(f"Genre Lens engine benchmark ({args.device}, {args.threads} threads, {clip_name}, {model_kind})")
+    print(f"  engine load (cold)         {load_s:8.3f} s")
+    for k, v in stages.items():
+        print(f"  {k:<26} {v * 1000:8.1f} ms (median of {args.repeats})")
+    print(f"  end to end, 30 s track     {end_to_end:8.3f} s   ({result['realtime_factor']}x real time)")
+    print(f"  cached re-analysis         {cached * 1000:8.2f} ms")
+    speedup = result["speedup_vs_tensorflow_reference"]
+    print(f"  vs TensorFlow MSD_musicnn  {speedup:8.2f}x faster (ref {TF_REFERENCE_S} s)")
+    if flops_per_audio_s:
+        print(f"  embedder FLOPs             {flops_per_audio_s / 1e9:8.2f} GFLOP per audio second")
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
