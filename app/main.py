@@ -1,7 +1,85 @@
-"""Streamlit entry point (the dashboard issue fills in the pages)."""
+"""Streamlit entry point: page config, navigation over the pages, and the shared sidebar.
 
-import streamlit as st
+Run with `streamlit run app/main.py`. Streamlit puts app/ (not the project root) on sys.path, so
+the root is added first; pages then import `app.*`, `models.*` and `utils.*` as usual.
+"""
 
-st.set_page_config(page_title="Genre Lens", page_icon="🎧", layout="wide")
-st.title("Genre Lens")
-st.write("Drag audio files here to see their genres; the full dashboard is on its way.")
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
+
+from app import state  # noqa: E402
+from models.checkpoint import CheckpointError, read_card  # noqa: E402
+
+PAGES = ROOT / "pages"
+
+
+def build_pages() -> dict[str, list[st.Page]]:
+    """Navigation sections; optional pages (feedback, explore) appear only once their file exists."""
+    listen = [st.Page(PAGES / "analyze.py", title="Analyze", icon=":material/graphic_eq:", default=True)]
+    if (PAGES / "explore.py").exists():
+        listen.append(st.Page(PAGES / "explore.py", title="Explore", icon=":material/travel_explore:"))
+    sections = {"Listen": listen,
+                "Model": [st.Page(PAGES / "metrics.py", title="Metrics", icon=":material/monitoring:")]}
+    if (PAGES / "feedback.py").exists():
+        sections["Improve"] = [st.Page(PAGES / "feedback.py", title="Feedback", icon=":material/rate_review:")]
+    return sections
+
+
+def device_line() -> str:
+    """Where inference runs, without loading the model (the sidebar must stay instant)."""
+    wanted = os.environ.get(state.DEVICE_ENV)
+    if (wanted or "cuda").startswith("cuda") and torch.cuda.is_available():
+        return f"GPU · {torch.cuda.get_device_name(0)}"
+    return f"CPU · {torch.get_num_threads()} threads · torch {torch.__version__.split('+')[0]}"
+
+
+def model_picker() -> str | None:
+    """Sidebar model section; returns the version in use (None when no model exists)."""
+    try:
+        versions = state.available_versions()
+    except OSError:
+        versions = []
+    if not versions:
+        st.sidebar.warning("No trained model yet.", icon=":material/warning:")
+        return None
+    active = state.active_version()
+    if len(versions) > 1:
+        options = list(reversed(versions))  # newest first
+        picked = st.sidebar.selectbox("Model version", options, index=options.index(active) if active in options else 0,
+                                      help="Older versions stay available to compare their predictions.")
+        state.set_active_version(picked)
+        active = picked
+    try:
+        card = read_card(state.bundle_dir(active))
+        st.sidebar.caption(f"Model **{card.version}** · {card.embedder.get('name', '?')} · "
+                           f"weights `{card.weights_sha256[:8]}`")
+    except CheckpointError:
+        st.sidebar.caption(f"Model **{active}**")
+    return active
+
+
+def sidebar() -> None:
+    """The sidebar every page shares: model version, decision threshold, device."""
+    with st.sidebar:
+        st.markdown("### :material/headphones: Genre Lens")
+    model_picker()
+    st.sidebar.slider("Decision threshold", 0.05, 0.95, step=0.05, key=state.THRESHOLD_KEY,
+                      help="A genre is listed when its probability reaches this value (the model is multi-label).")
+    st.sidebar.caption(device_line())
+
+
+st.set_page_config(page_title="Genre Lens", page_icon="🎧", layout="wide", initial_sidebar_state="expanded")
+state.init_session()
+navigation = st.navigation(build_pages())
+sidebar()
+navigation.run()

@@ -1,0 +1,335 @@
+"""Plotly figure builders for the dashboard: pure functions of an `Analysis` or a metrics dict.
+
+No Streamlit here, so every chart is unit-tested on its own and reusable from notebooks. Each genre
+has one colour everywhere (bars, lines, heatmap labels, chips), so a reader learns the palette once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import sequential
+from plotly.subplots import make_subplots
+
+from app.analysis import Analysis, WindowResult
+from utils.constants import GENRES, SLICE_S
+
+# Tableau 10, assigned by association (blues blue, reggae green, rock red), lightened for a dark theme.
+GENRE_COLORS: dict[str, str] = {
+    "blues": "#5E8FD0",
+    "classical": "#B07AA1",
+    "country": "#EDC948",
+    "disco": "#FF9DA7",
+    "hiphop": "#B58462",
+    "jazz": "#76B7B2",
+    "metal": "#BAB0AC",
+    "pop": "#F28E2B",
+    "reggae": "#59A14F",
+    "rock": "#E15759",
+}
+ACCENT = "#F2A541"  # the theme's primary colour: selections and highlights
+MUTED = "rgba(232,230,227,0.35)"
+METRIC_COLORS = {"precision": "#5E8FD0", "recall": "#F2A541", "f1": "#59A14F"}
+SEQUENTIAL = "Viridis"
+COUNTS = [[0.0, "#1e2129"], [0.5, "#3b6aa8"], [1.0, "#a9c8f0"]]  # dark zero cells on the dark theme
+# Streamlit's plotly theme swaps colours #000001-#000040 for theme colours in the browser, and Magma
+# starts at #000004: its floor would turn red. Nudge that one stop.
+MAGMA = ["#05030f" if c.lower() == "#000004" else c for c in sequential.Magma]
+FREQ_TICKS_HZ = (250, 500, 1000, 2000, 4000, 8000, 16000)
+MAX_BOUNDARY_LINES = 60  # beyond this (tracks over ~5 min) slice lines become a grey wash
+ALIGNED = {"l": 72, "r": 16, "t": 40, "b": 10}  # timeline and spectrogram share x positions
+
+
+def genre_color(genre: str) -> str:
+    """The genre's colour; unknown labels get a neutral grey rather than an error."""
+    return GENRE_COLORS.get(genre, "#9AA0A6")
+
+
+def _layout(fig: go.Figure, height: int, **kwargs: Any) -> go.Figure:
+    """Shared look: transparent background, tight margins, a legend that does not eat the plot."""
+    layout: dict[str, Any] = {
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    }
+    if "title" in kwargs and kwargs.get("showlegend", True):  # title above, legend under it, never on top
+        layout["margin"]["t"] = 72
+        kwargs["title"] = {"text": kwargs["title"], "y": 0.98, "yanchor": "top"}
+    fig.update_layout(**(layout | kwargs))
+    return fig
+
+
+def _pct(values: np.ndarray | Sequence[float]) -> list[str]:
+    """Probabilities as whole percentages for bar labels."""
+    return [f"{100 * float(v):.0f}%" for v in values]
+
+
+def window_label(window: WindowResult) -> str:
+    """Human form of a window's span, e.g. '10–25 s'."""
+    return f"{window.start_s:.0f}–{window.end_s:.0f} s"
+
+
+# ------------------------------------------------------------------------------------ one track
+def genre_bars(
+    labels: Sequence[str], probabilities: np.ndarray, threshold: float, title: str = "Genre confidence"
+) -> go.Figure:
+    """Horizontal confidence bars, best first; genres under the threshold are faded."""
+    order = np.argsort(-np.asarray(probabilities))[::-1]  # plotly draws the first bar at the bottom
+    names = [labels[i] for i in order]
+    values = np.asarray(probabilities)[order]
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=names,
+            orientation="h",
+            marker={"color": [genre_color(g) for g in names],
+                    "opacity": [1.0 if v >= threshold else 0.4 for v in values]},
+            text=_pct(values),
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+        )
+    )
+    fig.add_vline(x=threshold, line={"dash": "dash", "color": MUTED}, annotation_text=f"threshold {threshold:.0%}",
+                  annotation_position="top")
+    fig.update_xaxes(range=[0, 1.12], tickformat=".0%", showgrid=False)
+    return _layout(fig, 320, title=title, showlegend=False)
+
+
+def window_timeline(
+    analysis: Analysis,
+    genres: Sequence[str] | None = None,
+    selected: int | None = None,
+    mode: str = "lines",
+    threshold: float | None = None,
+) -> go.Figure:
+    """Probability of each genre per 15 s window, at the window's centre time.
+
+    `mode="lines"` shows the calibrated probabilities (they need not sum to one: the model is
+    multi-label); `mode="share"` stacks them normalised to 100 % to show which genre dominates when.
+    """
+    genres = list(genres) if genres else [g for g, _ in analysis.ranking[:3]]
+    centres = [(w.start_s + w.end_s) / 2 for w in analysis.windows]
+    probs = analysis.window_probabilities
+    fig = go.Figure()
+    for g in genres:
+        j = analysis.labels.index(g)
+        trace: dict[str, Any] = {"x": centres, "y": probs[:, j], "name": g,
+                                 "line": {"color": genre_color(g), "width": 2.5},
+                                 "hovertemplate": f"{g}: %{{y:.1%}} at %{{x:.1f}} s<extra></extra>"}
+        if mode == "share":
+            trace.update(stackgroup="one", groupnorm="percent", mode="lines",
+                         hovertemplate=f"{g}: %{{y:.0f}}% of the total at %{{x:.1f}} s<extra></extra>")
+        else:
+            trace.update(mode="lines+markers", marker={"size": 7})
+        fig.add_trace(go.Scatter(**trace))
+    if selected is not None and 0 <= selected < len(analysis.windows):
+        w = analysis.windows[selected]
+        fig.add_vrect(x0=w.start_s, x1=w.end_s, fillcolor=ACCENT, opacity=0.12, line_width=0,
+                      annotation_text=f"window {selected + 1}", annotation_position="top left")
+    if threshold is not None and mode != "share":
+        fig.add_hline(y=threshold, line={"dash": "dot", "color": MUTED})
+    fig.update_xaxes(title="time (s), window centre", range=[0, analysis.duration_s], showgrid=False)
+    if mode == "share":
+        fig.update_yaxes(title="share of the total (%)", range=[0, 100])
+    else:
+        fig.update_yaxes(title="probability", range=[0, 1.02], tickformat=".0%")
+    fig.update_yaxes(automargin=False)
+    return _layout(fig, 300, hovermode="x unified", margin=ALIGNED)
+
+
+def spectrogram(analysis: Analysis, selected: int | None = None) -> go.Figure:
+    """Mel spectrogram (time s × mel-spaced frequency) with slice boundaries and the selected window.
+
+    Rows are mel bands, so the y axis is mel-spaced; its ticks are labelled in Hz. Dotted lines mark
+    the 5 s slice boundaries (windows start on them, every 5 s); the selected window is outlined,
+    the rest of the track dimmed, and its three slices labelled with their attention weight.
+    """
+    spec = analysis.spectrogram
+    rows = np.arange(len(spec.freqs_hz))
+    ticks = [(int(np.argmin(np.abs(spec.freqs_hz - f))), f) for f in FREQ_TICKS_HZ if f <= spec.freqs_hz[-1]]
+    fig = go.Figure(
+        go.Heatmap(z=spec.db, x=spec.times_s, y=rows, colorscale=MAGMA, zmin=-80, zmax=0, showscale=False,
+                   hovertemplate="%{x:.1f} s · %{z:.0f} dB (0 = loudest)<extra></extra>")
+    )
+    has_window = selected is not None and 0 <= selected < len(analysis.windows)
+    bounds = np.unique(np.concatenate([analysis.slice_starts_s, analysis.slice_starts_s + SLICE_S]))
+    if len(bounds) > MAX_BOUNDARY_LINES and has_window:  # a long track: only the selected window's slices
+        bounds = analysis.windows[selected].slice_starts_s[1:]
+    elif len(bounds) > MAX_BOUNDARY_LINES:
+        bounds = np.array([])
+    for s in bounds:
+        if 0 < s < analysis.duration_s:
+            fig.add_vline(x=float(s), line={"dash": "dot", "width": 1, "color": "rgba(255,255,255,0.35)"})
+    if has_window:
+        w = analysis.windows[selected]
+        for x0, x1 in ((0.0, w.start_s), (w.end_s, analysis.duration_s)):
+            if x1 > x0:
+                fig.add_vrect(x0=x0, x1=x1, fillcolor="black", opacity=0.55, line_width=0)
+        fig.add_vrect(x0=w.start_s, x1=w.end_s, line={"color": ACCENT, "width": 3}, fillcolor="rgba(0,0,0,0)")
+        for j, (start, att) in enumerate(zip(w.slice_starts_s, w.attention, strict=True)):
+            fig.add_annotation(x=float(start) + SLICE_S / 2, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
+                               text=f"slice {j + 1}: {att:.0%}", font={"color": ACCENT, "size": 12})
+    fig.update_yaxes(title="frequency (Hz)", tickvals=[r for r, _ in ticks],
+                     ticktext=[f"{f // 1000}k" if f >= 1000 else str(f) for _, f in ticks])
+    fig.update_yaxes(automargin=False)
+    fig.update_xaxes(title="time (s)", range=[0, analysis.duration_s])
+    return _layout(fig, 340, margin=ALIGNED | {"t": 30})
+
+
+def attention_bars(window: WindowResult, labels: Sequence[str]) -> go.Figure:
+    """Attention weight of each 5 s slice in a window, coloured by what that slice alone predicts."""
+    tops = [labels[int(np.argmax(p))] for p in window.slice_probabilities]
+    names = [f"slice {j + 1}<br>{s:.0f}–{s + SLICE_S:.0f} s" for j, s in enumerate(window.slice_starts_s)]
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=window.attention,
+            marker={"color": [genre_color(g) for g in tops]},
+            text=[f"{a:.0%} · {g}" for a, g in zip(window.attention, tops, strict=True)],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}: attention %{y:.1%}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(range=[0, max(1.0, float(np.max(window.attention)) * 1.15)], tickformat=".0%", title="attention")
+    return _layout(fig, 300, title="Attention over the window's slices", showlegend=False)
+
+
+def slice_heatmap(window: WindowResult, labels: Sequence[str]) -> go.Figure:
+    """What each slice of a window says on its own: slice × genre probabilities."""
+    names = [f"slice {j + 1} ({s:.0f}–{s + SLICE_S:.0f} s)" for j, s in enumerate(window.slice_starts_s)]
+    z = np.asarray(window.slice_probabilities)
+    fig = go.Figure(
+        go.Heatmap(z=z, x=list(labels), y=names, zmin=0, zmax=1, colorscale=SEQUENTIAL, text=np.vectorize(
+            lambda v: f"{100 * v:.0f}")(z), texttemplate="%{text}", colorbar={"title": "p", "thickness": 12},
+            hovertemplate="%{y} · %{x}: %{z:.1%}<extra></extra>")
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-40)
+    return _layout(fig, 300, title="Each slice on its own (%)", showlegend=False)
+
+
+def explain_window(window: WindowResult, labels: Sequence[str]) -> str:
+    """One sentence naming the 5 s slice that drove a window's decision and what it heard."""
+    j = int(np.argmax(window.attention))
+    start = float(window.slice_starts_s[j])
+    window_top = int(np.argmax(window.probabilities))
+    slice_top = int(np.argmax(window.slice_probabilities[j]))
+    agree = "agreeing with" if slice_top == window_top else "against"
+    return (
+        f"The {start:.0f}–{start + SLICE_S:.0f} s slice drove this window: it got {window.attention[j]:.0%} of the "
+        f"attention and on its own sounds like {labels[slice_top]} "
+        f"({window.slice_probabilities[j][slice_top]:.0%}), {agree} the window's verdict of "
+        f"{labels[window_top]} ({window.probabilities[window_top]:.0%})."
+    )
+
+
+# ------------------------------------------------------------------------------ several tracks
+def compare_table(analyses: Sequence[Analysis], threshold: float) -> pd.DataFrame:
+    """One row per track: verdict, confidence, every genre above the threshold, duration, warnings."""
+    rows = []
+    for a in analyses:
+        top, p = a.ranking[0]
+        above = [g for g, q in a.ranking if q >= threshold] or [top]
+        rows.append({"track": a.name, "top genre": top, "confidence": p, "genres above threshold": ", ".join(above),
+                     "duration (s)": round(a.source.get("duration_s", a.duration_s), 1), "windows": len(a.windows),
+                     "warnings": len(a.warnings)})
+    return pd.DataFrame(rows)
+
+
+def compare_heatmap(analyses: Sequence[Analysis]) -> go.Figure:
+    """Tracks × genres probabilities, to compare several uploads at a glance."""
+    labels = analyses[0].labels if analyses else list(GENRES)
+    z = np.array([a.probabilities for a in analyses]) if analyses else np.zeros((0, len(labels)))
+    names = [a.name if len(a.name) <= 32 else a.name[:30] + "…" for a in analyses]
+    fig = go.Figure(go.Heatmap(z=z, x=labels, y=names, zmin=0, zmax=1, colorscale=SEQUENTIAL,
+                               text=np.vectorize(lambda v: f"{100 * v:.0f}")(z) if z.size else None,
+                               texttemplate="%{text}", hovertemplate="%{y} · %{x}: %{z:.1%}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, 120 + 34 * max(1, len(analyses)), title="Genre probabilities per track (%)", showlegend=False)
+
+
+# ------------------------------------------------------------------------------------- metrics
+def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], normalise: bool = False) -> go.Figure:
+    """Confusion matrix heatmap, rows = true genre; `normalise` divides each row by its total (recall)."""
+    counts = np.asarray(matrix, dtype=float)
+    z = counts / np.clip(counts.sum(1, keepdims=True), 1, None) if normalise else counts
+    text = np.vectorize(lambda v: f"{100 * v:.0f}" if normalise else f"{v:.0f}")(z)
+    fig = go.Figure(go.Heatmap(z=z, x=list(labels), y=list(labels), colorscale=COUNTS, text=text,
+                               texttemplate="%{text}", zmin=0, zmax=1 if normalise else None,
+                               hovertemplate="true %{y} → predicted %{x}: %{z}<extra></extra>"))
+    fig.update_yaxes(title="true genre", autorange="reversed")
+    fig.update_xaxes(title="predicted genre", tickangle=-40)
+    return _layout(fig, 460, title="Row-normalised (%)" if normalise else "Counts", showlegend=False)
+
+
+def per_genre_bars(per_genre: dict[str, dict[str, float]]) -> go.Figure:
+    """Grouped precision / recall / F1 bars per genre."""
+    genres = list(per_genre)
+    fig = go.Figure([
+        go.Bar(name=m if m != "f1" else "F1", x=genres, y=[per_genre[g][m] for g in genres], marker_color=c,
+               hovertemplate=f"%{{x}} {m}: %{{y:.2f}}<extra></extra>")
+        for m, c in METRIC_COLORS.items()
+    ])
+    fig.update_yaxes(range=[0, 1.05], title="score")
+    fig.update_xaxes(tickangle=-40)
+    return _layout(fig, 460, barmode="group", title="Precision, recall and F1 per genre")
+
+
+def reliability_diagram(bins: Sequence[dict[str, float]], ece: float | None) -> go.Figure:
+    """Accuracy vs confidence per confidence bin against the diagonal; bar width = bin, hover = count."""
+    used = [b for b in bins if b.get("count", 0) > 0]
+    centres = [(b["bin_lower"] + b["bin_upper"]) / 2 for b in used]
+    fig = go.Figure()
+    widths = [b["bin_upper"] - b["bin_lower"] for b in used]
+    fig.add_trace(go.Bar(x=centres, y=[b["accuracy"] for b in used], width=widths,
+                         name="accuracy", marker={"color": "#5E8FD0", "line": {"width": 1, "color": "#14161c"}},
+                         customdata=[[b["count"], b["confidence"]] for b in used],
+                         hovertemplate="confidence %{customdata[1]:.2f}: accuracy %{y:.2f} (%{customdata[0]} tracks)"
+                                       "<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[b["confidence"] for b in used], y=[b["accuracy"] for b in used], mode="markers",
+                             name="mean confidence", marker={"color": ACCENT, "size": 8}, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                             line={"dash": "dash", "color": MUTED}))
+    fig.update_xaxes(range=[0, 1], title="confidence")
+    fig.update_yaxes(range=[0, 1.02], title="accuracy")
+    title = f"Reliability (ECE {ece:.3f})" if ece is not None else "Reliability"
+    return _layout(fig, 360, title=title)
+
+
+def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None = None) -> go.Figure:
+    """Train / validation loss and validation accuracy per epoch, the kept epoch marked."""
+    epochs = [h["epoch"] for h in history]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for key, name, color in (("train_loss", "train loss", "#5E8FD0"), ("val_loss", "validation loss", "#E15759")):
+        if any(key in h for h in history):
+            fig.add_trace(go.Scatter(x=epochs, y=[h.get(key) for h in history], name=name, line={"color": color}))
+    if any("val_accuracy" in h for h in history):
+        fig.add_trace(go.Scatter(x=epochs, y=[h.get("val_accuracy") for h in history], name="validation accuracy",
+                                 line={"color": "#59A14F", "dash": "dot"}), secondary_y=True)
+    if best_epoch is not None:
+        fig.add_vline(x=best_epoch, line={"dash": "dash", "color": ACCENT}, annotation_text=f"kept: epoch {best_epoch}",
+                      annotation_position="bottom right")
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="loss", secondary_y=False)
+    fig.update_yaxes(title="accuracy", tickformat=".0%", range=[0, 1], tickmode="array",
+                     tickvals=[0, 0.25, 0.5, 0.75, 1], secondary_y=True, showgrid=False)
+    return _layout(fig, 340, hovermode="x unified")
+
+
+def accuracy_comparison(entries: Sequence[tuple[str, float, str]]) -> go.Figure:
+    """Horizontal accuracy bars for (name, accuracy, kind) rows; kind 'ours' | 'baseline' | 'reference'."""
+    colors = {"ours": ACCENT, "baseline": "#5E8FD0", "reference": "#8A8F98"}
+    rows = sorted(entries, key=lambda e: e[1])
+    fig = go.Figure(go.Bar(x=[e[1] for e in rows], y=[e[0] for e in rows], orientation="h",
+                           marker_color=[colors.get(e[2], MUTED) for e in rows], text=_pct([e[1] for e in rows]),
+                           textposition="outside", cliponaxis=False, hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    fig.update_xaxes(range=[0, 1.08], tickformat=".0%", title="test accuracy")
+    return _layout(fig, 90 + 34 * len(rows), showlegend=False, margin={"l": 10, "r": 30, "t": 10, "b": 10})

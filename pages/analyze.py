@@ -1,0 +1,266 @@
+"""Analyze (home page): upload audio, see its genres, and why the model thinks so.
+
+Thin by design: the engine does the work (`app.state.get_engine()`), `app.charts` draws, and this
+file only wires widgets to them. Each widget helper returns the value it collected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+from app import charts, state
+from app.analysis import Analysis
+from app.engine import Engine, Progress
+from models.checkpoint import CheckpointError
+from models.embedder import EmbedderError
+from utils.audio import AudioError
+
+log = logging.getLogger("genre_lens.analyze")
+ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]
+MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg", "m4a": "audio/mp4"}
+FRIENDLY_FAILURE = "Something went wrong while analysing this file. The problem was logged; please try another file."
+
+
+def load_engine() -> Engine | None:
+    """The shared engine, or None after telling the user why there is none and what to do."""
+    try:
+        return state.get_engine()
+    except (CheckpointError, EmbedderError):
+        if state.available_versions():  # a bundle exists but is broken or its embedder is missing
+            log.exception("the model could not be loaded")
+            st.error(f"The model {state.active_version()} could not be loaded (details are in the server log).",
+                     icon=":material/error:")
+            st.markdown("**What to do:** pick another version in the sidebar, or re-install the model bundle.")
+            return None
+        st.error("No trained model is installed yet, so there is nothing to analyse with.",
+                 icon=":material/model_training:")
+        st.markdown(
+            "**What to do:** train one with `python -m app train --table <embeddings.npz>` (see the README), "
+            "or copy a model bundle (a folder with `card.json` and `model.pt`) into `models/checkpoints/`, "
+            "then reload this page."
+        )
+        return None
+
+
+def upload_widget() -> list[UploadedFile]:
+    """The drop zone; returns the files currently in it."""
+    files = st.file_uploader(
+        "Drop audio files here", type=ACCEPTED, accept_multiple_files=True,
+        help="WAV, FLAC, OGG, MP3 or M4A. Each file is analysed in 15 s windows of three 5 s slices.",
+    )
+    return list(files or [])
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to analyse: a new upload, or a kept track whose model has since changed."""
+
+    name: str
+    data: bytes
+    mime: str
+    error_key: str  # where a failure is recorded: the upload's file id
+
+
+def pending_jobs(engine: Engine, files: list[UploadedFile]) -> list[Job]:
+    """Uploads not analysed yet by this model (duplicates by content skipped), then stale kept tracks."""
+    limit = int(st.get_option("server.maxUploadSize")) * 1024 * 1024
+    jobs: dict[str, Job] = {}
+    for f in files:
+        if state.upload_error(f.file_id) is None and f.size > limit:
+            state.record_upload_error(f.file_id, f"This file is {f.size / 2**20:.0f} MB; files up to "
+                                                 f"{limit // 2**20} MB are accepted.")
+        if state.upload_error(f.file_id) is not None:
+            continue
+        data = f.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        known = state.get_track(sha)
+        if sha not in jobs and (known is None or known.model.get("id") != engine.model_id):
+            mime = MIME.get(f.name.rsplit(".", 1)[-1].lower(), f.type or "audio/wav")
+            jobs[sha] = Job(f.name, data, mime, f.file_id)
+    for a in state.analysed_tracks():
+        audio = state.track_audio(a.sha256)
+        if a.model.get("id") != engine.model_id and audio and a.sha256 not in jobs:
+            jobs[a.sha256] = Job(a.name, audio[0], audio[1], a.sha256)
+    return list(jobs.values())
+
+
+def analyse_uploads(engine: Engine, files: list[UploadedFile]) -> list[tuple[str, str]]:
+    """Analyse every pending file with a progress bar, keep results in the session; returns (name, error) pairs."""
+    todo = pending_jobs(engine, files)
+    if todo:
+        with st.status(f"Analysing {len(todo)} file{'s' if len(todo) > 1 else ''}…", expanded=True) as status:
+            bar = st.progress(0.0)
+            for i, job in enumerate(todo):
+                analyse_one(engine, job, lambda frac, msg, i=i, name=job.name: bar.progress(
+                    min(1.0, (i + frac) / len(todo)), text=f"{name}: {msg}"))
+            failed = sum(state.upload_error(job.error_key) is not None for job in todo)
+            label = f"Analysed {len(todo) - failed} of {len(todo)} file(s) with model {engine.card.version}"
+            status.update(label=label, state="error" if failed else "complete", expanded=False)
+    return [(f.name, msg) for f in files if (msg := state.upload_error(f.file_id))]
+
+
+def analyse_one(engine: Engine, job: Job, progress: Progress) -> None:
+    """Run the engine on one file; errors become a recorded sentence, never a traceback."""
+    try:
+        analysis = engine.analyze(job.data, filename=job.name, progress=progress)
+    except AudioError as exc:
+        state.record_upload_error(job.error_key, str(exc))
+    except Exception:  # the page boundary: log it, show a sentence
+        log.exception("analysis of an upload failed")
+        state.record_upload_error(job.error_key, FRIENDLY_FAILURE)
+    else:
+        state.add_track(analysis, job.data, job.mime)
+
+
+def pick_track(tracks: list[Analysis]) -> Analysis:
+    """Track selector (shown when there are several); returns the chosen analysis."""
+    current = state.selected_track() or tracks[-1]
+    if len(tracks) == 1:
+        return current
+    shas = [t.sha256 for t in tracks]
+    names = {t.sha256: t.name for t in tracks}
+    sha = st.selectbox("Show details for", shas, index=shas.index(current.sha256), format_func=names.__getitem__)
+    state.select_track(sha)
+    return state.get_track(sha) or current
+
+
+def pick_window(a: Analysis) -> int:
+    """Window selector (slider over window spans); remembers the pick per track across pages."""
+    if len(a.windows) == 1:
+        return 0
+    key = f"window-{a.sha256[:16]}"
+    extra = {} if key in st.session_state else {"value": state.selected_window(a.sha256)}
+    index = st.select_slider("Window", options=list(range(len(a.windows))), key=key,
+                             format_func=lambda i: f"{i + 1} · {charts.window_label(a.windows[i])}", **extra)
+    state.select_window(a.sha256, index)
+    return int(index)
+
+
+def _on_timeline_click(a: Analysis, chart_key: str) -> None:
+    """Clicking a timeline point selects the nearest window (updates the slider before it renders)."""
+    points = (st.session_state.get(chart_key) or {}).get("selection", {}).get("points", [])
+    if points and "x" in points[0]:
+        centres = np.array([(w.start_s + w.end_s) / 2 for w in a.windows])
+        index = int(np.argmin(np.abs(centres - float(points[0]["x"]))))
+        st.session_state[f"window-{a.sha256[:16]}"] = index
+        state.select_window(a.sha256, index)
+
+
+def chips(a: Analysis) -> str:
+    """HTML chips, in genre colours, for every genre at or above the threshold."""
+    spans = [
+        f'<span style="display:inline-block;margin:2px 6px 2px 0;padding:2px 12px;border-radius:999px;'
+        f'border:1px solid {charts.genre_color(g)};background:{charts.genre_color(g)}33;font-weight:600">'
+        f"{g} {p:.0%}</span>"
+        for g, p in a.ranking if g in a.predicted
+    ]
+    return "".join(spans)
+
+
+def render_summary(a: Analysis) -> None:
+    """Verdict, chips, confidence bars and the audio's quality notes."""
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        top, p = a.ranking[0]
+        st.markdown(f"#### Sounds like **{top}** · {p:.0%}")
+        st.markdown(chips(a), unsafe_allow_html=True)
+        st.plotly_chart(charts.genre_bars(a.labels, a.probabilities, a.threshold), key=f"bars-{a.sha256}")
+    with right:
+        audio = state.track_audio(a.sha256)
+        if audio:
+            st.audio(audio[0], format=audio[1])
+        for sentence in a.warnings:
+            st.warning(sentence, icon=":material/warning:")
+        if not a.warnings:
+            st.success("No quality problems found (silence, clipping, truncation, padding).", icon=":material/check:")
+        src, q = a.source, a.quality
+        st.caption(f"{src.get('format')} · {src.get('sample_rate')} Hz · {src.get('channels')} ch · "
+                   f"{src.get('duration_s', a.duration_s):.1f} s · {len(a.windows)} windows · "
+                   f"model {a.model.get('version')} · {a.timings_s.get('total', 0):.1f} s to analyse")
+        st.caption(f"Peak {q.get('peak', 0):.2f} · RMS {q.get('rms_db', 0):.0f} dBFS · "
+                   f"SNR ≈ {q.get('snr_db', 0):.0f} dB · silence {q.get('silence_ratio', 0):.0%} · "
+                   f"clipped {q.get('clipping_ratio', 0):.2%}")
+
+
+def render_timeline(a: Analysis) -> int:
+    """Timeline controls and chart; returns the selected window."""
+    st.markdown("#### Over time")
+    c1, c2 = st.columns([3, 1])
+    default = list(dict.fromkeys([*a.predicted, *(g for g, _ in a.ranking[:3])]))
+    genres = c1.multiselect("Genres", a.labels, default=default, key=f"genres-{a.sha256[:16]}")
+    mode = c2.segmented_control("Show", ["probability", "share"], default="probability",
+                                key=f"mode-{a.sha256[:16]}", help="Share stacks the genres normalised to 100 %.")
+    index = pick_window(a)
+    chart_key = f"timeline-{a.sha256[:16]}"
+    fig = charts.window_timeline(a, genres or None, index, "share" if mode == "share" else "lines", a.threshold)
+    st.plotly_chart(fig, key=chart_key, on_select=lambda: _on_timeline_click(a, chart_key), selection_mode="points")
+    st.plotly_chart(charts.spectrogram(a, index), key=f"spec-{a.sha256[:16]}")
+    return index
+
+
+def render_window(a: Analysis, index: int) -> None:
+    """Why the selected window got its verdict: slice attention and what each slice says alone."""
+    w = a.windows[index]
+    st.markdown(f"#### Window {index + 1} · {charts.window_label(w)}")
+    st.info(charts.explain_window(w, a.labels), icon=":material/lightbulb:")
+    left, right = st.columns(2, gap="large")
+    left.plotly_chart(charts.attention_bars(w, a.labels), key=f"att-{a.sha256[:16]}")
+    right.plotly_chart(charts.slice_heatmap(w, a.labels), key=f"slices-{a.sha256[:16]}")
+
+
+def render_downloads(a: Analysis) -> None:
+    """Analysis JSON and the per-window CSV."""
+    stem = a.name.rsplit(".", 1)[0] or "track"
+    c1, c2, _ = st.columns([1, 1, 2])
+    c1.download_button("Analysis (JSON)", a.to_json(), f"{stem}.analysis.json", "application/json",
+                       icon=":material/download:", key=f"json-{a.sha256[:16]}")
+    c2.download_button("Windows (CSV)", pd.DataFrame(a.window_rows()).to_csv(index=False), f"{stem}.windows.csv",
+                       "text/csv", icon=":material/table:", key=f"csv-{a.sha256[:16]}")
+
+
+def render_compare(tracks: list[Analysis]) -> None:
+    """Summary of every track analysed in this session."""
+    st.markdown(f"#### Compare · {len(tracks)} tracks")
+    table = charts.compare_table(tracks, state.threshold())
+    st.dataframe(table, hide_index=True, column_config={
+        "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)})
+    st.plotly_chart(charts.compare_heatmap(tracks), key="compare-heatmap")
+
+
+def page() -> None:
+    """The whole page."""
+    st.title("Analyze")
+    st.caption("Which of the ten GTZAN genres does it sound like, and which 5 seconds made the model think so?")
+    engine = load_engine()
+    if engine is None:
+        return
+    for name, message in analyse_uploads(engine, upload_widget()):
+        st.error(f"**{name}**: {message}", icon=":material/error:")
+    tracks = [state.with_threshold(t) for t in state.analysed_tracks()]
+    if not tracks:
+        st.info("Upload one or more songs to begin. Longer files are analysed window by window; the first "
+                f"{engine.max_duration_s / 60:.0f} minutes of a very long file are used.", icon=":material/upload:")
+        return
+    if len(tracks) > 1:
+        render_compare(tracks)
+        st.divider()
+    a = state.with_threshold(pick_track(tracks))
+    st.subheader(a.name, anchor=False)
+    render_summary(a)
+    index = render_timeline(a)
+    render_window(a, index)
+    render_downloads(a)
+
+
+try:
+    page()
+except Exception:  # the page boundary: a friendly sentence, the details in the server log
+    log.exception("the Analyze page failed")
+    st.error("Something went wrong while showing this page. The problem was logged; reload the page to try again.")

@@ -1,0 +1,177 @@
+"""Metrics page: what the loaded model is, and how well it does on the held-out GTZAN test tracks.
+
+Reads the bundle's card.json, metrics.json (written by `python -m app evaluate` / `train --test`)
+and curves.json; nothing is computed here beyond filtering a table.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app import charts, state
+from models.checkpoint import CURVES_FILE, METRICS_FILE, CheckpointError, ModelCard, read_card, read_json
+
+log = logging.getLogger("genre_lens.metrics")
+# Published frozen-embedding results on the same fault-filtered GTZAN split (test accuracy).
+REFERENCES: list[tuple[str, float]] = [
+    ("VGGish + SVM", 0.776), ("MusiCNN + SVM", 0.772), ("OpenL3 + SVM", 0.747), ("Best known", 0.821)]
+HIDDEN_TRAINING_KEYS = {"val_tracks"}  # long lists that belong in the JSON, not on the page
+
+
+def pick_version() -> str | None:
+    """Version whose metrics to show (picker only when several exist); None when there is no model."""
+    versions = state.available_versions()
+    if not versions:
+        return None
+    active = state.active_version()
+    if len(versions) == 1:
+        return versions[0]
+    options = list(reversed(versions))
+    return st.selectbox("Model version", options, index=options.index(active) if active in options else 0,
+                        help="Browse any version's metrics; the sidebar picks the one used for analysis.")
+
+
+def render_card(card: ModelCard) -> None:
+    """The model card: what the model is, what it was trained on, when, with which settings."""
+    training = {k: v for k, v in card.training.items() if k not in HIDDEN_TRAINING_KEYS}
+    st.subheader(f"Model card · {card.version}", anchor=False)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Created", card.created[:10] if card.created else "?", help=card.created)
+    c2.metric("Embedder", card.embedder.get("name", "?"), help=str(card.embedder.get("id", "")))
+    c3.metric("Training tracks", training.get("n_train_tracks", "?"),
+              help=f"data: {training.get('data', '?')}, validation tracks: {training.get('n_val_tracks', '?')}")
+    val = training.get("val_accuracy")
+    c4.metric("Validation accuracy", f"{val:.3f}" if isinstance(val, int | float) else "–",
+              help=f"best epoch {training.get('best_epoch', '?')}; the checkpoint kept is the best on validation")
+    if card.notes:
+        st.caption(card.notes)
+    with st.expander("Model card details: embedder, classifier and training hyper-parameters"):
+        left, right = st.columns(2)
+        left.markdown("**Embedder**")
+        left.json(card.embedder, expanded=1)
+        left.markdown("**Classifier**")
+        left.json(card.classifier, expanded=1)
+        right.markdown("**Training**")
+        right.json(training, expanded=1)
+        st.caption(f"Weights sha256 `{card.weights_sha256}`")
+
+
+def render_headline(metrics: dict[str, Any]) -> None:
+    """Accuracy, macro-F1, mAP, ECE against the baseline, and accuracy against published references."""
+    base = metrics.get("baseline") or {}
+    shown = (("accuracy", "Accuracy", "normal"), ("macro_f1", "Macro-F1", "normal"), ("mAP", "mAP", "normal"),
+             ("ece", "ECE", "inverse"))
+    for col, (key, name, better) in zip(st.columns(4), shown, strict=True):
+        value = metrics.get(key)
+        delta = value - base[key] if value is not None and base.get(key) is not None else None
+        col.metric(name, f"{value:.3f}" if value is not None else "–", delta=f"{delta:+.3f} vs baseline"
+                   if delta is not None else None, delta_color=better)
+    st.caption(f"{metrics.get('n_tracks', '?')} test tracks of the fault-filtered GTZAN split. "
+               f"Baseline: {base.get('name', 'none')}. Lower ECE is better calibrated.")
+    entries = [("This model", float(metrics["accuracy"]), "ours")]
+    if base.get("accuracy") is not None:
+        entries.append(("Baseline", float(base["accuracy"]), "baseline"))  # its full name is in the caption
+    entries += [(name, acc, "reference") for name, acc in REFERENCES]
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown("**Accuracy against the baseline and published results**")
+        st.plotly_chart(charts.accuracy_comparison(entries), key="accuracy-comparison")
+        st.caption("Grey: published frozen-embedding results on the same fault-filtered split.")
+    right.plotly_chart(charts.reliability_diagram(metrics.get("reliability", []), metrics.get("ece")),
+                       key="reliability")
+
+
+def render_confusion(metrics: dict[str, Any]) -> None:
+    """Confusion matrix of the model or the baseline, as counts or row-normalised."""
+    c1, c2 = st.columns(2)
+    scale = c1.segmented_control("Scale", ["Counts", "Row-normalised"], default="Counts", key="cm-scale")
+    base = metrics.get("baseline") or {}
+    whose = "Model"
+    if base.get("confusion_matrix"):
+        whose = c2.segmented_control("Of", ["Model", "Baseline"], default="Model", key="cm-whose") or "Model"
+    matrix = base["confusion_matrix"] if whose == "Baseline" else metrics["confusion_matrix"]
+    st.plotly_chart(charts.confusion_matrix(matrix, metrics.get("labels") or list(metrics["per_genre"]),
+                                            normalise=scale == "Row-normalised"), key="confusion")
+
+
+def track_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The per-track test results as a table."""
+    rows = [{"track": t["track_id"], "true": t["true"], "predicted": t["predicted"], "confidence": t["confidence"],
+             "correct": t["correct"], "genres above threshold": ", ".join(t.get("predicted_genres", []))}
+            for t in metrics.get("tracks", [])]
+    return pd.DataFrame(rows, columns=["track", "true", "predicted", "confidence", "correct", "genres above threshold"])
+
+
+def filter_tracks(table: pd.DataFrame, true: list[str], predicted: list[str], outcome: str) -> pd.DataFrame:
+    """Rows matching the chosen true genres, predicted genres and outcome (empty choice = all)."""
+    keep = pd.Series(True, index=table.index)
+    if true:
+        keep &= table["true"].isin(true)
+    if predicted:
+        keep &= table["predicted"].isin(predicted)
+    if outcome in ("Correct", "Wrong"):
+        keep &= table["correct"] == (outcome == "Correct")
+    return table[keep]
+
+
+def render_tracks(metrics: dict[str, Any]) -> None:
+    """Filterable table of the test tracks."""
+    table = track_table(metrics)
+    labels = metrics.get("labels") or sorted(table["true"].unique())
+    c1, c2, c3 = st.columns([2, 2, 1.3])
+    true = c1.multiselect("True genre", labels, key="tracks-true")
+    predicted = c2.multiselect("Predicted genre", labels, key="tracks-pred")
+    outcome = c3.segmented_control("Outcome", ["All", "Correct", "Wrong"], default="All", key="tracks-outcome")
+    shown = filter_tracks(table, true, predicted, outcome or "All")
+    st.caption(f"{len(shown)} of {len(table)} tracks")
+    st.dataframe(shown, hide_index=True, height=320, column_config={
+        "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
+        "correct": st.column_config.CheckboxColumn("correct")})
+
+
+def page() -> None:
+    """The whole page."""
+    st.title("Metrics")
+    version = pick_version()
+    if version is None:
+        st.info("No trained model is installed yet, so there are no metrics to show. Train one with "
+                "`python -m app train --table <train.npz> --test <test.npz>`.", icon=":material/model_training:")
+        return
+    try:
+        folder = state.bundle_dir(version)
+        card = read_card(folder)
+    except CheckpointError as exc:
+        st.error(f"This model bundle cannot be read: {exc}")
+        return
+    render_card(card)
+    metrics = read_json(folder, METRICS_FILE)
+    if not metrics or "accuracy" not in metrics:
+        st.info(f"Version {card.version} has not been evaluated yet (no {METRICS_FILE} in its bundle). Run "
+                f"`python -m app evaluate <test.npz> --checkpoint {card.version} --train-table <train.npz> "
+                f"--out <bundle>/{METRICS_FILE}` to add one.", icon=":material/info:")
+    else:
+        st.subheader("Test-set performance", anchor=False)
+        render_headline(metrics)
+        st.subheader("Where it goes wrong", anchor=False)
+        left, right = st.columns(2, gap="large")
+        with left:
+            render_confusion(metrics)
+        with right:
+            st.plotly_chart(charts.per_genre_bars(metrics["per_genre"]), key="per-genre")
+        st.subheader("Test tracks", anchor=False)
+        render_tracks(metrics)
+    curves = read_json(folder, CURVES_FILE)
+    if curves and curves.get("history"):
+        st.subheader("Training", anchor=False)
+        st.plotly_chart(charts.training_curves(curves["history"], curves.get("best_epoch")), key="curves")
+
+
+try:
+    page()
+except Exception:  # the page boundary: a friendly sentence, the details in the server log
+    log.exception("the Metrics page failed")
+    st.error("Something went wrong while showing the metrics. The problem was logged; reload the page to try again.")

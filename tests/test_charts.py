@@ -1,0 +1,194 @@
+"""The plotly figure builders, without Streamlit: shapes, colours and the edge cases pages hit."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from app import charts
+from app.analysis import Analysis, WindowResult
+from tests.test_app import synthetic_metrics
+from utils.constants import GENRES
+from utils.spectrogram import DisplaySpectrogram
+
+C = len(GENRES)
+# Streamlit's plotly theme replaces these colours in the browser (see charts.MAGMA).
+THEME_PLACEHOLDER = re.compile(r'"#0000[0-4][0-9]"', re.IGNORECASE)
+
+
+def fake_analysis(duration: float = 30.0, seed: int = 0, name: str = "song.wav") -> Analysis:
+    """A small, hand-made Analysis (no engine): windows every 5 s, probabilities from a seeded RNG."""
+    rng = np.random.default_rng(seed)
+    starts = np.arange(0.0, duration - 15.0 + 1e-6, 5.0)
+    windows = []
+    for i, s in enumerate(starts):
+        att = rng.dirichlet(np.ones(3))
+        windows.append(WindowResult(index=i, start_s=float(s), end_s=float(s) + 15.0,
+                                    probabilities=rng.uniform(size=C), attention=att,
+                                    slice_starts_s=s + np.array([0.0, 5.0, 10.0]),
+                                    slice_probabilities=rng.uniform(size=(3, C))))
+    frames = 120
+    spec = DisplaySpectrogram(db=rng.uniform(-80, 0, size=(96, frames)).astype(np.float32),
+                              times_s=np.linspace(0, duration, frames, dtype=np.float32),
+                              freqs_hz=np.linspace(0, 8000, 96, dtype=np.float32))
+    return Analysis(name=name, sha256=f"{seed:064x}", labels=list(GENRES), probabilities=rng.uniform(size=C),
+                    threshold=0.5, windows=windows, slice_starts_s=np.arange(0.0, duration - 4.999, 5.0),
+                    spectrogram=spec, duration_s=duration, source={"duration_s": duration}, quality={},
+                    warnings=[], timings_s={}, model={"id": "test"})
+
+
+def shapes_of(fig: go.Figure) -> list:
+    """Layout shapes (lines, rectangles) of a figure."""
+    return list(fig.layout.shapes or [])
+
+
+def test_every_genre_has_a_distinct_colour() -> None:
+    assert set(charts.GENRE_COLORS) == set(GENRES)
+    assert len(set(charts.GENRE_COLORS.values())) == C
+    assert charts.genre_color("polka") not in charts.GENRE_COLORS.values()
+
+
+def test_genre_bars_sorted_with_threshold_and_faded_losers() -> None:
+    probs = np.linspace(0.05, 0.95, C)
+    fig = charts.genre_bars(list(GENRES), probs, threshold=0.5)
+    bar = fig.data[0]
+    assert list(bar.y)[-1] == GENRES[-1]  # best genre drawn last = on top
+    assert list(bar.marker.color) == [charts.genre_color(g) for g in bar.y]
+    assert [o == 1.0 for o in bar.marker.opacity] == [v >= 0.5 for v in bar.x]
+    assert any(s.x0 == 0.5 for s in shapes_of(fig))
+
+
+@pytest.mark.parametrize("mode", ["lines", "share"])
+def test_window_timeline_plots_chosen_genres_at_window_centres(mode: str) -> None:
+    a = fake_analysis()
+    fig = charts.window_timeline(a, ["jazz", "rock"], selected=1, mode=mode, threshold=0.5)
+    assert [t.name for t in fig.data] == ["jazz", "rock"]
+    assert list(fig.data[0].x) == [7.5, 12.5, 17.5, 22.5]
+    assert fig.data[1].line.color == charts.GENRE_COLORS["rock"]
+    rect = [s for s in shapes_of(fig) if s.type == "rect"]
+    assert (rect[0].x0, rect[0].x1) == (5.0, 20.0)
+    if mode == "share":
+        assert fig.data[0].groupnorm == "percent"
+
+
+def test_window_timeline_defaults_to_the_top_three() -> None:
+    a = fake_analysis()
+    fig = charts.window_timeline(a)
+    assert [t.name for t in fig.data] == [g for g, _ in a.ranking[:3]]
+
+
+def test_spectrogram_marks_slices_and_highlights_the_window() -> None:
+    a = fake_analysis()
+    fig = charts.spectrogram(a, selected=2)
+    heat = fig.data[0]
+    assert heat.z.shape == (96, 120)
+    lines = [s.x0 for s in shapes_of(fig) if s.type == "line"]
+    assert sorted(lines) == [5.0, 10.0, 15.0, 20.0, 25.0]
+    outline = [s for s in shapes_of(fig) if s.type == "rect" and s.line.color == charts.ACCENT]
+    assert (outline[0].x0, outline[0].x1) == (10.0, 25.0)
+    assert len(fig.layout.annotations) == 3  # one attention label per slice
+    ticks = list(fig.layout.yaxis.ticktext)
+    assert ticks[0] == "250" and "8k" in ticks  # Hz labels on mel-spaced rows
+
+
+def test_spectrogram_without_selection_and_single_window() -> None:
+    a = fake_analysis(duration=15.0)
+    fig = charts.spectrogram(a)
+    assert not fig.layout.annotations
+    assert len(a.windows) == 1
+    charts.window_timeline(a, selected=0)
+
+
+def test_long_track_draws_only_the_selected_windows_slice_lines() -> None:
+    a = fake_analysis(duration=600.0)
+    lines = [s.x0 for s in shapes_of(charts.spectrogram(a, selected=10)) if s.type == "line"]
+    assert lines == [55.0, 60.0]
+    assert not [s for s in shapes_of(charts.spectrogram(a)) if s.type == "line"]
+
+
+def test_attention_and_slice_heatmap_describe_one_window() -> None:
+    w = fake_analysis().windows[0]
+    att = charts.attention_bars(w, list(GENRES))
+    assert np.allclose(att.data[0].y, w.attention)
+    tops = [GENRES[int(np.argmax(p))] for p in w.slice_probabilities]
+    assert list(att.data[0].marker.color) == [charts.genre_color(g) for g in tops]
+    heat = charts.slice_heatmap(w, list(GENRES))
+    assert np.asarray(heat.data[0].z).shape == (3, C)
+    assert list(heat.data[0].x) == list(GENRES)
+
+
+def test_explanation_names_the_most_attended_slice() -> None:
+    w = fake_analysis().windows[0]
+    w.attention = np.array([0.2, 0.7, 0.1])
+    w.slice_probabilities = np.full((3, C), 0.1)
+    w.slice_probabilities[1, GENRES.index("jazz")] = 0.9
+    w.probabilities = np.full(C, 0.1)
+    w.probabilities[GENRES.index("jazz")] = 0.8
+    text = charts.explain_window(w, list(GENRES))
+    assert text.startswith(f"The {w.start_s + 5:.0f}–{w.start_s + 10:.0f} s slice drove this window")
+    assert "70%" in text and "jazz (90%)" in text and "agreeing with" in text
+
+
+def test_compare_table_and_heatmap() -> None:
+    tracks = [fake_analysis(seed=1, name="a.wav"), fake_analysis(seed=2, name="b" * 50 + ".wav")]
+    table = charts.compare_table(tracks, threshold=0.5)
+    assert list(table["track"]) == ["a.wav", "b" * 50 + ".wav"]
+    assert table.loc[0, "top genre"] == tracks[0].top_genre
+    fig = charts.compare_heatmap(tracks)
+    assert np.asarray(fig.data[0].z).shape == (2, C)
+    assert all(len(n) <= 31 for n in fig.data[0].y)
+    assert charts.compare_table([], 0.5).empty
+    charts.compare_heatmap([])
+
+
+@pytest.mark.parametrize("normalise", [False, True])
+def test_confusion_matrix_counts_or_rows(normalise: bool) -> None:
+    m = synthetic_metrics()
+    fig = charts.confusion_matrix(m["confusion_matrix"], m["labels"], normalise=normalise)
+    z = np.asarray(fig.data[0].z, dtype=float)
+    if normalise:
+        assert np.allclose(z.sum(1), 1.0)
+    else:
+        assert z.sum() == m["n_tracks"]
+
+
+def test_confusion_matrix_with_an_empty_row() -> None:
+    fig = charts.confusion_matrix([[0, 0], [1, 3]], ["a", "b"], normalise=True)
+    assert np.allclose(np.asarray(fig.data[0].z), [[0, 0], [0.25, 0.75]])
+
+
+def test_metric_figures_from_a_real_format_report() -> None:
+    m = synthetic_metrics()
+    bars = charts.per_genre_bars(m["per_genre"])
+    assert [t.name for t in bars.data] == ["precision", "recall", "F1"]
+    assert list(bars.data[2].y) == [m["per_genre"][g]["f1"] for g in GENRES]
+    rel = charts.reliability_diagram(m["reliability"], m["ece"])
+    assert f"{m['ece']:.3f}" in rel.layout.title.text
+    assert len(rel.data[0].x) == sum(b["count"] > 0 for b in m["reliability"])
+    curves = charts.training_curves([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_accuracy": 0.5},
+                                     {"epoch": 2, "train_loss": 0.5, "val_loss": 0.8, "val_accuracy": 0.7}], 2)
+    assert [t.name for t in curves.data] == ["train loss", "validation loss", "validation accuracy"]
+    comp = charts.accuracy_comparison([("ours", 0.8, "ours"), ("ref", 0.7, "reference")])
+    assert list(comp.data[0].y) == ["ref", "ours"] and comp.data[0].marker.color[1] == charts.ACCENT
+
+
+def test_no_chart_uses_streamlit_theme_placeholder_colours() -> None:
+    a = fake_analysis()
+    m = synthetic_metrics()
+    figures = [charts.genre_bars(a.labels, a.probabilities, 0.5), charts.window_timeline(a, selected=0),
+               charts.spectrogram(a, 0), charts.attention_bars(a.windows[0], a.labels),
+               charts.slice_heatmap(a.windows[0], a.labels), charts.compare_heatmap([a]),
+               charts.confusion_matrix(m["confusion_matrix"], m["labels"]), charts.per_genre_bars(m["per_genre"]),
+               charts.reliability_diagram(m["reliability"], m["ece"]), charts.training_curves([], None)]
+    for fig in figures:
+        fig.layout.template = None  # importing streamlit installs its own template, which uses them on purpose
+        assert not THEME_PLACEHOLDER.search(fig.to_json())
+
+
+def test_titles_and_legends_do_not_overlap() -> None:
+    m = synthetic_metrics()
+    fig = charts.reliability_diagram(m["reliability"], m["ece"])
+    assert fig.layout.margin.t >= 70 and fig.layout.title.yanchor == "top"
