@@ -1,0 +1,206 @@
+"""`python -m app feedback add|list|export|delete` and `python -m app retrain`.
+
+Registered by app/cli.py, which turns the ValueError subclasses raised here (FeedbackError,
+RetrainError) into one `error: ...` line and exit status 2. Every command takes `--db URL`
+(default: $GENRE_LENS_DB_URL, else the SQLite file in the data folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError
+
+from utils.feedback import Correction, FeedbackError, FeedbackStore
+
+CHECKPOINTS_ENV = "GENRE_LENS_CHECKPOINTS"  # same setting the dashboard reads (app/state.py)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `feedback` (with its own sub-commands) and `retrain` commands."""
+    fb = subparsers.add_parser("feedback", help="store, list, export and delete genre corrections")
+    sub = fb.add_subparsers(dest="feedback_command", required=True)
+
+    p = sub.add_parser("add", help="analyse FILE with the current model and store a correction")
+    p.add_argument("file", type=Path)
+    p.add_argument("--genre", action="append", required=True, help="the right genre (repeat for several)")
+    p.add_argument("--note", default=None, help="free text, up to 1000 characters")
+    p.add_argument("--key", default=None, help="idempotency key (default: derived from audio, genres, note, window)")
+    p.add_argument("--window-start", type=float, default=None, help="start (s) of the 15 s window it is about")
+    p.add_argument("--checkpoint", default=None, help="bundle folder or version (default: current)")
+    _add_common(p)
+    p.set_defaults(handler=_friendly(add))
+
+    p = sub.add_parser("list", help="list stored corrections")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_common(p, root=False)
+    p.set_defaults(handler=_friendly(list_))
+
+    p = sub.add_parser("export", help="write every correction to a CSV file")
+    p.add_argument("--out", type=Path, required=True)
+    _add_common(p, root=False)
+    p.set_defaults(handler=_friendly(export))
+
+    p = sub.add_parser("delete", help="delete a correction by id")
+    p.add_argument("id", type=int)
+    _add_common(p, root=False)
+    p.set_defaults(handler=_friendly(delete))
+
+    p = subparsers.add_parser("retrain", help="train a new version with the stored corrections; promote if not worse")
+    p.add_argument("--table", type=Path, default=None, help="base training table (default: the current model's)")
+    p.add_argument("--test", type=Path, default=None, help="test table (default: the shared GTZAN test table)")
+    p.add_argument("--margin", type=float, default=1.0,
+                   help="promote when test accuracy is at most this many points below the current (default 1)")
+    p.add_argument("--force", action="store_true", help="retrain even without new corrections")
+    p.add_argument("--correction-weight", type=float, default=None,
+                   help="training weight of one correction in base tracks (default 8, capped at 25%% in total)")
+    p.add_argument("--epochs", type=int, default=None, help="override the parent's epoch count")
+    p.add_argument("--seed", type=int, default=None)
+    _add_common(p)
+    p.set_defaults(handler=_friendly(retrain))
+
+
+def _friendly(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Database failures after opening (server gone, disk full) become one `error:` line too."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except DBAPIError as exc:
+            first = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+            raise FeedbackError(f"The feedback database failed: {first}") from exc
+
+    return run
+
+
+def _add_common(p: argparse.ArgumentParser, root: bool = True) -> None:
+    """--db everywhere; --root where a model is loaded."""
+    p.add_argument("--db", default=None, metavar="URL",
+                   help="SQLAlchemy database URL (default: $GENRE_LENS_DB_URL or data/feedback.sqlite3)")
+    if root:
+        p.add_argument("--root", type=Path, default=None,
+                       help=f"checkpoints folder (default: ${CHECKPOINTS_ENV} or models/checkpoints)")
+
+
+def _root(args: argparse.Namespace) -> Path:
+    """The checkpoints folder from --root, the environment, or the default."""
+    from models.checkpoint import DEFAULT_ROOT
+
+    return Path(args.root or os.environ.get(CHECKPOINTS_ENV) or DEFAULT_ROOT)
+
+
+def _plain(text: str | None, limit: int | None = None) -> str:
+    """Text safe for a terminal: control characters (escape sequences) shown escaped, one line."""
+    text = "" if text is None else str(text)
+    out = "".join(c if unicodedata.category(c)[0] != "C" else c.encode("unicode_escape").decode() for c in text)
+    return out if limit is None or len(out) <= limit else out[: limit - 1] + "…"
+
+
+def _describe(c: Correction) -> str:
+    """One line about a correction."""
+    window = f" window {c.window_start_s:g}-{c.window_end_s:g} s" if c.window_start_s is not None else ""
+    return f"#{c.id} {_plain(c.file_name)}: {'+'.join(c.genres)} (model said {c.predicted}){window}"
+
+
+def add(args: argparse.Namespace) -> int:
+    """`feedback add FILE --genre G`: analyse, then store the correction and the slice embeddings."""
+    from app.engine import Engine
+    from utils.feedback import validate_genres, validate_note
+
+    validate_genres(args.genre)  # fail fast, before loading a model
+    validate_note(args.note)
+    store = FeedbackStore(args.db)
+    engine = Engine(checkpoint=args.checkpoint, root=_root(args))
+    analysis = engine.analyze(args.file)
+    if args.window_start is not None:
+        starts = [w.start_s for w in analysis.windows]
+        if not any(abs(s - args.window_start) < 0.01 for s in starts):
+            raise FeedbackError(f"{analysis.name} has no window starting at {args.window_start:g} s; "
+                                f"windows start at {', '.join(f'{s:g}' for s in starts)} s.")
+    result = store.add_analysis(
+        analysis, args.genre, hop_seconds=engine.embedder.hop_seconds, frame_seconds=engine.embedder.frame_seconds,
+        note=args.note, window_start_s=args.window_start, key=args.key,
+    )
+    verb = "stored" if result.created else "already stored (nothing added)"
+    print(f"{verb}: {_describe(result.correction)} in {store.location}")
+    return 0
+
+
+def list_(args: argparse.Namespace) -> int:
+    """`feedback list [--json]`."""
+    store = FeedbackStore(args.db)
+    items = store.list()
+    if args.json:
+        print(json.dumps([c.row() for c in items], indent=2))
+        return 0
+    if not items:
+        print(f"no corrections in {store.location}")
+    for c in items:
+        note = f"  note: {_plain(c.note, 80)}" if c.note else ""
+        print(f"{c.created_at:%Y-%m-%d %H:%M} {_describe(c)} [{_plain(c.model_version)}]{note}")
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    """`feedback export --out CSV`."""
+    n = FeedbackStore(args.db).export_csv(args.out)
+    print(f"wrote {n} correction(s) to {args.out}")
+    return 0
+
+
+def delete(args: argparse.Namespace) -> int:
+    """`feedback delete ID`."""
+    gone = FeedbackStore(args.db).delete(args.id)
+    print(f"deleted {_describe(gone)}")
+    return 0
+
+
+def retrain(args: argparse.Namespace) -> int:
+    """`retrain`: base table + corrections -> new version, promoted only if not worse on the test set."""
+    from models.checkpoint import read_card, resolve_bundle
+    from models.retrain import RetrainError, default_tables
+    from models.retrain import retrain as run_retrain
+    from models.training import TrainConfig
+    from utils.tables import load_table
+
+    root = _root(args)
+    card = read_card(resolve_bundle(None, root))
+    default_train, default_test = default_tables(card)
+    paths = {}
+    for name, given, default in (("table", args.table, default_train), ("test", args.test, default_test)):
+        path = given or default
+        if not Path(path).is_file():
+            raise RetrainError(f"No {'base training' if name == 'table' else 'test'} table at {path}; "
+                               f"pass --{name} PATH (the current model was trained on {card.training.get('data')}).")
+        paths[name] = path
+    cfg = None
+    if args.epochs:
+        known = {k: v for k, v in card.training.get("config", {}).items() if k in TrainConfig.__dataclass_fields__}
+        cfg = TrainConfig(**{**known, "epochs": args.epochs})
+    store = FeedbackStore(args.db)
+    last = [-1]
+
+    def progress(fraction: float, message: str) -> None:
+        step = int(fraction * 20)
+        if step != last[0]:
+            last[0] = step
+            print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+
+    result = run_retrain(store, load_table(paths["table"]), load_table(paths["test"]), root=root,
+                         margin=args.margin, force=args.force, weight=args.correction_weight, cfg=cfg,
+                         seed=args.seed, progress=progress)
+    print(f"{result.version}: accuracy {result.new_accuracy:.3f}, macro-F1 {result.new_macro_f1:.3f} | "
+          f"{result.parent_version}: accuracy {result.current_accuracy:.3f}, macro-F1 {result.current_macro_f1:.3f}")
+    print(f"{len(result.correction_ids)} correction(s) used at weight {result.correction_weight:.2f} each")
+    for line in result.skipped + result.warnings:
+        print(f"  note: {line}")
+    print(result.reason)
+    return 0

@@ -1,0 +1,319 @@
+"""Retraining with user corrections: a new model version that replaces the current one only if not worse.
+
+Training data is the base table the current model was trained on plus every stored correction,
+with the parent's hyper-parameters and validation tracks. Each correction enters as its engine
+windows, rebuilt from the stored slice embeddings (frame j of a slice starts at slice start +
+j * hop), one small track per window so training sees exactly what the engine classified.
+
+Weighting: a correction counts as `DEFAULT_CORRECTION_WEIGHT` (8) base tracks, split evenly over
+its windows, so a handful of corrections visibly move the model; by default the weight is capped
+so that all corrections together weigh at most `MAX_CORRECTION_SHARE` (25 %) of the base training
+tracks, so hundreds of corrections cannot swamp the base data. An explicit weight is used as given.
+
+The new version is evaluated on the same test table as the current one (same code as `train
+--test`); it becomes current only when its test accuracy is at most `margin` points below the
+current model's. Either way the bundle stays on disk and selectable, its card records the parent,
+the corrections used and the decision, and the feedback store remembers which corrections it used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.checkpoint import (
+    CARD_FILE,
+    CURVES_FILE,
+    DEFAULT_ROOT,
+    ModelCard,
+    atomic_write_text,
+    current_version,
+    load_bundle,
+    read_card,
+    save_bundle,
+    set_current,
+)
+from models.evaluation import evaluate_table
+from models.training import TrainConfig, train
+from utils.constants import GENRES, SLICE_S, SLICES_PER_WINDOW
+from utils.feedback import Correction, FeedbackStore, SliceEmbeddings
+from utils.tables import EmbeddingTable, TableError, TrackFrames
+
+Progress = Callable[[float, str], None]
+
+DEFAULT_CORRECTION_WEIGHT = 8.0
+MAX_CORRECTION_SHARE = 0.25
+SHARED_TABLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan_ff_msd_musicnn"
+_TOL = 1e-3
+
+
+class RetrainError(ValueError):
+    """Retraining cannot start or its inputs do not fit together; the message says what to do."""
+
+
+@dataclass
+class RetrainResult:
+    """What a retrain produced and whether it replaced the current model, with the numbers why."""
+
+    version: str
+    parent_version: str
+    folder: Path
+    promoted: bool
+    reason: str
+    new_accuracy: float
+    current_accuracy: float
+    new_macro_f1: float
+    current_macro_f1: float
+    margin: float
+    correction_ids: list[int] = field(default_factory=list)
+    new_correction_ids: list[int] = field(default_factory=list)
+    correction_weight: float = 0.0
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return asdict(self) | {"folder": str(self.folder)}
+
+
+# ------------------------------------------------------------------------------------ corrections -> frames
+def slice_frames(
+    embeddings: np.ndarray, slice_starts: np.ndarray, hop_s: float, frame_s: float, offset: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame rows (N, D) and start times (N,) of slices: frame j of slice s starts at s + j*hop - offset.
+
+    Frames whose patch would stick out of their slice are left out: `frames_in_slice` could never
+    give them back to their own slice, only to a neighbour.
+    """
+    n_frames = embeddings.shape[1]
+    offsets = np.arange(n_frames) * hop_s
+    fits = offsets + frame_s <= SLICE_S + _TOL
+    vectors = embeddings[:, fits, :].reshape(-1, embeddings.shape[-1])
+    starts = (np.asarray(slice_starts, dtype=np.float64)[:, None] + offsets[fits][None, :]).reshape(-1) - offset
+    order = np.argsort(starts, kind="stable")
+    return vectors[order].astype(np.float32), starts[order].astype(np.float32)
+
+
+def window_starts_of(slice_starts: np.ndarray) -> list[float]:
+    """Starts of the engine's 15 s windows: every stored slice followed by slices at +5 s and +10 s."""
+    starts = np.asarray(slice_starts, dtype=np.float64)
+
+    def has(t: float) -> bool:
+        return bool(np.any(np.abs(starts - t) < _TOL))
+
+    return [float(s) for s in sorted(starts)
+            if all(has(s + k * SLICE_S) for k in range(1, SLICES_PER_WINDOW))]
+
+
+def window_tracks(correction: Correction, stored: SliceEmbeddings) -> tuple[list[TrackFrames], str | None]:
+    """One track per engine window of a correction (only its window when it names one), and a warning."""
+    starts = window_starts_of(stored.slice_starts)
+    warning = None
+    if correction.window_start_s is not None:
+        chosen = [s for s in starts if abs(s - correction.window_start_s) < 0.01]
+        if chosen:
+            starts = chosen
+        else:
+            warning = (f"correction #{correction.id}: no analysed window starts at {correction.window_start_s:g} s; "
+                       "used the whole track")
+    tracks = []
+    for w in starts:
+        idx = [int(np.argmin(np.abs(stored.slice_starts - (w + k * SLICE_S)))) for k in range(SLICES_PER_WINDOW)]
+        vectors, frame_starts = slice_frames(stored.embeddings[idx], stored.slice_starts[idx], stored.hop_seconds,
+                                             stored.frame_seconds, offset=w)
+        tracks.append(TrackFrames(f"correction-{correction.id}@{w:g}", "|".join(correction.genres), vectors,
+                                  frame_starts))
+    return tracks, warning
+
+
+def correction_weight(n_corrections: int, n_base_tracks: int, per_correction: float | None = None) -> float:
+    """Training weight of one correction (see the module docstring for the rule)."""
+    if per_correction is not None:
+        if not per_correction > 0:
+            raise RetrainError("The correction weight must be a positive number.")
+        return float(per_correction)
+    if n_corrections == 0:
+        return 0.0
+    return float(min(DEFAULT_CORRECTION_WEIGHT, MAX_CORRECTION_SHARE * n_base_tracks / n_corrections))
+
+
+def default_tables(card: ModelCard) -> tuple[Path, Path]:
+    """The base training and test tables of a model: the shared GTZAN tables named in its card."""
+    train_name = str(card.training.get("data") or "train.npz")
+    return SHARED_TABLES / train_name, SHARED_TABLES / "test.npz"
+
+
+# ------------------------------------------------------------------------------------ retrain
+def _reserve_version(root: Path, parent: str) -> str:
+    """`<parent>-r<N>` with the next free N; the folder is created here so two runs never share one."""
+    stem = re.sub(r"-r\d+$", "", parent)
+    n = 1 + max([int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(re.escape(stem) + r"-r(\d+)", p.name))]
+                or [0])
+    while True:
+        try:
+            (root / f"{stem}-r{n}").mkdir()
+            return f"{stem}-r{n}"
+        except FileExistsError:
+            n += 1
+
+
+def _train_config(card: ModelCard, cfg: TrainConfig | None, seed: int | None) -> TrainConfig:
+    """The parent's hyper-parameters (or `cfg`), with an optional seed override."""
+    if cfg is None:
+        known = {f.name for f in fields(TrainConfig)}
+        cfg = TrainConfig(**{k: v for k, v in card.training.get("config", {}).items() if k in known})
+    if seed is not None:
+        cfg = TrainConfig(**{**cfg.to_dict(), "seed": seed})
+    return cfg
+
+
+def _check_tables(card: ModelCard, table: EmbeddingTable, test: EmbeddingTable) -> list[str]:
+    """Tables must come from the model's embedder; a different base table is allowed with a warning."""
+    want = card.embedder.get("id")
+    for name, t in (("training", table), ("test", test)):
+        if t.embedder_id != want:
+            raise RetrainError(f"The {name} table holds {t.embedder_id} embeddings, but the current model uses {want}.")
+    bad = sorted(set(table.genre.tolist()) - set(GENRES))
+    if bad:
+        raise TableError(f"The training table has labels outside the GTZAN genres: {', '.join(bad)}.")
+    sha = card.training.get("data_sha256")
+    if sha and sha != table.fingerprint():
+        return ["the base table differs from the one the current model was trained on"]
+    return []
+
+
+def retrain(
+    store: FeedbackStore,
+    table: EmbeddingTable,
+    test: EmbeddingTable,
+    *,
+    root: Path = DEFAULT_ROOT,
+    margin: float = 1.0,
+    force: bool = False,
+    weight: float | None = None,
+    cfg: TrainConfig | None = None,
+    seed: int | None = None,
+    progress: Progress | None = None,
+) -> RetrainResult:
+    """Train a new version on base table + corrections, evaluate it next to the current one, promote if not worse."""
+    from models.evaluation import evaluate_and_record  # the same evaluation `train --test` records
+
+    report = progress or (lambda fraction, message: None)
+    root = Path(root)
+    report(0.0, "Loading the current model")
+    parent = current_version(root)
+    if parent is None:
+        raise RetrainError(f"There is no current model under {root} to retrain; train one first.")
+    current_model, card = load_bundle(root / parent)
+    warnings = _check_tables(card, table, test)
+    cfg = _train_config(card, cfg, seed)
+
+    report(0.03, "Collecting corrections")
+    embedder_id = str(card.embedder.get("id"))
+    everything = store.list()
+    usable = [c for c in everything if c.embedder_id == embedder_id]
+    skipped = [f"correction #{c.id}: made with embedder {c.embedder_id}" for c in everything
+               if c.embedder_id != embedder_id]
+    used_before = store.usage()
+    new_ids = [c.id for c in usable if c.id not in used_before]
+    if not new_ids and not force:
+        raise RetrainError(f"No new corrections since the last retrain ({len(usable)} stored, all used already); "
+                           "add corrections first or force a retrain.")
+    per_correction: list[tuple[Correction, list[TrackFrames]]] = []
+    for c in usable:
+        stored = store.embeddings(c.audio_sha256, embedder_id)
+        if stored is None:
+            skipped.append(f"correction #{c.id}: no stored embeddings")
+            continue
+        if abs(stored.frame_seconds - table.frame_seconds) > _TOL:
+            skipped.append(f"correction #{c.id}: frame length {stored.frame_seconds:g} s != table's")
+            continue
+        tracks, warning = window_tracks(c, stored)
+        if warning:
+            warnings.append(warning)
+        if tracks:
+            per_correction.append((c, tracks))
+        else:
+            skipped.append(f"correction #{c.id}: audio shorter than one window")
+    val_ids = card.training.get("val_tracks") or None
+    if val_ids and not set(val_ids) <= set(table.track_ids()):
+        warnings.append("the parent's validation tracks are not all in the base table; drew a new split")
+        val_ids = None
+    ids = table.track_ids()
+    n_base = len(set(ids) - set(val_ids)) if val_ids else round(len(ids) * (1 - cfg.val_fraction))
+    w = correction_weight(len(per_correction), n_base, weight)
+    extra = [(t, w / len(tracks)) for _, tracks in per_correction for t in tracks]
+    used_ids = [c.id for c, _ in per_correction]
+
+    report(0.05, f"Training on the base table + {len(used_ids)} corrections")
+
+    def log(row: dict) -> None:
+        report(0.05 + 0.75 * row["epoch"] / cfg.epochs,
+               f"Epoch {row['epoch']}/{cfg.epochs}: validation accuracy {row['val_accuracy']:.1%}")
+
+    result = train(table, cfg, val_ids=val_ids, extra=extra, log=log)
+    version = _reserve_version(root, parent)
+    try:
+        new_card = ModelCard(
+            version=version, labels=list(GENRES), embedder=card.embedder, classifier={},
+            training={
+                "data": card.training.get("data"), "data_sha256": table.fingerprint(),
+                "n_train_tracks": len(result.train_ids), "n_val_tracks": len(result.val_ids),
+                "val_tracks": result.val_ids, "config": cfg.to_dict(), "best_epoch": result.best_epoch,
+                "val_accuracy": result.val_accuracy, "temperature": result.temperature,
+                "parent_version": parent,
+                "corrections": {"n": len(used_ids), "ids": used_ids, "new_ids": new_ids, "weight": w,
+                                "n_windows": len(extra), "skipped": skipped},
+            },
+            notes=f"Retrained from {parent} with {len(used_ids)} user corrections.",
+        )
+        folder = save_bundle(result.model, new_card, root)
+        atomic_write_text(folder / CURVES_FILE, json.dumps({"history": result.history,
+                                                            "best_epoch": result.best_epoch}, indent=1))
+        report(0.82, "Evaluating the new version on the test set")
+        new_report = evaluate_and_record(folder, test, table, cfg.seed)
+    except BaseException:
+        shutil.rmtree(root / version, ignore_errors=True)
+        raise
+    report(0.92, f"Evaluating {parent} on the same test set")
+    cur_report = evaluate_table(current_model, test)
+    new_acc, cur_acc = float(new_report["accuracy"]), float(cur_report["accuracy"])
+    floor = cur_acc - margin / 100.0
+    promoted = new_acc >= floor - 1e-9
+    gap = (new_acc - cur_acc) * 100
+    if promoted:
+        reason = (f"{version} is now current: test accuracy {new_acc:.1%} vs {cur_acc:.1%} for {parent} "
+                  f"({gap:+.1f} points; it needed at least {floor:.1%}, the current accuracy minus the "
+                  f"{margin:g}-point margin).")
+    else:
+        reason = (f"Kept {parent}: {version} scored {new_acc:.1%} test accuracy vs {cur_acc:.1%} ({gap:+.1f} points), "
+                  f"below the required {floor:.1%} (the current accuracy minus the {margin:g}-point margin). "
+                  f"{version} stays selectable.")
+    store.mark_used(version, used_ids)
+    _record_decision(folder, {"promoted": promoted, "reason": reason, "parent_accuracy": cur_acc,
+                              "accuracy": new_acc, "margin": margin,
+                              "decided": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    if promoted:  # last, so CURRENT only ever names a fully recorded bundle
+        set_current(version, root)
+    report(1.0, reason)
+    return RetrainResult(
+        version=version, parent_version=parent, folder=folder, promoted=promoted, reason=reason,
+        new_accuracy=new_acc, current_accuracy=cur_acc, new_macro_f1=float(new_report["macro_f1"]),
+        current_macro_f1=float(cur_report["macro_f1"]), margin=margin, correction_ids=used_ids,
+        new_correction_ids=new_ids, correction_weight=w, skipped=skipped, warnings=warnings,
+    )
+
+
+def _record_decision(folder: Path, decision: dict[str, Any]) -> None:
+    """Store the promotion decision in the new card (weights and their hash unchanged)."""
+    card = read_card(folder)
+    card.training["promotion"] = decision
+    atomic_write_text(folder / CARD_FILE, card.to_json())

@@ -1,0 +1,297 @@
+"""Feedback: correct a prediction, browse / delete / export corrections, retrain the model with them.
+
+Thin by design: `utils.feedback.FeedbackStore` stores, `models.retrain.retrain` retrains, and this
+file wires widgets to them. Everything a user typed or uploaded (notes, file names) is shown as
+plain text or in dataframe cells, never as markdown or HTML. Errors end as a friendly message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app import state
+from app.analysis import Analysis
+from models.checkpoint import CheckpointError, current_version, read_card
+from utils.audio import AudioError
+from utils.constants import GENRES
+from utils.feedback import MAX_NOTE_CHARS, Correction, FeedbackError, FeedbackStore, idempotency_key
+from utils.feedback_db import default_url
+from utils.tables import TableError
+
+log = logging.getLogger("genre_lens.feedback")
+ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]
+_RESULT, _PENDING_DELETE = "gl.fb.retrain_result", "gl.fb.pending_delete"
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
+
+
+def md(text: Any) -> str:
+    """Escape markdown so dynamic text in st.success/st.error/labels shows literally."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(url: str) -> FeedbackStore:
+    """One store (connection pool, schema checked once) per database for the whole server."""
+    return FeedbackStore(url)
+
+
+def store() -> FeedbackStore:
+    """The feedback store of the configured database ($GENRE_LENS_DB_URL or data/feedback.sqlite3)."""
+    return _open_store(default_url())
+
+
+# ------------------------------------------------------------------------------------ correcting
+def upload_track() -> None:
+    """Analyse a file dropped here (once per file) and add it to the session's tracks."""
+    f = st.file_uploader("…or analyse another file here", type=ACCEPTED, key="gl.fb.upload")
+    if f is None:
+        return
+    data = f.getvalue()
+    if state.get_track(hashlib.sha256(data).hexdigest()) is not None:
+        return
+    try:
+        engine = state.get_engine()
+        bar = st.progress(0.0, text="Analysing")
+        analysis = engine.analyze(data, filename=f.name, progress=lambda x, m: bar.progress(min(1.0, x), text=md(m)))
+        bar.empty()
+    except (AudioError, CheckpointError) as exc:
+        st.error(md(exc))
+        return
+    state.add_track(analysis, data)
+
+
+def pick_track() -> Analysis | None:
+    """The session track to correct (the one selected on the Analyze page by default)."""
+    tracks = state.analysed_tracks()
+    if not tracks:
+        st.info("No analysed track in this session yet: analyse one on the Analyze page or drop a file above.")
+        return None
+    by_sha = {a.sha256: a for a in reversed(tracks)}  # newest first
+    options = list(by_sha)
+    chosen = state.selected_track()
+    index = options.index(chosen.sha256) if chosen is not None and chosen.sha256 in by_sha else 0
+    sha = st.selectbox("Track", options, index=index,
+                       format_func=lambda s: f"{by_sha[s].name} (predicted {' + '.join(by_sha[s].predicted)})")
+    return by_sha[sha]
+
+
+def show_prediction(a: Analysis) -> None:
+    """The file name (as text) and the model's top genres."""
+    st.text(f"File: {a.name}\nModel: {a.model.get('version')}")
+    top = pd.DataFrame([{"genre": g, "probability": round(p, 3)} for g, p in a.ranking[:5]])
+    st.dataframe(top, hide_index=True, width="content")
+
+
+def embedder_geometry(a: Analysis) -> tuple[float, float]:
+    """(hop, frame) seconds of the embedder that produced this analysis, from its model card."""
+    try:
+        settings = read_card(state.bundle_dir(str(a.model.get("version")))).embedder["settings"]
+        return float(settings["hop_seconds"]), float(settings["frame_seconds"])
+    except (CheckpointError, KeyError, TypeError):
+        engine = state.get_engine()
+        if engine.embedder.id != a.model.get("embedder"):
+            raise FeedbackError("The model that analysed this track is gone; analyse the track again.") from None
+        return engine.embedder.hop_seconds, engine.embedder.frame_seconds
+
+
+def correction_form(a: Analysis) -> None:
+    """Genres, window and note; submitting twice (double click, rerun) stores one correction."""
+    windows = {None: "the whole track"} | {w.start_s: f"window {w.index + 1}: {w.start_s:g}–{w.end_s:g} s"
+                                           for w in a.windows}
+    with st.form(f"gl.fb.form.{a.sha256[:16]}"):
+        genres = st.multiselect("Correct genre(s)", list(GENRES), placeholder="Choose one or more genres")
+        start = st.selectbox("The correction is about", list(windows), format_func=windows.get)
+        note = st.text_area("Note (optional)", max_chars=MAX_NOTE_CHARS,
+                            placeholder="e.g. the intro is jazz, the rest is blues")
+        submitted = st.form_submit_button("Submit correction", type="primary")
+    if not submitted:
+        return
+    if not genres:
+        st.warning("Choose at least one genre.")
+        return
+    hop, frame = embedder_geometry(a)
+    key = idempotency_key(a.sha256, genres, note, start)
+    result = store().add_analysis(a, genres, hop_seconds=hop, frame_seconds=frame, note=note,
+                                  window_start_s=start, key=key)
+    c = result.correction
+    if result.created:
+        st.success(f"Stored correction #{c.id}.")
+    else:
+        st.info(f"This correction was already stored as #{c.id}; nothing was added.")
+    st.dataframe(pd.DataFrame({"field": ["file", "corrected to", "model said", "about", "note", "model version"],
+                               "value": [c.file_name, " + ".join(c.genres), c.predicted, windows.get(start, ""),
+                                         c.note or "", c.model_version]}), hide_index=True)
+
+
+# ------------------------------------------------------------------------------------ browsing
+def _date_bounds(items: list[Correction]) -> tuple[date, date]:
+    """First and last day (UTC) with corrections."""
+    days = [c.created_at.date() for c in items]
+    return min(days), max(days)
+
+
+def filtered_corrections(items: list[Correction]) -> list[Correction]:
+    """Filter widgets (genre, model version, date range) and the matching corrections."""
+    c1, c2, c3 = st.columns(3)
+    genre = c1.selectbox("Genre", ["all", *GENRES])
+    versions = sorted({c.model_version for c in items})
+    version = c2.selectbox("Model version", ["all", *versions])
+    first, last = _date_bounds(items)
+    picked = c3.date_input("Date range (UTC)", value=(first, last))
+    days = list(picked) if isinstance(picked, tuple | list) else [picked]
+    since = datetime.combine(days[0], time.min, UTC) if days else None
+    until = datetime.combine(days[-1] + timedelta(days=1), time.min, UTC) if days else None
+    return store().list(genre=None if genre == "all" else genre,
+                        model_version=None if version == "all" else version, since=since, until=until)
+
+
+def corrections_table(items: list[Correction], usage: dict[int, list[str]]) -> None:
+    """The corrections as dataframe cells (text, never markup)."""
+    rows = [{"id": c.id, "created (UTC)": c.created_at.strftime("%Y-%m-%d %H:%M"), "file": c.file_name,
+             "corrected to": " + ".join(c.genres), "model said": c.predicted,
+             "window (s)": "" if c.window_start_s is None else f"{c.window_start_s:g}–{c.window_end_s:g}",
+             "note": c.note or "", "model version": c.model_version, "used by": ", ".join(usage.get(c.id, []))}
+            for c in items]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def delete_controls(items: list[Correction]) -> None:
+    """Pick a correction, then confirm, to delete it."""
+    by_id = {c.id: c for c in items}
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    picked = c1.selectbox("Delete a correction", [None, *by_id], key="gl.fb.delete_pick",
+                          format_func=lambda i: "—" if i is None else f"#{i} {by_id[i].file_name}")
+    if c2.button("Delete…", disabled=picked is None):
+        st.session_state[_PENDING_DELETE] = picked
+    pending = st.session_state.get(_PENDING_DELETE)
+    if pending is None:
+        return
+    st.warning(f"Delete correction #{int(pending)}? This cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete it", type="primary"):
+        st.session_state.pop(_PENDING_DELETE, None)
+        gone = store().delete(int(pending))
+        st.toast(f"Deleted correction #{gone.id}.")
+        st.rerun()
+    if no.button("Cancel"):
+        st.session_state.pop(_PENDING_DELETE, None)
+        st.rerun()
+
+
+def browse() -> None:
+    """Stored corrections with filters, CSV export and deletion."""
+    items = store().list()
+    if not items:
+        st.caption("No corrections stored yet.")
+        return
+    shown = filtered_corrections(items)
+    corrections_table(shown, store().usage())
+    st.download_button(f"Export {len(shown)} as CSV", data=store().to_csv(shown),
+                       file_name="genre-lens-corrections.csv", mime="text/csv")
+    delete_controls(shown)
+
+
+# ------------------------------------------------------------------------------------ retraining
+def retrain_section() -> None:
+    """Counts, the guard margin, 'Retrain now' with progress, and the last result."""
+    from models.retrain import default_tables, retrain
+    from utils.tables import load_table
+
+    root = state.checkpoint_root()
+    version = current_version(root)
+    if version is None:
+        st.info("There is no model to retrain yet.")
+        return
+    card = read_card(root / version)
+    usable = [c for c in store().list() if c.embedder_id == card.embedder.get("id")]
+    used = store().usage()
+    new = [c for c in usable if c.id not in used]
+    st.text(f"Current model: {version}. {len(usable)} correction(s) apply to it; {len(new)} not used by any "
+            "version yet.")
+    train_path, test_path = default_tables(card)
+    if not (train_path.is_file() and test_path.is_file()):
+        st.warning("The base training and test tables are not on this machine, so retraining runs from the "
+                   "command line: `python -m app retrain --table TRAIN.npz --test TEST.npz`.")
+        return
+    margin = st.number_input("Promote when test accuracy drops by at most (points)", 0.0, 20.0, 1.0, 0.5)
+    force = st.checkbox("Retrain even without new corrections") if not new else False
+    if st.button("Retrain now", type="primary", disabled=not (new or force)):
+        with st.status("Retraining with the corrections…", expanded=True) as status:
+            bar = st.progress(0.0, text="Starting")
+            result = retrain(store(), load_table(train_path), load_table(test_path), root=root, margin=margin,
+                             force=force, progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=md(m)))
+            status.update(label="Retraining finished", state="complete", expanded=False)
+        st.session_state[_RESULT] = result.to_dict()
+    show_result(st.session_state.get(_RESULT))
+
+
+def show_result(r: dict | None) -> None:
+    """New version next to the current one: accuracy, macro-F1, the decision and why."""
+    if not r:
+        return
+    st.dataframe(pd.DataFrame([
+        {"model": r["version"], "role": "new", "test accuracy": round(r["new_accuracy"], 4),
+         "macro-F1": round(r["new_macro_f1"], 4)},
+        {"model": r["parent_version"], "role": "current before", "test accuracy": round(r["current_accuracy"], 4),
+         "macro-F1": round(r["current_macro_f1"], 4)},
+    ]), hide_index=True)
+    if r["promoted"]:
+        st.success("Promoted: the new version is now the current model.")
+    else:
+        st.warning("Not promoted: the current model stays; the new version remains selectable in the sidebar.")
+    st.text(r["reason"])
+    st.text(f"{len(r['correction_ids'])} correction(s) used, weight {r['correction_weight']:.2f} each.")
+    for line in r.get("skipped", []) + r.get("warnings", []):
+        st.text(f"Note: {line}")
+
+
+# ------------------------------------------------------------------------------------ page
+USER_ERRORS = (FeedbackError, CheckpointError, TableError, AudioError, ValueError)
+
+
+def section(title: str, body) -> None:
+    """One page section; a problem the user can fix is shown in place and the rest of the page still renders."""
+    st.subheader(title)
+    try:
+        body()
+    except USER_ERRORS as exc:
+        st.error(md(exc))
+
+
+def correct() -> None:
+    """Pick or upload a track, see its prediction, submit a correction."""
+    upload_track()
+    track = pick_track()
+    if track is not None:
+        show_prediction(track)
+        correction_form(track)
+
+
+def page() -> None:
+    """The whole page."""
+    state.init_session()
+    st.title("Feedback")
+    st.caption("Tell the model when it is wrong. Corrections are stored with the track's embeddings and "
+               "used to train a new version, which replaces the current one only when it is not worse.")
+    try:
+        store()
+    except FeedbackError as exc:
+        st.error(md(exc))
+        return
+    section("Correct a prediction", correct)
+    section("Stored corrections", browse)
+    section("Retrain", retrain_section)
+
+
+try:
+    page()
+except Exception:
+    log.exception("feedback page failed")
+    st.error("Something went wrong on this page. The problem was logged; please reload the page and try again.")

@@ -1,0 +1,426 @@
+"""The feedback store: validation, idempotency, concurrency, migrations, the CLI and the Streamlit page."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import inspect
+
+from tests.conftest import ROOT
+from tests.test_retrain import FRAME, HOP, random_bundle
+from utils import feedback_db
+from utils.constants import GENRES
+from utils.feedback import MAX_NOTE_CHARS, FeedbackError, FeedbackStore, SliceEmbeddings, idempotency_key
+from utils.feedback_db import SCHEMA_VERSION, metadata
+
+EMBEDDER = "musicnn-msd/taggram/v1"
+
+
+def sha(text: str) -> str:
+    """A deterministic fake audio fingerprint."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def submit(store: FeedbackStore, audio: str = "a", genres=("jazz",), note: str | None = None,
+           name: str = "song.wav", window: float | None = None, key: str | None = None, with_embeddings: bool = True):
+    """One correction as the page or the CLI would store it."""
+    h = sha(audio)
+    emb = None
+    if with_embeddings:
+        starts = np.arange(6) * 5.0
+        vectors = np.random.default_rng(len(audio)).normal(0, 1, (6, 3, 50)).astype(np.float32)
+        emb = SliceEmbeddings(h, EMBEDDER, vectors, starts, HOP, FRAME)
+    return store.add(audio_sha256=h, file_name=name, model_id="base@0123456789ab", model_version="base",
+                     embedder_id=EMBEDDER, probabilities=np.linspace(0.01, 0.9, 10), genres=list(genres), note=note,
+                     window_start_s=window, key=key, embeddings=emb)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FeedbackStore:
+    s = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.sqlite3'}")
+    yield s
+    s.close()
+
+
+# ------------------------------------------------------------------------------------ store basics
+def test_sqlite_defaults_wal_and_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(feedback_db.DB_URL_ENV, raising=False)
+    monkeypatch.setenv(feedback_db.DATA_DIR_ENV, str(tmp_path / "data"))
+    s = FeedbackStore()
+    assert s.location.endswith("data/feedback.sqlite3") and (tmp_path / "data" / "feedback.sqlite3").is_file()
+    with s.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+    monkeypatch.setenv(feedback_db.DB_URL_ENV, f"sqlite:///{tmp_path / 'other.db'}")
+    assert FeedbackStore().location.endswith("other.db")
+
+
+def test_unusable_database_url_is_a_clear_error_without_the_password() -> None:
+    with pytest.raises(FeedbackError) as err:
+        FeedbackStore("postgresql+psycopg://user:s3cret@127.0.0.1:1/feedback")
+    assert "s3cret" not in str(err.value) and "127.0.0.1" in str(err.value)
+    with pytest.raises(FeedbackError, match="not a usable database URL"):
+        FeedbackStore("not a url")
+
+
+def test_same_submission_twice_is_stored_once(store: FeedbackStore) -> None:
+    first = submit(store, note="double click")
+    again = submit(store, note="double click")
+    assert first.created and not again.created
+    assert again.correction == first.correction and store.count() == 1
+    assert submit(store, note="another note").created and store.count() == 2
+    keyed = submit(store, audio="b", key="my-key")
+    assert submit(store, audio="b", key="my-key").correction.id == keyed.correction.id
+    with pytest.raises(FeedbackError, match="already used for a different correction"):
+        submit(store, audio="c", key="my-key")
+    assert store.count() == 3
+    assert first.correction.idempotency_key == idempotency_key(sha("a"), ["jazz"], "double click", None)
+
+
+def test_embeddings_are_stored_once_per_audio_and_round_trip(store: FeedbackStore) -> None:
+    a = submit(store, genres=["jazz"])
+    submit(store, genres=["blues", "jazz"])
+    stored = store.embeddings(sha("a"), EMBEDDER)
+    assert stored is not None and stored.embeddings.shape == (6, 3, 50) and stored.embeddings.dtype == np.float32
+    np.testing.assert_array_equal(stored.embeddings,
+                                  np.random.default_rng(1).normal(0, 1, (6, 3, 50)).astype(np.float32))
+    np.testing.assert_allclose(stored.slice_starts, np.arange(6) * 5.0)
+    assert (stored.hop_seconds, stored.frame_seconds) == (HOP, FRAME)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM slice_embeddings").scalar() == 1
+    store.delete(a.correction.id)  # still used by the other correction: kept
+    assert store.embeddings(sha("a"), EMBEDDER) is not None
+    store.delete(store.list()[0].id)  # last user gone: the embeddings go too
+    assert store.embeddings(sha("a"), EMBEDDER) is None and store.count() == 0
+
+
+def test_fields_validation_and_hostile_input(store: FeedbackStore) -> None:
+    with pytest.raises(FeedbackError, match="Unknown genre 'polka'"):
+        submit(store, genres=["jazz", "polka"])
+    with pytest.raises(FeedbackError, match="at least one genre"):
+        submit(store, genres=[])
+    with pytest.raises(FeedbackError, match=f"{MAX_NOTE_CHARS + 1} characters"):
+        submit(store, note="x" * (MAX_NOTE_CHARS + 1))
+    with pytest.raises(FeedbackError, match="control characters"):
+        submit(store, note="bell \x07 and \x1b[31m escape")
+    with pytest.raises(FeedbackError, match="window"):
+        submit(store, window=-5)
+    assert store.count() == 0
+    assert submit(store, audio="max", note="y" * MAX_NOTE_CHARS).correction.note == "y" * MAX_NOTE_CHARS
+
+    hostile = "<script>alert('x')</script> **bold** [link](javascript:alert(1)) <img src=x onerror=alert(1)>\n" \
+              "second line\twith tab; DROP TABLE corrections; --"
+    c = submit(store, audio="h", name="../../x<script>.wav", note=hostile, genres=["Rock", "blues|ROCK"],
+               window=10).correction
+    back = store.get(c.id)
+    assert back.note == hostile  # verbatim, as data
+    assert back.file_name == "x<script>.wav" and "/" not in back.file_name and "\\" not in back.file_name
+    assert back.genres == ("blues", "rock") and (back.window_start_s, back.window_end_s) == (10.0, 25.0)
+    assert submit(store, audio="w", name="..\\..\\windows\\evil.wav").correction.file_name == "evil.wav"
+    assert back.created_at.tzinfo is not None and abs(back.created_at - datetime.now(UTC)) < timedelta(minutes=5)
+    assert json.loads(back.row()["probabilities"])["rock"] == pytest.approx(0.9)
+
+
+def test_filters_usage_and_csv_export(store: FeedbackStore, tmp_path: Path) -> None:
+    a = submit(store, audio="a", genres=["jazz", "blues"]).correction
+    b = submit(store, audio="b", genres=["rock"], note="=HYPERLINK(\"http://evil\")").correction
+    assert [c.id for c in store.list(genre="jazz")] == [a.id]
+    assert [c.id for c in store.list(genre="blues")] == [a.id]
+    assert store.list(genre="pop") == [] and len(store.list(model_version="base")) == 2
+    assert store.list(model_version="other") == []
+    now = datetime.now(UTC)
+    assert len(store.list(since=now - timedelta(hours=1), until=now + timedelta(hours=1))) == 2
+    assert store.list(since=now + timedelta(hours=1)) == []
+    store.mark_used("base-r1", [a.id, b.id])
+    store.mark_used("base-r1", [a.id])  # idempotent
+    assert store.usage() == {a.id: ["base-r1"], b.id: ["base-r1"]}
+    store.delete(b.id)
+    assert store.usage() == {a.id: ["base-r1"]}
+    with pytest.raises(FeedbackError, match="no correction #999"):
+        store.delete(999)
+
+    submit(store, audio="c", name="-cmd.wav", note="@SUM(A1)")
+    out = tmp_path / "out" / "corrections.csv"
+    assert store.export_csv(out) == 2
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["genres"] for r in rows] == ["blues|jazz", "jazz"]
+    assert rows[1]["note"] == "'@SUM(A1)" and rows[1]["file_name"] == "'-cmd.wav"  # no formula injection
+
+
+# ------------------------------------------------------------------------------------ concurrency
+WORKER = """
+import hashlib, os, sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+from utils import feedback_db
+from utils.feedback import FeedbackStore, SliceEmbeddings
+
+url, go, who, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+while not os.path.exists(go):
+    time.sleep(0.002)
+store = FeedbackStore(url)
+for i in range(n):
+    h = hashlib.sha256(f"shared-{{i % 5}}".encode()).hexdigest()
+    emb = SliceEmbeddings(h, {embedder!r}, np.zeros((6, 3, 50), np.float32), np.arange(6) * 5.0, 0.976, 2.992)
+    for _ in range(2):  # a double click: stored once
+        store.add(audio_sha256=h, file_name="song.wav", model_id="base@0123456789ab", model_version="base",
+                  embedder_id={embedder!r}, probabilities=np.full(10, 0.1), genres=["jazz"],
+                  note=f"{{who}} #{{i}}", embeddings=emb)
+print("retries", feedback_db.stats["retries"])
+"""
+
+
+def test_threads_and_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'busy.sqlite3'}"  # fresh: the schema migration races too
+    go, n, n_threads, n_procs = tmp_path / "go", 25, 4, 3
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER.format(root=str(ROOT), embedder=EMBEDDER))
+    procs = [subprocess.Popen([sys.executable, str(script), url, str(go), f"proc{p}", str(n)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in range(n_procs)]
+    errors: list[BaseException] = []
+    ready = threading.Barrier(n_threads + 1)
+
+    def thread_worker(who: str) -> None:
+        try:
+            ready.wait()
+            s = FeedbackStore(url)
+            for i in range(n):
+                submit(s, audio=f"shared-{i % 5}", note=f"{who} #{i}")
+                submit(s, audio=f"shared-{i % 5}", note=f"{who} #{i}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=thread_worker, args=(f"thread{t}",)) for t in range(n_threads)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)  # let the processes import and wait on the start file
+    go.touch()
+    ready.wait()
+    for t in threads:
+        t.join(120)
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert not errors, errors
+    for p, (_out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err
+        assert "locked" not in err.lower()
+    store = FeedbackStore(url)
+    assert store.count() == (n_threads + n_procs) * n
+    notes = [c.note for c in store.list()]
+    assert len(set(notes)) == len(notes) == (n_threads + n_procs) * n
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM slice_embeddings").scalar() == 5
+        assert conn.exec_driver_sql("SELECT count(*) FROM schema_version").scalar() == SCHEMA_VERSION
+    retries = [int(out.split()[-1]) for out, _ in outputs]
+    print(f"rows {store.count()}, retries in processes {retries}, in threads {feedback_db.stats['retries']}")
+
+
+# ------------------------------------------------------------------------------------ migrations
+V1_SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at DATETIME NOT NULL,
+    description VARCHAR(200) NOT NULL, PRIMARY KEY (version));
+CREATE TABLE slice_embeddings (id INTEGER NOT NULL, audio_sha256 VARCHAR(64) NOT NULL,
+    embedder_id VARCHAR(200) NOT NULL, data BLOB NOT NULL, shape VARCHAR(100) NOT NULL, dtype VARCHAR(20) NOT NULL,
+    slice_starts TEXT NOT NULL, hop_seconds FLOAT NOT NULL, frame_seconds FLOAT NOT NULL,
+    created_at DATETIME NOT NULL, PRIMARY KEY (id),
+    CONSTRAINT uq_slice_embeddings_audio_embedder UNIQUE (audio_sha256, embedder_id));
+CREATE TABLE corrections (id INTEGER NOT NULL, idempotency_key VARCHAR(200) NOT NULL,
+    audio_sha256 VARCHAR(64) NOT NULL, file_name VARCHAR(200) NOT NULL, model_id VARCHAR(200) NOT NULL,
+    model_version VARCHAR(200) NOT NULL, embedder_id VARCHAR(200) NOT NULL, embedding_id INTEGER,
+    probabilities TEXT NOT NULL, genres VARCHAR(200) NOT NULL, created_at DATETIME NOT NULL, PRIMARY KEY (id),
+    UNIQUE (idempotency_key), FOREIGN KEY(embedding_id) REFERENCES slice_embeddings (id));
+CREATE INDEX ix_corrections_audio_sha256 ON corrections (audio_sha256);
+CREATE INDEX ix_corrections_created_at ON corrections (created_at);
+"""
+
+
+def test_a_v1_database_opens_and_migrates(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    blob = io.BytesIO()
+    np.save(blob, np.ones((3, 3, 50), np.float32))
+    probs = json.dumps(dict.fromkeys(GENRES, 0.1))
+    with sqlite3.connect(path) as db:  # what Genre Lens with schema v1 left behind
+        db.executescript(V1_SCHEMA)
+        db.execute("INSERT INTO schema_version VALUES (1, '2026-01-02 03:04:05.000000', 'v1')")
+        db.execute("INSERT INTO slice_embeddings VALUES (1, ?, ?, ?, '[3, 3, 50]', 'float32', '[0.0, 5.0, 10.0]',"
+                   " 0.976, 2.992, '2026-01-02 03:04:05.000000')", (sha("old"), EMBEDDER, blob.getvalue()))
+        db.execute("INSERT INTO corrections VALUES (1, 'k1', ?, 'old.wav', 'base@x', 'base', ?, 1, ?, 'disco',"
+                   " '2026-01-02 03:04:05.000000')", (sha("old"), EMBEDDER, probs))
+
+    store = FeedbackStore(f"sqlite:///{path}")
+
+    with store.engine.connect() as conn:
+        assert feedback_db.current_schema_version(conn) == SCHEMA_VERSION == 2
+        insp = inspect(conn)
+        for table in metadata.sorted_tables:  # the migrated schema is exactly the one the code queries
+            assert {c["name"] for c in insp.get_columns(table.name)} == set(table.columns.keys()), table.name
+    old = store.get(1)
+    assert old.genres == ("disco",) and old.note is None and old.window_start_s is None
+    assert old.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert store.embeddings(sha("old"), EMBEDDER).embeddings.shape == (3, 3, 50)
+    new = submit(store, audio="new", note="after the upgrade", window=5.0).correction
+    assert store.get(new.id).note == "after the upgrade" and store.count() == 2
+    store.mark_used("base-r1", [1, new.id])
+    assert FeedbackStore(f"sqlite:///{path}").count() == 2  # reopening migrates nothing twice
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite3"
+    FeedbackStore(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO schema_version VALUES (99, '2030-01-01 00:00:00', 'future')")
+    with pytest.raises(FeedbackError, match="schema v99, newer"):
+        FeedbackStore(f"sqlite:///{path}")
+
+
+# ------------------------------------------------------------------------------------ CLI and page
+@pytest.fixture(scope="module")
+def bundle_and_wav(tmp_path_factory: pytest.TempPathFactory):
+    """A random-init MusiCNN-taggram bundle (current under its root), a 20 s WAV and its analysis."""
+    import soundfile as sf
+    import torch
+
+    from app.engine import Engine
+    from tests.conftest import synth_music
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small batches: one thread is faster, and fair to a busy machine
+    tmp = tmp_path_factory.mktemp("fbcli")
+    random_bundle(tmp / "ckpt")
+    wav = tmp / "tune.wav"
+    sf.write(wav, synth_music(seconds=20.0, sr=16000), 16000)
+    analysis = Engine(checkpoint=tmp / "ckpt" / "random-v1").analyze(wav.read_bytes(), filename="../../x<script>.wav")
+    yield tmp / "ckpt", wav, analysis
+    torch.set_num_threads(threads)
+
+
+def test_cli_round_trip(bundle_and_wav, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from app.cli import main
+    from models.retrain import window_tracks
+    from utils.windows import windows_from_frames
+
+    root, wav, analysis = bundle_and_wav
+    db = ["--db", f"sqlite:///{tmp_path / 'cli.sqlite3'}"]
+    add = ["feedback", "add", str(wav), "--genre", "jazz", "--genre", "Blues", "--note", "<b>not bold</b>",
+           "--root", str(root), *db]
+    assert main(add) == 0
+    assert "stored: #1 tune.wav: blues+jazz" in capsys.readouterr().out
+    assert main(add) == 0
+    assert "already stored" in capsys.readouterr().out
+    assert main(["feedback", "add", str(wav), "--genre", "rock", "--window-start", "5", "--root", str(root), *db]) == 0
+    capsys.readouterr()
+    assert main(["feedback", "add", str(wav), "--genre", "rock", "--window-start", "3", "--root", str(root), *db]) == 2
+    assert "no window starting at 3 s" in capsys.readouterr().err
+    assert main(["feedback", "add", str(wav), "--genre", "polka", "--root", str(root), *db]) == 2
+    assert "error: Unknown genre 'polka'" in capsys.readouterr().err
+
+    assert main(["feedback", "list", "--json", *db]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["genres"], r["note"], r["window_start_s"]) for r in rows] == [
+        (1, "blues|jazz", "<b>not bold</b>", None), (2, "rock", None, 5.0)]
+    assert rows[0]["model_version"] == "random-v1" and rows[0]["file_name"] == "tune.wav"
+    assert main(["feedback", "list", *db]) == 0
+    assert "note: <b>not bold</b>" in capsys.readouterr().out
+    out = tmp_path / "fb.csv"
+    assert main(["feedback", "export", "--out", str(out), *db]) == 0
+    assert len(list(csv.DictReader(out.open()))) == 2
+    assert main(["feedback", "delete", "1", *db]) == 0
+    assert main(["feedback", "delete", "1", *db]) == 2
+    assert "error: There is no correction #1." in capsys.readouterr().err
+
+    # what was stored is what the engine computed: the real embedder's slices rebuild its windows
+    store = FeedbackStore(db[1])
+    c = store.get(2)
+    stored = store.embeddings(c.audio_sha256, c.embedder_id)
+    np.testing.assert_array_equal(stored.embeddings, analysis.slice_embeddings)
+    tracks, _ = window_tracks(c, stored)
+    window = next(w for w in analysis.windows if w.start_s == 5.0)
+    x, m = windows_from_frames(tracks[0].vectors, tracks[0].frame_start_s, stored.frame_seconds, np.array([0.0]),
+                               stored.embeddings.shape[1])
+    assert m.all() and len(tracks) == 1
+    np.testing.assert_array_equal(x[0], analysis.slice_embeddings[[
+        int(np.argmin(np.abs(analysis.slice_starts_s - s))) for s in window.slice_starts_s]])
+
+
+def test_page_renders_stores_a_correction_and_escapes_text(
+    bundle_and_wav, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    root, _, analysis = bundle_and_wav
+    url = f"sqlite:///{tmp_path / 'page.sqlite3'}"
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(root))
+    monkeypatch.setenv(feedback_db.DB_URL_ENV, url)
+    seed = FeedbackStore(url)
+    submit(seed, audio="earlier", name="*not* markdown.wav", note="<script>alert(1)</script>")
+
+    at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=60)
+    at.session_state["gl.tracks"] = {analysis.sha256: analysis}
+    at.run()
+    assert not at.exception, at.exception
+    assert [s.value for s in at.subheader] == ["Correct a prediction", "Stored corrections", "Retrain"]
+    assert any("File: x<script>.wav" in t.value for t in at.text)  # shown as text, not markup
+    assert not any("<script>" in m.value for m in at.markdown)
+    notes = at.dataframe[-1].value["note"].tolist()
+    assert "<script>alert(1)</script>" in notes
+
+    at.multiselect[0].set_value(["jazz", "rock"])
+    at.text_area[0].input("sounds like <b>jazz</b> to me")
+    at.button[0].click()  # the form's submit button
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Stored correction" in s.value for s in at.success), [e.value for e in at.error]
+    at.button[0].click()  # a second click stores nothing new
+    at.run()
+    assert any("already stored" in i.value for i in at.info)
+    stored = [c for c in seed.list() if c.audio_sha256 == analysis.sha256]
+    assert len(stored) == 1 and stored[0].genres == ("jazz", "rock")
+    assert stored[0].note == "sounds like <b>jazz</b> to me" and stored[0].file_name == "x<script>.wav"
+    assert seed.embeddings(analysis.sha256, analysis.model["embedder"]) is not None
+    retrain_ui = [b.label for b in at.button] + [w.value for w in at.warning]
+    assert "Retrain now" in retrain_ui or any("command line" in v for v in retrain_ui)
+
+
+def test_page_filters_and_deletes_with_confirmation(
+    bundle_and_wav, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    root, _, _ = bundle_and_wav
+    url = f"sqlite:///{tmp_path / 'page.sqlite3'}"
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(root))
+    monkeypatch.setenv(feedback_db.DB_URL_ENV, url)
+    seed = FeedbackStore(url)
+    a = submit(seed, audio="a", genres=["rock"], name="a.wav").correction
+    b = submit(seed, audio="b", genres=["jazz"], name="b.wav").correction
+
+    at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("No analysed track" in i.value for i in at.info)  # nothing analysed in this session yet
+    assert at.dataframe[-1].value["id"].tolist() == [a.id, b.id]
+    next(s for s in at.selectbox if s.label == "Genre").set_value("jazz")
+    at.run()
+    assert at.dataframe[-1].value["id"].tolist() == [b.id]
+
+    at.selectbox(key="gl.fb.delete_pick").set_value(b.id)
+    at.run()
+    next(x for x in at.button if x.label == "Delete…").click()
+    at.run()
+    assert any(f"Delete correction #{b.id}?" in w.value for w in at.warning) and seed.count() == 2
+    next(x for x in at.button if x.label == "Yes, delete it").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert [c.id for c in seed.list()] == [a.id]

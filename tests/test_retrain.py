@@ -1,0 +1,379 @@
+"""Retraining with corrections: frames rebuilt from stored slices, learning, the promotion guard, refusal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.checkpoint import (
+    ModelCard,
+    current_version,
+    list_versions,
+    load_bundle,
+    read_card,
+    save_bundle,
+    set_current,
+)
+from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.predict import combine_windows, predict_windows
+from models.retrain import RetrainError, retrain, slice_frames, window_starts_of, window_tracks
+from models.training import TrainConfig, grid_windows, train
+from utils.constants import GENRES
+from utils.feedback import FeedbackStore, SliceEmbeddings
+from utils.tables import MUSICNN_FRAME_S, MUSICNN_HOP_S, PUBLISHED_MUSICNN_META, EmbeddingTable
+from utils.windows import plan_windows, windows_from_frames
+
+HOP, FRAME, DIM = MUSICNN_HOP_S, MUSICNN_FRAME_S, 50
+FRAMES_PER_SLICE = 3  # MusiCNN: patches at 0, 0.976, 1.952 s fit in a 5 s slice
+
+
+# ------------------------------------------------------------------------------------ helpers (shared)
+def genre_means(seed: int = 0) -> np.ndarray:
+    """Ten well-separated genre centres in the 50-d embedding space."""
+    return np.random.default_rng(seed).normal(0, 1, (len(GENRES), DIM))
+
+
+def make_table(
+    means: np.ndarray,
+    n_per_genre: int,
+    seed: int,
+    seconds: float = 30.0,
+    spread: float = 0.6,
+    extra: list[tuple[str, np.ndarray]] = (),
+    prefix: str = "",
+) -> EmbeddingTable:
+    """Frame rows on the MusiCNN grid (one frame every 0.976 s) drawn around genre means (+ extra tracks)."""
+    rng = np.random.default_rng(seed)
+    n_frames = int((seconds - FRAME) // HOP) + 1
+    specs = [(g, means[i]) for i, g in enumerate(GENRES) for _ in range(n_per_genre)] + list(extra)
+    vec, tid, gen, start = [], [], [], []
+    for k, (genre, mean) in enumerate(specs):
+        vec.append(mean + spread * rng.normal(0, 1, (n_frames, DIM)))
+        tid += [f"{prefix}{genre}.{k:05d}"] * n_frames
+        gen += [genre] * n_frames
+        start.append(np.arange(n_frames) * HOP)
+    return EmbeddingTable(
+        np.concatenate(vec).astype(np.float32),
+        np.array(tid),
+        np.array(gen),
+        np.concatenate(start).astype(np.float32),
+        dict(PUBLISHED_MUSICNN_META),
+    )
+
+
+def engine_slices(
+    mean: np.ndarray,
+    rng: np.random.Generator,
+    seconds: float = 30.0,
+    spread: float = 0.6,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(S, F, D) slice embeddings and slice starts as the engine stores them for a track of `seconds`."""
+    starts = plan_windows(seconds).slice_starts
+    return (mean + spread * rng.normal(0, 1, (len(starts), FRAMES_PER_SLICE, DIM))).astype(np.float32), starts
+
+
+def tiny_config(epochs: int = 8, seed: int = 0) -> TrainConfig:
+    """A small, fast training recipe for tests (converges in a few epochs on the synthetic tables)."""
+    return TrainConfig(seed=seed, epochs=epochs, channels=16, hidden=32, n_blocks=1, warmup_epochs=1, patience=100,
+                       dropout=0.1, frame_dropout=0.1, batch_size=16, lr=5e-3)
+
+
+def card_for(version: str, table: EmbeddingTable | None = None) -> ModelCard:
+    """A model card for the MusiCNN taggram embedder."""
+    meta = table.meta if table is not None else PUBLISHED_MUSICNN_META
+    return ModelCard(
+        version=version,
+        labels=list(GENRES),
+        classifier={},
+        embedder=meta["embedder"] | {"settings": {k: meta[k] for k in ("frame_seconds", "hop_seconds", "dim")}},
+    )
+
+
+def random_bundle(root: Path, version: str = "random-v1") -> Path:
+    """A random-init MusiCNN-taggram classifier bundle, made current under root."""
+    import torch
+
+    torch.manual_seed(0)
+    folder = save_bundle(ParallelCNN(ClassifierConfig(input_dim=DIM)).eval(), card_for(version), root)
+    set_current(version, root)
+    return folder
+
+
+def predict_stored(model: ParallelCNN, embeddings: np.ndarray, seconds: float = 30.0) -> np.ndarray:
+    """Track probabilities exactly as the engine computes them from slice embeddings."""
+    plan = plan_windows(seconds)
+    return combine_windows(predict_windows(model, embeddings[plan.window_slices]).probabilities)
+
+
+def add_correction(
+    store: FeedbackStore,
+    embeddings: np.ndarray,
+    starts: np.ndarray,
+    genre: str,
+    model: str,
+    k: int,
+    probabilities: np.ndarray | None = None,
+):
+    """Store a correction with its slice embeddings, as the feedback page does."""
+    sha = f"{k:064x}"
+    emb_id = PUBLISHED_MUSICNN_META["embedder"]["id"]
+    return store.add(
+        audio_sha256=sha,
+        file_name=f"cluster-{k}.wav",
+        model_id=f"{model}@x",
+        model_version=model,
+        embedder_id=emb_id,
+        genres=[genre],
+        probabilities=probabilities if probabilities is not None else np.full(10, 0.1),
+        embeddings=SliceEmbeddings(sha, emb_id, embeddings, starts, HOP, FRAME),
+    )
+
+
+def quick_baseline(tracks, seed: int = 0, folds: int = 5):
+    """The evaluation's baseline with a fixed C: its grid search dominates test time on separable tables."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from models.baseline import track_means
+
+    y = np.array([GENRES.index(t.genre) for t in tracks])
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500)).fit(track_means(tracks), y), 1.0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fast_and_fair():
+    """One torch thread (tiny models train several times faster without inter-thread sync on a busy
+    machine) and a fixed-C baseline; everything else in evaluation runs as in production."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("models.evaluation.fit_baseline", quick_baseline)
+        yield
+    torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------------------ geometry
+@pytest.mark.parametrize("seconds", [15.0, 17.5, 30.0, 33.0, 47.3])
+def test_stored_slices_reassemble_exactly_into_engine_windows(seconds: float) -> None:
+    rng = np.random.default_rng(1)
+    plan = plan_windows(seconds)
+    emb = rng.normal(0, 1, (len(plan.slice_starts), FRAMES_PER_SLICE, DIM)).astype(np.float32)
+    assert window_starts_of(plan.slice_starts) == pytest.approx(plan.window_starts.tolist())
+    c = type("C", (), {"id": 1, "genres": ("jazz",), "window_start_s": None})()
+    stored = SliceEmbeddings("0" * 64, "e", emb, plan.slice_starts, HOP, FRAME)
+    tracks, warning = window_tracks(c, stored)
+    assert warning is None and len(tracks) == len(plan.window_starts)
+    for w, track in enumerate(tracks):
+        expected = emb[plan.window_slices[w]]  # what the engine classified for this window
+        x, m = windows_from_frames(track.vectors, track.frame_start_s, FRAME, np.array([0.0]), FRAMES_PER_SLICE)
+        np.testing.assert_array_equal(x[0], expected)
+        assert m.all()
+        gx, gm = grid_windows(track, FRAME, FRAMES_PER_SLICE)  # training (no jitter): that one window
+        assert gx.shape[0] == 1 and gm.all()
+        np.testing.assert_array_equal(gx[0], expected)
+    # a whole track on the 5 s grid also reassembles slice by slice from one set of frame rows
+    grid = np.isclose(plan.slice_starts % 5.0, 0.0)
+    vectors, starts = slice_frames(emb[grid], plan.slice_starts[grid], HOP, FRAME)
+    x, _ = windows_from_frames(vectors, starts, FRAME, plan.window_starts[: int(grid.sum()) - 2], FRAMES_PER_SLICE)
+    np.testing.assert_array_equal(x, emb[plan.window_slices[: int(grid.sum()) - 2]])
+
+
+def test_a_correction_about_one_window_trains_on_that_window_only() -> None:
+    plan = plan_windows(30.0)
+    emb = np.random.default_rng(2).normal(0, 1, (len(plan.slice_starts), 3, DIM)).astype(np.float32)
+    stored = SliceEmbeddings("0" * 64, "e", emb, plan.slice_starts, HOP, FRAME)
+    c = type("C", (), {"id": 7, "genres": ("jazz", "rock"), "window_start_s": 10.0})()
+    tracks, warning = window_tracks(c, stored)
+    assert warning is None and len(tracks) == 1 and tracks[0].genre == "jazz|rock"
+    x, _ = windows_from_frames(tracks[0].vectors, tracks[0].frame_start_s, FRAME, np.array([0.0]), 3)
+    np.testing.assert_array_equal(x[0], emb[plan.window_slices[2]])
+    c.window_start_s = 12.0  # not a window of this track: fall back to the whole track, and say so
+    tracks, warning = window_tracks(c, stored)
+    assert len(tracks) == 4 and "12" in warning
+
+
+# ------------------------------------------------------------------------------------ learning + guard
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Base/test tables, a current model trained on the base table, and a novel 'cluster' of tracks."""
+    means = genre_means(0)
+    table = make_table(means, 8, seed=1)
+    test = make_table(means, 3, seed=2, prefix="test-")
+    cfg = tiny_config()
+    result = train(table, cfg)
+    root = tmp_path_factory.mktemp("ckpt")
+    card = card_for("base", table)
+    card.training = {
+        "data": "train.npz",
+        "data_sha256": table.fingerprint(),
+        "config": cfg.to_dict(),
+        "val_tracks": result.val_ids,
+    }
+    save_bundle(result.model, card, root)
+    set_current("base", root)
+    # a kind of music the base data never had, far from every genre centre
+    rng = np.random.default_rng(3)
+    cluster = rng.normal(0, 1, DIM) * 1.5
+    tracks = [engine_slices(cluster, rng) for _ in range(6)]
+    probs = np.stack([predict_stored(result.model, e) for e, _ in tracks])
+    target = GENRES[int(probs.mean(0).argmin())]  # a genre the current model does not predict for them
+    return {
+        "means": means,
+        "table": table,
+        "test": test,
+        "cfg": cfg,
+        "root": root,
+        "cluster": cluster,
+        "tracks": tracks,
+        "probs": probs,
+        "target": target,
+    }
+
+
+def fresh_root(world: dict, tmp_path: Path) -> Path:
+    """A private copy of the checkpoints folder (retraining writes versions and CURRENT)."""
+    root = tmp_path / "ckpt"
+    shutil.copytree(world["root"], root)
+    return root
+
+
+def test_corrections_teach_the_retrained_model_and_are_recorded(world: dict, tmp_path: Path) -> None:
+    root = fresh_root(world, tmp_path)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    target = world["target"]
+    assert all(GENRES[int(p.argmax())] != target for p in world["probs"])
+    ids = [
+        add_correction(store, e, s, target, "base", k, world["probs"][k]).correction.id
+        for k, (e, s) in enumerate(world["tracks"][:4])
+    ]
+    steps: list[tuple[float, str]] = []
+
+    res = retrain(
+        store, world["table"], world["test"], root=root, cfg=world["cfg"], progress=lambda f, m: steps.append((f, m))
+    )
+
+    model, card = load_bundle(res.folder)
+    for e, _ in world["tracks"][:4]:  # the corrected tracks
+        assert GENRES[int(predict_stored(model, e).argmax())] == target
+    for e, _ in world["tracks"][4:]:  # unseen tracks of the same kind of music
+        assert GENRES[int(predict_stored(model, e).argmax())] == target
+    assert res.version == "base-r1" and res.parent_version == "base"
+    assert res.promoted and current_version(root) == "base-r1", res.reason
+    assert res.new_accuracy >= res.current_accuracy - 0.01 and "now current" in res.reason
+    assert sorted(res.correction_ids) == sorted(ids)
+    assert res.correction_weight == pytest.approx(min(8.0, 0.25 * card.training["n_train_tracks"] / 4))
+    assert card.training["parent_version"] == "base" and card.training["corrections"]["ids"] == ids
+    assert card.training["promotion"]["promoted"] and card.evaluation["test"]["accuracy"] == res.new_accuracy
+    metrics = json.loads((res.folder / "metrics.json").read_text())
+    assert metrics["accuracy"] == res.new_accuracy and "baseline" in metrics
+    assert all(store.usage()[i] == ["base-r1"] for i in ids)
+    assert steps[0][0] == 0.0 and steps[-1][0] == 1.0 and any("Epoch" in m for _, m in steps)
+    assert [f for f, _ in steps] == sorted(f for f, _ in steps)
+
+    with pytest.raises(RetrainError, match="No new corrections"):
+        retrain(store, world["table"], world["test"], root=root, cfg=world["cfg"])
+    # forced, with a guard no model can pass (must beat the current one by 50 points): refused, kept
+    res2 = retrain(store, world["table"], world["test"], root=root, cfg=world["cfg"], force=True, margin=-50)
+    assert not res2.promoted and res2.version == "base-r2" and current_version(root) == "base-r1"
+    assert "Kept base-r1" in res2.reason and set(list_versions(root)) == {"base", "base-r1", "base-r2"}
+    assert read_card(res2.folder).training["parent_version"] == "base-r1"
+
+
+def test_guard_refuses_a_version_that_is_worse_on_the_test_set(world: dict, tmp_path: Path) -> None:
+    """Users 'correct' music that the test set labels the way the current model already predicts it."""
+    root = fresh_root(world, tmp_path)
+    current, _ = load_bundle(root / "base")
+    rng = np.random.default_rng(4)
+    disputed = []
+    for _ in range(8):  # test tracks of the cluster, labelled with the current model's own prediction
+        e, _ = engine_slices(world["cluster"], rng)
+        disputed.append((GENRES[int(predict_stored(current, e).argmax())], world["cluster"]))
+    test = make_table(world["means"], 2, seed=5, extra=disputed, prefix="test-")
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    for k, (e, s) in enumerate(world["tracks"][:4]):
+        add_correction(store, e, s, world["target"], "base", k)
+
+    res = retrain(store, world["table"], test, root=root, cfg=world["cfg"], margin=1.0)
+
+    assert res.new_accuracy < res.current_accuracy - 0.01, (res.new_accuracy, res.current_accuracy)
+    assert not res.promoted and current_version(root) == "base"
+    assert "Kept base" in res.reason and "below the required" in res.reason and "1-point margin" in res.reason
+    assert "base-r1" in list_versions(root) and not read_card(res.folder).training["promotion"]["promoted"]
+
+
+def test_retrain_refuses_without_corrections_and_checks_embedders(world: dict, tmp_path: Path) -> None:
+    root = fresh_root(world, tmp_path)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    with pytest.raises(RetrainError, match="No new corrections"):
+        retrain(store, world["table"], world["test"], root=root, cfg=world["cfg"])
+    other = make_table(world["means"], 1, seed=9)
+    other.meta = dict(other.meta, embedder={"name": "openl3", "id": "openl3/x", "options": {}})
+    with pytest.raises(RetrainError, match="openl3/x"):
+        retrain(store, world["table"], other, root=root, cfg=world["cfg"], force=True)
+    with pytest.raises(RetrainError, match="no current model"):
+        retrain(store, world["table"], world["test"], root=tmp_path / "empty", force=True)
+    assert list_versions(root) == ["base"]
+
+
+def test_retrain_cli(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from app.cli import main
+
+    root = fresh_root(world, tmp_path)
+    db = f"sqlite:///{tmp_path / 'fb.sqlite3'}"
+    store = FeedbackStore(db)
+    for k, (e, s) in enumerate(world["tracks"][:2]):
+        add_correction(store, e, s, world["target"], "base", k)
+    world["table"].save(tmp_path / "train.npz")
+    world["test"].save(tmp_path / "test.npz")
+    args = ["retrain", "--table", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz"),
+            "--root", str(root), "--db", db, "--epochs", "3", "--correction-weight", "5"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "base-r1: accuracy" in out and "2 correction(s) used at weight 5.00 each" in out
+    assert read_card(root / "base-r1").training["corrections"]["weight"] == 5.0
+    assert main(args) == 2
+    assert "error: No new corrections" in capsys.readouterr().err
+    assert main([*args, "--table", str(tmp_path / "missing.npz")]) == 2
+    assert "No base training table at" in capsys.readouterr().err
+
+
+def test_feedback_page_retrains_with_progress_and_shows_the_decision(
+    world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    import models.retrain as retrain_module
+    from tests.conftest import ROOT
+
+    root = fresh_root(world, tmp_path)
+    db = f"sqlite:///{tmp_path / 'fb.sqlite3'}"
+    store = FeedbackStore(db)
+    for k, (e, s) in enumerate(world["tracks"][:3]):
+        add_correction(store, e, s, world["target"], "base", k)
+    world["table"].save(tmp_path / "train.npz")
+    world["test"].save(tmp_path / "test.npz")
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(root))
+    monkeypatch.setenv("GENRE_LENS_DB_URL", db)
+    monkeypatch.setattr(retrain_module, "default_tables", lambda card: (tmp_path / "train.npz", tmp_path / "test.npz"))
+    real = retrain_module.retrain
+    monkeypatch.setattr(retrain_module, "retrain", lambda *a, **k: real(*a, **{**k, "cfg": world["cfg"]}))
+
+    at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=120)
+    at.run()
+    assert any("3 not used by any version yet" in t.value for t in at.text)
+    next(b for b in at.button if b.label == "Retrain now").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[-1].value
+    assert table["model"].tolist() == ["base-r1", "base"] and "test accuracy" in table
+    assert any("Promoted" in s.value for s in at.success), ([w.value for w in at.warning], [t.value for t in at.text])
+    assert current_version(root) == "base-r1"
+    assert any("is now current" in t.value for t in at.text)

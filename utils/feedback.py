@@ -1,0 +1,462 @@
+"""The feedback store: users' genre corrections, kept with the slice embeddings of their audio.
+
+A correction names the audio (sha256 and a sanitised display name that is never used as a path),
+the model that was wrong and what it predicted, the right genre(s), optionally the 15 s window it
+is about, and a note. Notes are stored verbatim and are only ever data: callers render them as
+plain text. Every submission carries an idempotency key, so a double click or a rerun stores one
+row. The embeddings of each audio are kept once per embedder, so retraining never needs the upload.
+See utils/feedback_db.py for the database side (engine, schema, migrations, locking).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, delete, func, literal, select
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
+
+from utils.audio import safe_display_name
+from utils.constants import GENRES, WINDOW_S
+from utils.feedback_db import (
+    FeedbackError,
+    correction_usage,
+    corrections,
+    default_url,
+    display_url,
+    make_engine,
+    migrate,
+    read,
+    slice_embeddings,
+    write_transaction,
+)
+
+__all__ = ["AddResult", "Correction", "FeedbackError", "FeedbackStore", "SliceEmbeddings", "idempotency_key"]
+
+MAX_NOTE_CHARS = 1000
+MAX_KEY_CHARS = 200
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class SliceEmbeddings:
+    """The embeddings of every unique 5 s slice of one audio, as the engine computed them."""
+
+    audio_sha256: str
+    embedder_id: str
+    embeddings: np.ndarray  # (S, F, D) float32
+    slice_starts: np.ndarray  # (S,) seconds
+    hop_seconds: float
+    frame_seconds: float
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One stored correction."""
+
+    id: int
+    idempotency_key: str
+    audio_sha256: str
+    file_name: str
+    model_id: str
+    model_version: str
+    embedder_id: str
+    probabilities: dict[str, float]
+    genres: tuple[str, ...]
+    window_start_s: float | None
+    window_end_s: float | None
+    note: str | None
+    created_at: datetime
+
+    @property
+    def predicted(self) -> str:
+        """The genre the model ranked first."""
+        return max(self.probabilities, key=self.probabilities.get) if self.probabilities else ""
+
+    def row(self) -> dict[str, Any]:
+        """Flat form for tables, JSON and CSV."""
+        return {
+            "id": self.id, "created_at": self.created_at.isoformat(timespec="seconds"),
+            "file_name": self.file_name, "genres": "|".join(self.genres), "predicted": self.predicted,
+            "window_start_s": self.window_start_s, "window_end_s": self.window_end_s, "note": self.note,
+            "model_version": self.model_version, "model_id": self.model_id, "embedder_id": self.embedder_id,
+            "audio_sha256": self.audio_sha256, "probabilities": json.dumps(self.probabilities),
+            "idempotency_key": self.idempotency_key,
+        }
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """The stored correction and whether this call created it (False: an identical one existed)."""
+
+    correction: Correction
+    created: bool
+
+
+# ------------------------------------------------------------------------------------ validation
+def validate_genres(genres: Iterable[str] | str) -> tuple[str, ...]:
+    """Corrected genres from the label set, deduplicated, in label order; anything else is rejected."""
+    items = [genres] if isinstance(genres, str) else list(genres or [])
+    chosen = set()
+    for g in items:
+        for part in str(g).split("|"):
+            name = part.strip().lower()
+            if name not in GENRES:
+                raise FeedbackError(f"Unknown genre {part.strip()[:40]!r}; choose from: {', '.join(GENRES)}.")
+            chosen.add(name)
+    if not chosen:
+        raise FeedbackError("Choose at least one genre for the correction.")
+    return tuple(g for g in GENRES if g in chosen)
+
+
+def validate_note(note: str | None) -> str | None:
+    """The note as given (verbatim), or None when empty; over-long or control-character notes are rejected."""
+    if note is None or not str(note).strip():
+        return None
+    note = str(note)
+    if len(note) > MAX_NOTE_CHARS:
+        raise FeedbackError(f"The note is {len(note)} characters long; keep it to {MAX_NOTE_CHARS} or fewer.")
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in note):
+        raise FeedbackError("The note contains control characters; only text, line breaks and tabs are allowed.")
+    return note
+
+
+def validate_window(start: float | None, end: float | None = None) -> tuple[float | None, float | None]:
+    """The window (start, end) in seconds, end defaulting to start + 15 s; (None, None) for the whole track."""
+    if start is None:
+        if end is not None:
+            raise FeedbackError("A window end needs a window start.")
+        return None, None
+    start = float(start)
+    end = start + WINDOW_S if end is None else float(end)
+    if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
+        raise FeedbackError(f"Invalid window {start:g}-{end:g} s: it must start at 0 s or later and end after it.")
+    return round(start, 3), round(end, 3)
+
+
+def _validate_probabilities(probabilities: Mapping[str, float] | Sequence[float] | np.ndarray) -> dict[str, float]:
+    """{genre: probability} for all ten genres, finite and within [0, 1]."""
+    if isinstance(probabilities, Mapping):
+        if set(probabilities) != set(GENRES):
+            raise FeedbackError("Predicted probabilities must name exactly the ten genres.")
+        values = [probabilities[g] for g in GENRES]
+    else:
+        values = list(np.asarray(probabilities, dtype=np.float64).reshape(-1))
+        if len(values) != len(GENRES):
+            raise FeedbackError(f"Expected {len(GENRES)} predicted probabilities, got {len(values)}.")
+    out = {g: round(float(v), 6) for g, v in zip(GENRES, values, strict=True)}
+    if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in out.values()):
+        raise FeedbackError("Predicted probabilities must be finite numbers between 0 and 1.")
+    return out
+
+
+def _short_text(value: str, what: str, limit: int = 200) -> str:
+    """A required identifier (model id, version, key) of at most `limit` characters."""
+    value = str(value or "").strip()
+    if not value or len(value) > limit:
+        raise FeedbackError(f"The {what} must be 1-{limit} characters long.")
+    return value
+
+
+def idempotency_key(audio_sha256: str, genres: Iterable[str], note: str | None, window_start_s: float | None) -> str:
+    """Key of a submission: the same audio, genres, note and window give the same key (one stored row)."""
+    start = None if window_start_s is None else round(float(window_start_s), 3)
+    payload = json.dumps([audio_sha256, sorted(validate_genres(genres)), validate_note(note), start])
+    return "auto-" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------ blobs
+def _to_npy(array: np.ndarray) -> bytes:
+    """Array as .npy bytes (shape and dtype travel in the header; no pickle)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _from_npy(blob: bytes, shape: list[int], dtype: str) -> np.ndarray:
+    """Array from .npy bytes, checked against the stored shape and dtype."""
+    array = np.load(io.BytesIO(blob), allow_pickle=False)
+    if list(array.shape) != list(shape) or str(array.dtype) != dtype:
+        raise FeedbackError("Stored embeddings do not match their recorded shape/dtype; the row is corrupt.")
+    return array
+
+
+def _check_embeddings(e: SliceEmbeddings) -> SliceEmbeddings:
+    """Embeddings fit to store: (S, F, D) finite float32 with S slice starts."""
+    x = np.asarray(e.embeddings, dtype=np.float32)
+    starts = np.asarray(e.slice_starts, dtype=np.float64).reshape(-1)
+    if x.ndim != 3 or x.shape[0] == 0 or x.shape[0] != len(starts):
+        raise FeedbackError(f"Slice embeddings must be (slices, frames, dim) with one start per slice; "
+                            f"got {x.shape} and {len(starts)} starts.")
+    if not (np.isfinite(x).all() and np.isfinite(starts).all()):
+        raise FeedbackError("Slice embeddings contain NaN or infinite values.")
+    if not (e.hop_seconds > 0 and e.frame_seconds > 0):
+        raise FeedbackError("Embedder hop and frame lengths must be positive.")
+    return SliceEmbeddings(e.audio_sha256, e.embedder_id, x, starts, float(e.hop_seconds), float(e.frame_seconds))
+
+
+def _utc(dt: datetime) -> datetime:
+    """Aware UTC datetime (SQLite hands back naive values that were stored as UTC)."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _correction(r: RowMapping) -> Correction:
+    """Row to Correction."""
+    return Correction(
+        id=int(r["id"]), idempotency_key=r["idempotency_key"], audio_sha256=r["audio_sha256"],
+        file_name=r["file_name"], model_id=r["model_id"], model_version=r["model_version"],
+        embedder_id=r["embedder_id"], probabilities=json.loads(r["probabilities"]),
+        genres=tuple(r["genres"].split("|")), window_start_s=r["window_start_s"], window_end_s=r["window_end_s"],
+        note=r["note"], created_at=_utc(r["created_at"]),
+    )
+
+
+def _csv_cell(value: Any) -> Any:
+    """Neutralise spreadsheet formulas in text cells (a leading = + - @ would be executed by Excel)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+# ------------------------------------------------------------------------------------ store
+class FeedbackStore:
+    """Corrections and slice embeddings in one SQL database (SQLite file by default, any SQLAlchemy URL)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        try:
+            self.engine = make_engine(self.url)
+            migrate(self.engine)
+        except ArgumentError as exc:
+            raise FeedbackError(f"{self.location} is not a usable database URL ({exc}).") from exc
+        except DBAPIError as exc:
+            raise FeedbackError(f"Could not open the feedback database {self.location}: "
+                                f"{str(exc.orig).splitlines()[0] if exc.orig else exc}") from exc
+        except ImportError as exc:
+            raise FeedbackError(f"The database driver for {self.location} is not installed ({exc.name}).") from exc
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise FeedbackError(f"Could not create the feedback database {self.location}: {reason}.") from exc
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, without any password."""
+        try:
+            return display_url(self.url)
+        except Exception:  # a malformed URL: show nothing of it
+            return "(unparseable database URL)"
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    # ---------------------------------------------------------------- writes
+    def add(
+        self, *, audio_sha256: str, file_name: str | None, model_id: str, model_version: str, embedder_id: str,
+        probabilities: Mapping[str, float] | Sequence[float] | np.ndarray, genres: Iterable[str] | str,
+        window_start_s: float | None = None, window_end_s: float | None = None, note: str | None = None,
+        key: str | None = None, embeddings: SliceEmbeddings | None = None,
+    ) -> AddResult:
+        """Store one correction (and the audio's embeddings, once); an identical resubmission returns the first."""
+        sha = str(audio_sha256).lower()
+        if not _SHA256.match(sha):
+            raise FeedbackError("The audio fingerprint must be a 64-character hex sha256.")
+        chosen = validate_genres(genres)
+        text_note = validate_note(note)
+        start, end = validate_window(window_start_s, window_end_s)
+        values = {
+            "idempotency_key": _short_text(key, "idempotency key", MAX_KEY_CHARS) if key
+            else idempotency_key(sha, chosen, text_note, start),
+            "audio_sha256": sha, "file_name": safe_display_name(file_name),
+            "model_id": _short_text(model_id, "model id"), "model_version": _short_text(model_version, "model version"),
+            "embedder_id": _short_text(embedder_id, "embedder id"),
+            "probabilities": json.dumps(_validate_probabilities(probabilities)), "genres": "|".join(chosen),
+            "window_start_s": start, "window_end_s": end, "note": text_note,
+        }
+        emb = None
+        if embeddings is not None:
+            emb = _check_embeddings(embeddings)
+            if emb.audio_sha256.lower() != sha or emb.embedder_id != values["embedder_id"]:
+                raise FeedbackError("The embeddings belong to another audio or embedder than the correction.")
+
+        def work(conn: Connection) -> AddResult:
+            found = conn.execute(select(corrections).where(
+                corrections.c.idempotency_key == values["idempotency_key"])).mappings().first()
+            if found is not None:
+                existing = _correction(found)
+                same = (existing.audio_sha256, existing.genres, existing.note, existing.window_start_s) == (
+                    sha, chosen, text_note, start)
+                if not same:
+                    raise FeedbackError("This idempotency key was already used for a different correction.")
+                return AddResult(existing, created=False)
+            emb_id = self._embedding_id(conn, sha, values["embedder_id"], emb)
+            row = {**values, "embedding_id": emb_id, "created_at": datetime.now(UTC)}
+            new_id = conn.execute(corrections.insert().values(**row)).inserted_primary_key[0]
+            stored = conn.execute(select(corrections).where(corrections.c.id == new_id)).mappings().one()
+            return AddResult(_correction(stored), created=True)
+
+        try:
+            return write_transaction(self.engine, work)
+        except IntegrityError:  # a concurrent writer (PostgreSQL) inserted the same key or embeddings first
+            try:
+                return write_transaction(self.engine, work)
+            except IntegrityError as exc:
+                raise FeedbackError(f"The correction could not be stored: {str(exc.orig).splitlines()[0]}") from exc
+
+    def add_analysis(
+        self, analysis: Any, genres: Iterable[str] | str, *, hop_seconds: float, frame_seconds: float,
+        note: str | None = None, window_start_s: float | None = None, key: str | None = None,
+    ) -> AddResult:
+        """Store a correction of an engine `Analysis`, with its slice embeddings (hop/frame of the embedder)."""
+        embedder_id = str(analysis.model.get("embedder", ""))
+        embeddings = None
+        if analysis.slice_embeddings is not None:
+            embeddings = SliceEmbeddings(analysis.sha256, embedder_id, analysis.slice_embeddings,
+                                         analysis.slice_starts_s, hop_seconds, frame_seconds)
+        return self.add(
+            audio_sha256=analysis.sha256, file_name=analysis.name, model_id=str(analysis.model.get("id", "")),
+            model_version=str(analysis.model.get("version", "")), embedder_id=embedder_id,
+            probabilities=analysis.probabilities, genres=genres, window_start_s=window_start_s, note=note,
+            key=key, embeddings=embeddings,
+        )
+
+    @staticmethod
+    def _embedding_id(conn: Connection, sha: str, embedder_id: str, emb: SliceEmbeddings | None) -> int | None:
+        """Id of the stored embeddings of this audio and embedder, inserting them when new."""
+        where = and_(slice_embeddings.c.audio_sha256 == sha, slice_embeddings.c.embedder_id == embedder_id)
+        found = conn.execute(select(slice_embeddings.c.id).where(where)).scalar()
+        if found is not None or emb is None:
+            return found
+        return conn.execute(slice_embeddings.insert().values(
+            audio_sha256=sha, embedder_id=embedder_id, data=_to_npy(emb.embeddings),
+            shape=json.dumps(list(emb.embeddings.shape)), dtype=str(emb.embeddings.dtype),
+            slice_starts=json.dumps([round(float(s), 6) for s in emb.slice_starts]),
+            hop_seconds=emb.hop_seconds, frame_seconds=emb.frame_seconds, created_at=datetime.now(UTC),
+        )).inserted_primary_key[0]
+
+    def delete(self, correction_id: int) -> Correction:
+        """Delete one correction (its usage records go with it; its embeddings too when nothing else uses them)."""
+
+        def work(conn: Connection) -> Correction:
+            found = conn.execute(select(corrections).where(corrections.c.id == int(correction_id))).mappings().first()
+            if found is None:
+                raise FeedbackError(f"There is no correction #{correction_id}.")
+            conn.execute(delete(correction_usage).where(correction_usage.c.correction_id == found["id"]))
+            conn.execute(delete(corrections).where(corrections.c.id == found["id"]))
+            emb_id = found["embedding_id"]
+            if emb_id is not None and not conn.execute(
+                    select(func.count()).where(corrections.c.embedding_id == emb_id)).scalar():
+                conn.execute(delete(slice_embeddings).where(slice_embeddings.c.id == emb_id))
+            return _correction(found)
+
+        return write_transaction(self.engine, work)
+
+    def mark_used(self, model_version: str, correction_ids: Iterable[int]) -> None:
+        """Record that a model version was trained with these corrections."""
+        ids = sorted({int(i) for i in correction_ids})
+        version = _short_text(model_version, "model version")
+
+        def work(conn: Connection) -> None:
+            have = set(conn.execute(select(correction_usage.c.correction_id).where(
+                correction_usage.c.model_version == version)).scalars())
+            existing = set(conn.execute(select(corrections.c.id).where(corrections.c.id.in_(ids))).scalars())
+            rows = [{"model_version": version, "correction_id": i, "used_at": datetime.now(UTC)}
+                    for i in ids if i in existing and i not in have]
+            if rows:
+                conn.execute(correction_usage.insert(), rows)
+
+        write_transaction(self.engine, work)
+
+    # ---------------------------------------------------------------- reads
+    def get(self, correction_id: int) -> Correction | None:
+        """One correction by id."""
+        row = read(self.engine, lambda c: c.execute(
+            select(corrections).where(corrections.c.id == int(correction_id))).mappings().first())
+        return _correction(row) if row else None
+
+    def list(
+        self, genre: str | None = None, model_version: str | None = None,
+        since: datetime | None = None, until: datetime | None = None,
+    ) -> list[Correction]:
+        """Corrections, oldest first, filtered by corrected genre, model version and [since, until)."""
+        q = select(corrections).order_by(corrections.c.id)
+        if genre:
+            g = validate_genres(genre)[0]
+            q = q.where((literal("|") + corrections.c.genres + literal("|")).like(f"%|{g}|%"))
+        if model_version:
+            q = q.where(corrections.c.model_version == model_version)
+        if since is not None:
+            q = q.where(corrections.c.created_at >= _utc(since))
+        if until is not None:
+            q = q.where(corrections.c.created_at < _utc(until))
+        return [_correction(r) for r in read(self.engine, lambda c: c.execute(q).mappings().all())]
+
+    def count(self) -> int:
+        """Number of stored corrections."""
+        return int(read(self.engine, lambda c: c.execute(select(func.count()).select_from(corrections)).scalar()))
+
+    def model_versions(self) -> list[str]:
+        """Model versions that corrections were made against."""
+        return list(read(self.engine, lambda c: c.execute(
+            select(corrections.c.model_version).distinct().order_by(corrections.c.model_version)).scalars().all()))
+
+    def embeddings(self, audio_sha256: str, embedder_id: str) -> SliceEmbeddings | None:
+        """The stored slice embeddings of an audio for one embedder."""
+        r = read(self.engine, lambda c: c.execute(select(slice_embeddings).where(
+            slice_embeddings.c.audio_sha256 == audio_sha256.lower(),
+            slice_embeddings.c.embedder_id == embedder_id)).mappings().first())
+        if r is None:
+            return None
+        return SliceEmbeddings(
+            r["audio_sha256"], r["embedder_id"], _from_npy(r["data"], json.loads(r["shape"]), r["dtype"]),
+            np.asarray(json.loads(r["slice_starts"]), dtype=np.float64), float(r["hop_seconds"]),
+            float(r["frame_seconds"]),
+        )
+
+    def usage(self) -> dict[int, list[str]]:
+        """Correction id -> model versions trained with it."""
+        rows = read(self.engine, lambda c: c.execute(select(correction_usage).order_by(
+            correction_usage.c.used_at)).mappings().all())
+        out: dict[int, list[str]] = {}
+        for r in rows:
+            out.setdefault(int(r["correction_id"]), []).append(r["model_version"])
+        return out
+
+    # ---------------------------------------------------------------- export
+    def to_csv(self, items: Iterable[Correction] | None = None) -> str:
+        """CSV text of corrections (all by default), formula-like cells neutralised for spreadsheets."""
+        rows = [c.row() for c in (self.list() if items is None else items)]
+        buf = io.StringIO()
+        fields = [
+            "id", "created_at", "file_name", "genres", "predicted", "window_start_s", "window_end_s", "note",
+            "model_version", "model_id", "embedder_id", "audio_sha256", "probabilities", "idempotency_key"]
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: _csv_cell(r[k]) for k in fields})
+        return buf.getvalue()
+
+    def export_csv(self, path: str | os.PathLike) -> int:
+        """Write every correction to a CSV file (atomically); returns the number of rows."""
+        items = self.list()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(self.to_csv(items))
+        os.replace(tmp, path)
+        return len(items)
