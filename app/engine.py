@@ -7,6 +7,7 @@ threads of a Streamlit server: inference is serialised by a lock, the cache by a
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from app.analysis import Analysis, WindowResult
-from models.checkpoint import DEFAULT_ROOT, ModelCard, load_bundle, resolve_bundle
+from models.checkpoint import DEFAULT_ROOT, ModelCard, load_bundle, resolve_bundle, sha256_file
 from models.embedder import Embedder, build_embedder
 from models.predict import combine_windows, predict_windows
 from utils.audio import DecodedAudio, load_audio, safe_display_name
@@ -28,6 +29,16 @@ from utils.spectrogram import display_spectrogram
 from utils.windows import cut_slices, plan_windows
 
 Progress = Callable[[float, str], None]
+
+
+def _content_sha256(source: bytes | str | PathLike) -> str:
+    """sha256 of the input bytes (the same value `load_audio` reports), computed without decoding."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return hashlib.sha256(source).hexdigest()
+    try:
+        return sha256_file(Path(source))
+    except OSError:
+        return ""  # unreadable: let load_audio raise its AudioError
 
 
 def default_device() -> torch.device:
@@ -65,6 +76,7 @@ class Engine:
         self._cache: OrderedDict[tuple[str, str], Analysis] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._cache_size = cache_size
+        display_spectrogram(np.zeros(self.embedder.sample_rate, np.float32), self.embedder.sample_rate)  # warm-up
 
     @property
     def model_id(self) -> str:
@@ -84,6 +96,12 @@ class Engine:
     ) -> Analysis:
         """Analyse one file (path or uploaded bytes); raises `AudioError` for unusable audio."""
         report = progress or (lambda fraction, message: None)
+        key = (_content_sha256(source), self.model_id)
+        with self._cache_lock:
+            if key in self._cache:  # a re-run or page switch: no decoding at all
+                self._cache.move_to_end(key)
+                report(1.0, "Done (cached)")
+                return self._cache[key]
         t0 = time.perf_counter()
         report(0.0, "Decoding audio")
         decoded = load_audio(
@@ -94,12 +112,6 @@ class Engine:
             pad_to_s=WINDOW_S,
         )
         t_decode = time.perf_counter() - t0
-        key = (decoded.sha256, self.model_id)
-        with self._cache_lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                report(1.0, "Done (cached)")
-                return self._cache[key]
         name = safe_display_name(filename or (None if isinstance(source, bytes) else Path(source).name))
         analysis = self.analyze_decoded(decoded, name, report, t_decode)
         with self._cache_lock:

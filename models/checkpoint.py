@@ -75,6 +75,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; bundles must be readable by the app's user
     os.replace(tmp, path)
 
 
@@ -86,6 +87,7 @@ def save_bundle(model: ParallelCNN, card: ModelCard, root: Path = DEFAULT_ROOT) 
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model.")
     os.close(fd)
     torch.save(state, tmp)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, folder / WEIGHTS_FILE)
     card.weights_sha256 = sha256_file(folder / WEIGHTS_FILE)
     card.classifier = model.config.to_dict()

@@ -69,8 +69,10 @@ def classification_report(
     return {
         "n_tracks": len(true),
         "accuracy": float(accuracy_score(y, pred)),
-        "macro_f1": float(f1_score(y, pred, average="macro", labels=range(len(labels)), zero_division=0)),
-        "weighted_f1": float(f1_score(y, pred, average="weighted", labels=range(len(labels)), zero_division=0)),
+        # averaged over genres that occur (true or predicted), as scikit-learn does by default, so a
+        # subset without some genres is not penalised for them
+        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(y, pred, average="weighted", zero_division=0)),
         "mAP": float(average_precision_score(onehot[:, present], probabilities[:, present], average="macro")),
         "roc_auc": _roc_auc(onehot, probabilities, present),
         "ece": ece,
