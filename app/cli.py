@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.train)
 
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on a table or an audio folder")
-    p.add_argument("source", type=Path, help="embedding table (.npz) or audio folder of genre sub-folders")
+    p.add_argument("source", type=Path, nargs="?",
+                   help="embedding table (.npz) or audio folder of genre sub-folders (not needed with --cv)")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--out", type=Path, default=None, help="metrics JSON (default: print a summary only)")
     p.add_argument("--train-table", type=Path, default=None, help="fit the baseline on this table")

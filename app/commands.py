@@ -179,6 +179,10 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"{args.cv}-fold CV: accuracy {report['accuracy_mean']:.3f} ± {report['accuracy_std']:.3f} "
               f"(baseline {report['baseline_accuracy_mean']:.3f} ± {report['baseline_accuracy_std']:.3f})")
         return 0
+    if args.source is None:
+        raise ValueError("evaluate needs a SOURCE: an embedding table (.npz) or an audio folder.")
+    if not args.source.exists():
+        raise FileNotFoundError(f"{args.source} does not exist.")
     folder = resolve_bundle(args.checkpoint)
     wanted = None
     if args.list:
