@@ -79,6 +79,11 @@ class Engine:
         display_spectrogram(np.zeros(self.embedder.sample_rate, np.float32), self.embedder.sample_rate)  # warm-up
 
     @property
+    def inference_lock(self) -> threading.Lock:
+        """Held while the embedder and classifier run; other model users (saliency) take it too."""
+        return self._lock
+
+    @property
     def model_id(self) -> str:
         """Version plus weights hash: changes whenever the predictions could."""
         return f"{self.card.version}@{self.card.weights_sha256[:12]}"

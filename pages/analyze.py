@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from app import charts, state
+from app import charts, explain_views, state
 from app.analysis import Analysis
 from app.engine import Engine, Progress
 from models.checkpoint import CheckpointError
@@ -256,6 +256,8 @@ def page() -> None:
     render_summary(a)
     index = render_timeline(a)
     render_window(a, index)
+    explain_views.render_saliency(a, index)
+    explain_views.render_nearest(a)
     render_downloads(a)
 
 

@@ -1,0 +1,114 @@
+"""Explore: the test tracks the model knows on a 2-D map, your uploads placed among them.
+
+Thin by design: `app.explain_views` loads and caches the reference data and maps, `app.explain_charts`
+draws, `utils.embedding_map` does the maths. Clicking a point shows its probabilities and the test
+tracks that sound most like it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import streamlit as st
+
+from app import charts, explain_charts, explain_views, state
+from app.analysis import Analysis
+from utils.embedding_map import METHODS, EmbeddingMap
+
+log = logging.getLogger("genre_lens.explore")
+MAP_KEY, SELECTED_KEY = "explore-map", "explore.selected"
+
+
+def _on_click() -> None:
+    """Remember the clicked point's key (a test track id or an upload's sha256) before the rerun draws."""
+    points = (st.session_state.get(MAP_KEY) or {}).get("selection", {}).get("points", [])
+    if points and points[0].get("customdata"):
+        st.session_state[SELECTED_KEY] = str(points[0]["customdata"][0])
+
+
+def pick_method() -> str:
+    """PCA or t-SNE; returns the choice."""
+    return st.segmented_control(
+        "Map", list(METHODS), default="PCA", key="explore-method",
+        help="PCA: a linear projection; uploads are projected exactly. t-SNE: keeps neighbourhoods, "
+             "not distances; uploads are placed among their 5 nearest test tracks.",
+    ) or "PCA"
+
+
+def placed(emap: EmbeddingMap, uploads: list[Analysis], vectors: np.ndarray) -> list[explain_charts.PlacedTrack]:
+    """Uploads with their map positions."""
+    if not uploads:
+        return []
+    xy = emap.place(vectors)
+    return [explain_charts.PlacedTrack(a.sha256, a.name, a.top_genre, (float(p[0]), float(p[1])))
+            for a, p in zip(uploads, xy, strict=True)]
+
+
+def render_point(key: str, emap: EmbeddingMap, reference: explain_views.Reference, uploads: list[Analysis],
+                 vectors: np.ndarray) -> None:
+    """The clicked point: its probabilities and its nearest test tracks."""
+    shas = [a.sha256 for a in uploads]
+    if key in shas:
+        a = state.with_threshold(uploads[shas.index(key)])
+        st.markdown(f"#### {a.name}")
+        st.caption(f"Your upload · predicted **{a.top_genre}** ({a.probabilities.max():.0%})")
+        st.plotly_chart(charts.genre_bars(a.labels, a.probabilities, a.threshold), key="explore-bars")
+        vector, exclude = vectors[shas.index(key)], None
+    else:
+        hits = np.flatnonzero(emap.track_ids == key)
+        if not hits.size:
+            return
+        i = int(hits[0])
+        row = reference.predictions.get(key, {})
+        st.markdown(f"#### {key}")
+        verdict = f" · predicted **{row['predicted']}** ({row.get('confidence', 0):.0%})" if row else ""
+        st.caption(f"Test track · true genre **{emap.genres[i]}**{verdict}")
+        probs = row.get("probabilities")
+        if probs:
+            labels = list(probs)
+            st.plotly_chart(charts.genre_bars(labels, np.array([probs[g] for g in labels]), state.threshold()),
+                            key="explore-bars")
+        vector, exclude = reference.tracks.vectors[i], key
+    st.markdown("**Sounds most like**")
+    explain_views.show_nearest(explain_views.nearest_table(emap, reference, vector, exclude=exclude),
+                               key="explore-nearest")
+
+
+def page() -> None:
+    """The whole page."""
+    st.title("Explore")
+    st.caption("Where your tracks sit among the test tracks the model was evaluated on, and which ones they "
+               "sound like. Each point is one track: the mean of its MusiCNN taggrams.")
+    reference, message = explain_views.load_reference()
+    if reference is None:
+        st.info(message, icon=":material/travel_explore:")
+        return
+    if reference.note:
+        st.caption(reference.note)
+    method = pick_method()
+    emap = explain_views.embedding_map(reference, method)
+    uploads, vectors, left_out = explain_views.upload_vectors(reference, state.analysed_tracks())
+    if left_out:
+        st.caption(f"{left_out} upload(s) were embedded with another embedder and are not shown.")
+    shown = placed(emap, uploads, vectors)
+    selected = st.session_state.get(SELECTED_KEY) or (uploads[-1].sha256 if uploads else None)
+    left, right = st.columns([4, 3], gap="large")
+    with left:
+        fig = explain_charts.embedding_map(emap, reference.predictions, shown, selected)
+        st.plotly_chart(fig, key=MAP_KEY, on_select=_on_click, selection_mode="points")
+        st.caption(f"{len(emap.track_ids)} test tracks coloured by their true genre · ● predicted right · "
+                   "◆ predicted wrong · ★ your uploads · click a point for details")
+    with right:
+        if selected is None:
+            st.info("Click a point to see its probabilities and nearest tracks, or upload songs on the "
+                    "Analyze page to place them on the map.", icon=":material/touch_app:")
+        else:
+            render_point(selected, emap, reference, uploads, vectors)
+
+
+try:
+    page()
+except Exception:  # the page boundary: a friendly sentence, the details in the server log
+    log.exception("the Explore page failed")
+    st.error("Something went wrong while showing this page. The problem was logged; reload the page to try again.")
