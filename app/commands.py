@@ -183,15 +183,17 @@ def evaluate(args: argparse.Namespace) -> int:
         raise ValueError("evaluate needs a SOURCE: an embedding table (.npz) or an audio folder.")
     if not args.source.exists():
         raise FileNotFoundError(f"{args.source} does not exist.")
+    if args.engine == "ray":  # tables, shard folders and audio folders alike
+        from app.ray_jobs import evaluate_with_ray
+
+        return evaluate_with_ray(args)
+    from utils.parquet_tables import is_shard_folder
+
     folder = resolve_bundle(args.checkpoint)
     wanted = None
     if args.list:
         wanted = {Path(line.strip()).stem for line in Path(args.list).read_text().splitlines() if line.strip()}
-    if args.source.is_dir():
-        if args.engine == "ray":
-            from app.ray_jobs import evaluate_with_ray
-
-            return evaluate_with_ray(args)
+    if args.source.is_dir() and not is_shard_folder(args.source):
         from app.engine import Engine
         from models.evaluation import audio_folder_items
 

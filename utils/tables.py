@@ -142,6 +142,12 @@ class EmbeddingTable:
 def load_table(path: str | os.PathLike) -> EmbeddingTable:
     """Read a table (ours or a published MusiCNN taggram table) with clear errors."""
     path = Path(path)
+    if path.is_dir():  # a folder of Parquet shards written by `embed --engine ray`
+        from utils.parquet_tables import is_shard_folder, read_parquet_table
+
+        if is_shard_folder(path):
+            return read_parquet_table(path)
+        raise TableError(f"{path} is a folder without embedding shards (*.parquet).")
     if not path.is_file():
         raise TableError(f"No embedding table at {path}.")
     try:
