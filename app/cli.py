@@ -24,7 +24,7 @@ EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 def add_embedder_flags(p: argparse.ArgumentParser) -> None:
     """Flags that choose and configure the embedder."""
-    p.add_argument("--embedder", default="musicnn-msd", help="musicnn-msd (default) or openl3")
+    p.add_argument("--embedder", default=None, help="musicnn-msd (default) or openl3")
     p.add_argument("--musicnn-output", default="taggram", choices=["taggram", "penultimate"],
                    help="MusiCNN output layer: 50-d taggram (default) or 200-d penultimate")
     p.add_argument("--openl3-input-repr", default="mel256", choices=["mel256", "mel128"])

@@ -34,6 +34,8 @@ from utils.tables import load_table
 
 def embedder_options(args: argparse.Namespace) -> dict[str, Any]:
     """Constructor options of the chosen embedder from the CLI flags."""
+    if args.embedder is None:
+        args.embedder = "musicnn-msd"
     if args.embedder == "openl3":
         return {"input_repr": args.openl3_input_repr, "content_type": args.openl3_content_type,
                 "hop_seconds": args.openl3_hop, "weights": args.openl3_weights}
@@ -126,6 +128,10 @@ def train(args: argparse.Namespace) -> int:
     unknown = sorted(set(table.genre.tolist()) - set(GENRES))
     if unknown:
         raise ValueError(f"{args.table} has labels outside the GTZAN genres: {', '.join(unknown)}.")
+    table_embedder = table.meta.get("embedder", {}).get("name")
+    if args.embedder and args.embedder != table_embedder:
+        raise ValueError(f"{args.table} holds {table_embedder} embeddings, not {args.embedder}; "
+                         "training uses the table's embedder, so embed the audio with --embedder first.")
     cfg = _train_config(args)
     val_ids = None
     if args.val_list:

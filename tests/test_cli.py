@@ -48,3 +48,10 @@ def test_analyze_without_a_model_says_how_to_get_one(tmp_path, capsys, monkeypat
     sf.write(wav, synth_music(16.0), 22050)
     assert main(["analyze", str(wav), "--checkpoint", str(tmp_path / "nothing-here")]) == 2
     assert "not a model bundle" in capsys.readouterr().err
+
+
+def test_train_refuses_an_embedder_flag_that_contradicts_the_table(tmp_path, capsys):
+    synthetic_table(n_per_genre=2, dim=4).save(tmp_path / "t.npz")
+    code = main(["train", "--table", str(tmp_path / "t.npz"), "--embedder", "openl3", "--root", str(tmp_path)])
+    assert code == 2
+    assert "holds synthetic embeddings, not openl3" in capsys.readouterr().err
