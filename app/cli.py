@@ -22,9 +22,9 @@ Handler = Callable[[argparse.Namespace], int]
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
-def add_embedder_flags(p: argparse.ArgumentParser) -> None:
-    """Flags that choose and configure the embedder."""
-    p.add_argument("--embedder", default=None, help="musicnn-msd (default) or openl3")
+def add_embedder_flags(p: argparse.ArgumentParser, default: str | None = "musicnn-msd") -> None:
+    """Flags that choose and configure the embedder (train defaults to the table's own)."""
+    p.add_argument("--embedder", default=default, help="musicnn-msd (default) or openl3")
     p.add_argument("--musicnn-output", default="taggram", choices=["taggram", "penultimate"],
                    help="MusiCNN output layer: 50-d taggram (default) or 200-d penultimate")
     p.add_argument("--openl3-input-repr", default="mel256", choices=["mel256", "mel128"])
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, help="JSON file of TrainConfig overrides")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None)
-    add_embedder_flags(p)
+    add_embedder_flags(p, default=None)
     p.set_defaults(handler=commands.train)
 
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on a table or an audio folder")

@@ -34,8 +34,6 @@ from utils.tables import load_table
 
 def embedder_options(args: argparse.Namespace) -> dict[str, Any]:
     """Constructor options of the chosen embedder from the CLI flags."""
-    if args.embedder is None:
-        args.embedder = "musicnn-msd"
     if args.embedder == "openl3":
         return {"input_repr": args.openl3_input_repr, "content_type": args.openl3_content_type,
                 "hop_seconds": args.openl3_hop, "weights": args.openl3_weights}
