@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.embedder import Embedder
+from models.embedder import Embedder, cache_root
 from models.evaluation import audio_folder_items
 from utils.audio import AudioError, load_audio
 from utils.constants import GENRES
@@ -74,18 +74,18 @@ def table_meta(embedder: Embedder) -> dict:
 
 def cache_dir() -> Path:
     """Per-user cache for per-track embeddings."""
-    base = os.environ.get("GENRE_LENS_CACHE") or Path.home() / ".cache" / "genre-lens"
-    return Path(base) / "embeddings"
+    return cache_root() / "embeddings"
 
 
-def embed_track(embedder: Embedder, path: Path, batch_seconds: float = 120.0) -> tuple[np.ndarray, np.ndarray, str]:
+def embed_track(embedder: Embedder, path: Path) -> tuple[np.ndarray, np.ndarray, str]:
     """Frame vectors and start times of one file on the track-level grid, plus the audio sha256."""
     decoded = load_audio(path, embedder.sample_rate, max_duration_s=MAX_TRACK_S, pad_to_s=None)
-    key = hashlib.sha256(f"{decoded.sha256}:{embedder.id}".encode()).hexdigest()
+    audio_sha = decoded.sha256  # load_audio guards the path (FIFOs, size) before hashing it
+    key = hashlib.sha256(f"{audio_sha}:{embedder.id}".encode()).hexdigest()
     cached = cache_dir() / f"{key}.npz"
     if cached.is_file():
         with np.load(cached) as d:
-            return d["vectors"], d["frame_start_s"], decoded.sha256
+            return d["vectors"], d["frame_start_s"], audio_sha
     vectors = embedder.embed(decoded.samples[None, :].astype(np.float32))[0]
     starts = embedder.frame_starts(len(decoded.samples)).astype(np.float32)
     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ def embed_track(embedder: Embedder, path: Path, batch_seconds: float = 120.0) ->
     os.close(fd)
     np.savez(tmp, vectors=vectors, frame_start_s=starts)
     os.replace(tmp, cached)
-    return vectors, starts, decoded.sha256
+    return vectors, starts, audio_sha
 
 
 def build_table(

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from app.analysis import Analysis, WindowResult
-from models.checkpoint import DEFAULT_ROOT, ModelCard, load_bundle, resolve_bundle, sha256_file
+from models.checkpoint import DEFAULT_ROOT, load_bundle, resolve_bundle, sha256_file
 from models.embedder import Embedder, build_embedder
 from models.predict import combine_windows, predict_windows
 from utils.audio import DecodedAudio, load_audio, safe_display_name
@@ -87,11 +87,6 @@ class Engine:
     def model_id(self) -> str:
         """Version plus weights hash: changes whenever the predictions could."""
         return f"{self.card.version}@{self.card.weights_sha256[:12]}"
-
-    @classmethod
-    def from_card(cls, card: ModelCard, **kwargs) -> Engine:
-        """Convenience for callers holding a card of a bundle under the default root."""
-        return cls(checkpoint=card.version, **kwargs)
 
     def analyze(
         self,

@@ -9,9 +9,7 @@ keeps them: `app.state.track_audio`); they are re-decoded and checked against th
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import json
 import os
 import shlex
 import time
@@ -24,7 +22,7 @@ import torch
 
 from app.analysis import Analysis
 from app.engine import Engine
-from models.checkpoint import METRICS_FILE, ModelCard
+from models.checkpoint import METRICS_FILE, ModelCard, read_json
 from models.musicnn import MusiCNNEmbedder
 from models.predict import combine_windows, predict_windows
 from models.saliency import METHOD, SaliencyError, embed_logmels, logmel_saliency, to_display_grid
@@ -68,11 +66,6 @@ def _decoded(engine: Engine, source: Analysis | DecodedAudio, audio: bytes | Non
     return decoded
 
 
-def _lock(engine: Engine) -> contextlib.AbstractContextManager[object]:
-    """The engine's inference lock: saliency must not run alongside an analysis on the same model."""
-    return engine.inference_lock
-
-
 def explain(
     engine: Engine,
     source: Analysis | DecodedAudio,
@@ -100,7 +93,7 @@ def explain(
     except ValueError as exc:  # DecodedAudio not padded to one window
         raise SaliencyError(f"Cannot explain this audio: {exc}.") from exc
     slices = cut_slices(decoded.samples, decoded.sample_rate, plan.slice_starts)
-    with _lock(engine):
+    with engine.inference_lock:
         with torch.no_grad():
             mel = embedder.frontend(torch.from_numpy(slices).to(engine.device))
         if genre is None:  # decoded audio and no genre: explain what the model predicts
@@ -148,10 +141,8 @@ def reference_table_path(card: ModelCard) -> Path:
 def reference_predictions(bundle: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
     """{track id: metrics row (true, predicted, probabilities, ...)} from a bundle's metrics.json,
     and the fingerprint of the table they were computed on (None when unknown); empty without metrics."""
-    path = bundle / METRICS_FILE
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    metrics = read_json(bundle, METRICS_FILE)
+    if metrics is None:
         return {}, None
     rows = {str(r["track_id"]): r for r in metrics.get("tracks", []) if "track_id" in r}
     source = metrics.get("source") or {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -19,8 +18,6 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError
 
 from utils.feedback import Correction, FeedbackError, FeedbackStore
-
-CHECKPOINTS_ENV = "GENRE_LENS_CHECKPOINTS"  # same setting the dashboard reads (app/state.py)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,14 +84,14 @@ def _add_common(p: argparse.ArgumentParser, root: bool = True) -> None:
                    help="SQLAlchemy database URL (default: $GENRE_LENS_DB_URL or data/feedback.sqlite3)")
     if root:
         p.add_argument("--root", type=Path, default=None,
-                       help=f"checkpoints folder (default: ${CHECKPOINTS_ENV} or models/checkpoints)")
+                       help="checkpoints folder (default: $GENRE_LENS_CHECKPOINTS or models/checkpoints)")
 
 
 def _root(args: argparse.Namespace) -> Path:
     """The checkpoints folder from --root, the environment, or the default."""
-    from models.checkpoint import DEFAULT_ROOT
+    from models.checkpoint import checkpoint_root
 
-    return Path(args.root or os.environ.get(CHECKPOINTS_ENV) or DEFAULT_ROOT)
+    return Path(args.root) if args.root else checkpoint_root()
 
 
 def _plain(text: str | None, limit: int | None = None) -> str:

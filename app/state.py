@@ -29,10 +29,16 @@ import streamlit as st
 
 from app.analysis import Analysis
 from app.engine import Engine
-from models.checkpoint import DEFAULT_ROOT, current_version, list_versions, read_card, resolve_bundle
+from models.checkpoint import (  # noqa: F401  (CHECKPOINTS_ENV is re-exported for pages and tests)
+    CHECKPOINTS_ENV,
+    checkpoint_root,
+    current_version,
+    list_versions,
+    read_card,
+    resolve_bundle,
+)
 from utils.constants import DEFAULT_THRESHOLD
 
-CHECKPOINTS_ENV = "GENRE_LENS_CHECKPOINTS"  # folder of model bundles (default models/checkpoints)
 DEVICE_ENV = "GENRE_LENS_DEVICE"  # "cpu", "cuda", "cuda:1"; default: CUDA when present
 
 _TRACKS, _AUDIO, _ERRORS = "gl.tracks", "gl.audio", "gl.errors"
@@ -42,11 +48,6 @@ MAX_KEPT_AUDIO_BYTES = 50 * 1024 * 1024  # bigger uploads are analysed but not k
 
 
 # ----------------------------------------------------------------------------------- model + engine
-def checkpoint_root() -> Path:
-    """Where model bundles live: $GENRE_LENS_CHECKPOINTS or models/checkpoints."""
-    return Path(os.environ.get(CHECKPOINTS_ENV) or DEFAULT_ROOT)
-
-
 def available_versions() -> list[str]:
     """Every bundle version under the checkpoint root, oldest first."""
     return list_versions(checkpoint_root())

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.explain import explain  # noqa: E402
 from bench.bench_engine import clip_bytes, make_engine, median_s  # noqa: E402
-from models.saliency import embed_logmels, gradient_network  # noqa: E402
+from models.saliency import embed_logmels  # noqa: E402
 from utils.audio import load_audio  # noqa: E402
 from utils.windows import cut_slices, plan_windows  # noqa: E402
 
@@ -40,15 +40,6 @@ def median_cpu_s(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.process_time() - t)
     return statistics.median(times)
-
-
-def interleaved(a: Callable[[], object], b: Callable[[], object], repeats: int, sync: bool) -> tuple[float, float]:
-    """Median times of a and b measured alternately, so a busy machine slows both alike."""
-    ta, tb = [], []
-    for _ in range(repeats):
-        ta.append(median_s(a, 1, sync))
-        tb.append(median_s(b, 1, sync))
-    return statistics.median(ta), statistics.median(tb)
 
 
 def main() -> None:
@@ -83,8 +74,7 @@ def main() -> None:
         x = mel.clone().requires_grad_(True)
         torch.autograd.grad(embed_logmels(net, x, engine.embedder.output).sum(), x)
 
-    stock_s, fast_s = interleaved(lambda: backward(engine.embedder.model),
-                                  lambda: backward(gradient_network(engine.embedder.model)), args.repeats, sync)
+    backward_s = median_s(lambda: backward(engine.embedder.model), args.repeats, sync)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     audio_s = len(decoded.samples) / decoded.sample_rate
     result = {
@@ -98,8 +88,7 @@ def main() -> None:
         "saliency_cpu_s": round(saliency_cpu, 3),
         "analysis_median_s": round(analyse_s, 3),
         "saliency_over_analysis": round(saliency_s / analyse_s, 2),
-        "musicnn_fwd_bwd_stock_amax_s": round(stock_s, 3),
-        "musicnn_fwd_bwd_gradient_network_s": round(fast_s, 3),
+        "musicnn_fwd_bwd_s": round(backward_s, 3),
         "peak_rss_mb": round(peak_mb),
         "map_shape": list(np.shape(explain(engine, analysis, audio=data).map)),
     }
@@ -107,8 +96,7 @@ def main() -> None:
     print(f"  saliency (explain), median of {args.repeats}   {saliency_s:7.2f} s")
     print(f"  saliency CPU time (all threads)       {saliency_cpu:7.2f} s")
     print(f"  analysis of the same clip             {analyse_s:7.2f} s   (saliency = {saliency_s / analyse_s:.1f}x)")
-    print(f"  MusiCNN forward+backward, stock amax  {stock_s:7.2f} s")
-    print(f"  MusiCNN forward+backward, max-values  {fast_s:7.2f} s")
+    print(f"  MusiCNN forward+backward              {backward_s:7.2f} s")
     print(f"  peak resident memory                  {peak_mb:7.0f} MB")
     if args.json:
         print(json.dumps(result))

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,12 @@ CARD_FILE = "card.json"
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "curves.json"
 CURRENT_FILE = "CURRENT"
+CHECKPOINTS_ENV = "GENRE_LENS_CHECKPOINTS"  # the setting the dashboard and the CLI both read
+
+
+def checkpoint_root() -> Path:
+    """Where model bundles live: $GENRE_LENS_CHECKPOINTS or models/checkpoints."""
+    return Path(os.environ.get(CHECKPOINTS_ENV) or DEFAULT_ROOT)
 
 
 class CheckpointError(RuntimeError):
@@ -104,6 +111,14 @@ def read_card(folder: Path) -> ModelCard:
         raise CheckpointError(f"No model card at {path}.") from None
     except (json.JSONDecodeError, TypeError) as exc:
         raise CheckpointError(f"The model card {path} is not valid: {exc}") from exc
+
+
+def update_card(folder: Path, mutate: Callable[[ModelCard], None]) -> ModelCard:
+    """Read a bundle's card, change it, write it back atomically (weights and their hash untouched)."""
+    card = read_card(folder)
+    mutate(card)
+    atomic_write_text(Path(folder) / CARD_FILE, card.to_json())
+    return card
 
 
 def load_bundle(folder: Path, device: str | torch.device = "cpu") -> tuple[ParallelCNN, ModelCard]:
@@ -186,5 +201,5 @@ def read_json(folder: Path, name: str) -> dict[str, Any] | None:
     path = Path(folder) / name
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing, unreadable, or not JSON
         return None

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from models.baseline import baseline_probabilities, fit_baseline
-from models.checkpoint import METRICS_FILE, atomic_write_text, load_bundle, read_card
+from models.checkpoint import METRICS_FILE, atomic_write_text, load_bundle, update_card
 from models.parallel_cnn import ParallelCNN
 from models.training import TrainConfig, max_slice_frames, track_probabilities, train
 from utils.constants import GENRES
@@ -145,9 +145,7 @@ def evaluate_and_record(folder: Path, test_table, train_table, seed: int) -> dic
 
 def record_in_card(folder: Path, key: str, report: dict) -> None:
     """Store headline numbers of an evaluation in the model card (weights and their hash unchanged)."""
-    card = read_card(folder)
     summary = {k: report[k] for k in ("accuracy", "macro_f1", "n_tracks") if k in report}
     if "baseline" in report:
         summary["baseline_accuracy"] = report["baseline"]["accuracy"]
-    card.evaluation[key] = summary
-    atomic_write_text(folder / "card.json", json.dumps(asdict(card), indent=2))
+    update_card(folder, lambda card: card.evaluation.__setitem__(key, summary))

@@ -140,12 +140,14 @@ class MusiCNN(nn.Module):
 
         BN is a per-channel affine map: its max is the max of relu(conv) where scale >= 0 and the
         min where scale < 0 (many dead channels here have negative gammas). Flipping those channels'
-        weights turns both cases into one amax: ~30% less network CPU time than relu + BN + amax.
+        weights turns both cases into one max: ~30% less network CPU time than relu + BN + amax.
+        `max(...).values` rather than `amax`: same values, but its backward scatters the gradient to
+        one index instead of spreading it over ties, ~1.3x cheaper forward + backward for saliency.
         """
         scale, shift = _bn_affine(bn)
         sign = torch.where(scale < 0, -1.0, 1.0).to(scale.dtype)
         y = F.conv2d(x, conv.weight * sign.view(-1, 1, 1, 1), conv.bias * sign)
-        extreme = y.amax(dim=-1) * sign[:, None]
+        extreme = y.max(dim=-1).values * sign[:, None]
         return torch.relu(extreme) * scale[:, None] + shift[:, None]
 
     def _timbral(self, padded: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import os
 import shutil
 import tempfile
@@ -24,11 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.embedder import EmbedderError
+from models.checkpoint import sha256_file as file_sha256
+from models.embedder import CACHE_ENV, EmbedderError, cache_root  # noqa: F401  (CACHE_ENV: re-exported)
 from models.openl3_frontend import OpenL3Error
 
 WEIGHTS_ENV = "GENRE_LENS_OPENL3_WEIGHTS"  # explicit weights file (.h5 or converted .pt)
-CACHE_ENV = "GENRE_LENS_CACHE"  # genre-lens cache root; OpenL3 uses its `openl3/` folder
 URL_ENV = "GENRE_LENS_OPENL3_URL"  # download base URL (mirrors, tests)
 # openl3 0.4.x setup.py: base_url + 'openl3_audio_<repr>_<content>-v0_4_0.h5.gz', gunzipped on install.
 DEFAULT_BASE_URL = "https://github.com/marl/openl3/raw/models/"
@@ -79,9 +78,7 @@ def download_url(input_repr: str, content_type: str, base_url: str | None = None
 
 def cache_dir() -> Path:
     """`$GENRE_LENS_CACHE/openl3`, else `~/.cache/genre-lens/openl3`."""
-    root = os.environ.get(CACHE_ENV)
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "genre-lens"
-    return base / "openl3"
+    return cache_root() / "openl3"
 
 
 def _text(value: object) -> str:
@@ -148,15 +145,6 @@ def keras_to_state_dict(
             state[f"{prefix}.num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
             n_bn += 1
     return state
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert_h5(path: str | Path) -> LoadedWeights:

@@ -30,18 +30,17 @@ from typing import Any
 import numpy as np
 
 from models.checkpoint import (
-    CARD_FILE,
     CURVES_FILE,
     DEFAULT_ROOT,
     ModelCard,
     atomic_write_text,
     current_version,
     load_bundle,
-    read_card,
     save_bundle,
     set_current,
+    update_card,
 )
-from models.evaluation import evaluate_table
+from models.evaluation import evaluate_and_record, evaluate_table
 from models.training import TrainConfig, train
 from utils.constants import GENRES, SLICE_S, SLICES_PER_WINDOW
 from utils.feedback import Correction, FeedbackStore, SliceEmbeddings
@@ -204,8 +203,6 @@ def retrain(
     progress: Progress | None = None,
 ) -> RetrainResult:
     """Train a new version on base table + corrections, evaluate it next to the current one, promote if not worse."""
-    from models.evaluation import evaluate_and_record  # the same evaluation `train --test` records
-
     report = progress or (lambda fraction, message: None)
     root = Path(root)
     report(0.0, "Loading the current model")
@@ -314,6 +311,4 @@ def retrain(
 
 def _record_decision(folder: Path, decision: dict[str, Any]) -> None:
     """Store the promotion decision in the new card (weights and their hash unchanged)."""
-    card = read_card(folder)
-    card.training["promotion"] = decision
-    atomic_write_text(folder / CARD_FILE, card.to_json())
+    update_card(folder, lambda card: card.training.__setitem__("promotion", decision))

@@ -21,7 +21,7 @@ from app.analysis import Analysis
 from models.checkpoint import CheckpointError, current_version, read_card
 from utils.audio import AudioError
 from utils.constants import GENRES
-from utils.feedback import MAX_NOTE_CHARS, Correction, FeedbackError, FeedbackStore, idempotency_key
+from utils.feedback import MAX_NOTE_CHARS, Correction, FeedbackError, FeedbackStore
 from utils.feedback_db import default_url
 from utils.tables import TableError
 
@@ -117,9 +117,8 @@ def correction_form(a: Analysis) -> None:
         st.warning("Choose at least one genre.")
         return
     hop, frame = embedder_geometry(a)
-    key = idempotency_key(a.sha256, genres, note, start)
     result = store().add_analysis(a, genres, hop_seconds=hop, frame_seconds=frame, note=note,
-                                  window_start_s=start, key=key)
+                                  window_start_s=start)  # the store derives the idempotency key
     c = result.correction
     if result.created:
         st.success(f"Stored correction #{c.id}.")

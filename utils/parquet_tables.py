@@ -201,9 +201,7 @@ def write_parquet_table(table: EmbeddingTable, folder: str | os.PathLike, tracks
     return out
 
 
-def load_any_table(path: str | os.PathLike) -> EmbeddingTable:
-    """An `.npz` table or a Parquet shard folder (what `load_table` could dispatch to for folders)."""
-    return read_parquet_table(path) if Path(path).is_dir() else load_table(path)
+load_any_table = load_table  # `load_table` reads `.npz` tables and shard folders alike
 
 
 def shards_fingerprint(paths: list[Path], track_ids: set[str] | None = None) -> str:

@@ -24,16 +24,6 @@ class WindowPlan:
     window_starts: np.ndarray  # (W,) window start times
     window_slices: np.ndarray  # (W, 3) indices into slice_starts
 
-    @property
-    def slice_ends(self) -> np.ndarray:
-        """End time of every unique slice."""
-        return self.slice_starts + SLICE_S
-
-    @property
-    def window_ends(self) -> np.ndarray:
-        """End time of every window."""
-        return self.window_starts + WINDOW_S
-
 
 def window_starts(duration_s: float, hop_s: float = WINDOW_HOP_S) -> np.ndarray:
     """Window start times for a track: every `hop_s`, plus one end-aligned window for a long tail."""
