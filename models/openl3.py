@@ -381,7 +381,7 @@ class OpenL3Embedder(Embedder):
             input_repr, embedding_size, frontend, content_type=content_type, frontend_dtype=_frontend_dtype(self.device)
         ).load_weights(weights)
         self.model.to(self.device)
-        self.weights = weights
+        self.weights_sha256 = weights.sha256  # keep the hash, not a second copy of the state dict
         self.hop_len = round(hop_seconds * TARGET_SR)
         self.hop_seconds = self.hop_len / TARGET_SR
         self.dim = embedding_size
@@ -393,7 +393,7 @@ class OpenL3Embedder(Embedder):
         m = self.model
         return (
             f"openl3-{m.input_repr}-{m.content_type}-{m.embedding_size}-{m.frontend}"
-            f"-hop{self.hop_seconds:g}-w{self.weights.sha256[:10]}"
+            f"-hop{self.hop_seconds:g}-w{self.weights_sha256[:10]}"
         )
 
     @property
@@ -411,7 +411,7 @@ class OpenL3Embedder(Embedder):
     @property
     def settings(self) -> dict[str, Any]:
         """Base settings plus the OpenL3 options and the weights hash."""
-        return {**super().settings, **self.options, "weights_sha256": self.weights.sha256}
+        return {**super().settings, **self.options, "weights_sha256": self.weights_sha256}
 
     def n_frames(self, n_samples: int) -> int:
         """1 frame up to 1 s, then one more per whole hop."""
