@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, help="JSON file of TrainConfig overrides")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--members", type=int, default=None,
+                   help="ensemble size (default 10; 1 trains a single model on a block validation split)")
     add_embedder_flags(p, default=None)
     p.set_defaults(handler=commands.train)
 

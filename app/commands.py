@@ -117,6 +117,10 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     overrides["seed"] = args.seed
     if args.epochs:
         overrides["epochs"] = args.epochs
+    if args.members is not None:
+        if args.members < 1:
+            raise ValueError("--members must be at least 1.")
+        overrides["members"] = args.members
     return TrainConfig(**overrides)
 
 
@@ -134,13 +138,18 @@ def train(args: argparse.Namespace) -> int:
     val_ids = None
     if args.val_list:
         val_ids = [Path(line.strip()).stem for line in Path(args.val_list).read_text().splitlines() if line.strip()]
-    bar = tqdm(total=cfg.epochs, desc="training", unit="epoch", file=sys.stderr)
+    bar = tqdm(total=cfg.members, desc="training", unit="model", file=sys.stderr,
+               bar_format="{l_bar}{bar}| {n:.1f}/{total} models [{elapsed}<{remaining}{postfix}]")
 
     def log(row: dict) -> None:
-        bar.update(1)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
+        member = row.get("member", 1)
+        bar.n = member - 1 + row["epoch"] / cfg.epochs  # early stopping makes a member jump to its end
+        bar.set_postfix_str(f"member {member}/{cfg.members}, epoch {row['epoch']}, loss {row['train_loss']:.3f}, "
+                            f"val acc {row['val_accuracy']:.3f}")
+        bar.refresh()
 
     result = train_model(table, cfg, val_ids=val_ids, log=log)
+    bar.n = cfg.members
     bar.close()
     version = args.version or time.strftime("model-%Y%m%d-%H%M%S")
     root = args.root or DEFAULT_ROOT
@@ -151,17 +160,19 @@ def train(args: argparse.Namespace) -> int:
                                                                                    "dim")}},
         classifier={},
         training={
-            "data": Path(args.table).name, "data_sha256": table.fingerprint(), "n_train_tracks": len(result.train_ids),
-            "n_val_tracks": len(result.val_ids), "val_tracks": result.val_ids, "config": cfg.to_dict(),
-            "best_epoch": result.best_epoch, "val_accuracy": result.val_accuracy, "temperature": result.temperature,
-            "command": "python -m app " + " ".join(sys.argv[1:]),
+            "data": Path(args.table).name, "data_sha256": table.fingerprint(), "config": cfg.to_dict(),
+            **result.card_fields(), "command": "python -m app " + " ".join(sys.argv[1:]),
         },
     )
     folder = save_bundle(result.model, card, root)
-    atomic_write_text(folder / CURVES_FILE, json.dumps({"history": result.history, "best_epoch": result.best_epoch},
-                                                       indent=1))
-    print(f"saved {folder} (best epoch {result.best_epoch}, validation accuracy {result.val_accuracy:.3f}, "
-          f"temperature {result.temperature:.2f})")
+    atomic_write_text(folder / CURVES_FILE, json.dumps(result.curves(), indent=1))
+    if cfg.members > 1:
+        epochs = [m.best_epoch for m in result.members]
+        print(f"saved {folder} ({cfg.members} members, kept epochs {min(epochs)}-{max(epochs)}, out-of-fold "
+              f"validation accuracy {result.val_accuracy:.3f})")
+    else:
+        print(f"saved {folder} (best epoch {result.best_epoch}, validation accuracy {result.val_accuracy:.3f}, "
+              f"temperature {result.temperature:.2f})")
     if args.test:
         evaluate_and_record(folder, load_table(args.test), table, cfg.seed)
     if not args.no_set_current:

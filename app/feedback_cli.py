@@ -163,9 +163,8 @@ def delete(args: argparse.Namespace) -> int:
 def retrain(args: argparse.Namespace) -> int:
     """`retrain`: base table + corrections -> new version, promoted only if not worse on the test set."""
     from models.checkpoint import read_card, resolve_bundle
-    from models.retrain import RetrainError, default_tables
+    from models.retrain import RetrainError, default_tables, parent_config
     from models.retrain import retrain as run_retrain
-    from models.training import TrainConfig
     from utils.tables import load_table
 
     root = _root(args)
@@ -178,10 +177,7 @@ def retrain(args: argparse.Namespace) -> int:
             raise RetrainError(f"No {'base training' if name == 'table' else 'test'} table at {path}; "
                                f"pass --{name} PATH (the current model was trained on {card.training.get('data')}).")
         paths[name] = path
-    cfg = None
-    if args.epochs:
-        known = {k: v for k, v in card.training.get("config", {}).items() if k in TrainConfig.__dataclass_fields__}
-        cfg = TrainConfig(**{**known, "epochs": args.epochs})
+    cfg = parent_config(card, epochs=args.epochs) if args.epochs else None
     store = FeedbackStore(args.db)
     last = [-1]
 

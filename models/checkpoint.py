@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.ensemble import Classifier, build_classifier, classifier_spec
 from utils.constants import GENRES
 
 DEFAULT_ROOT = Path(__file__).resolve().parent / "checkpoints"
@@ -48,7 +48,7 @@ class ModelCard:
     version: str
     labels: list[str]
     embedder: dict[str, Any]  # name, id, options, settings
-    classifier: dict[str, Any]  # ClassifierConfig fields
+    classifier: dict[str, Any]  # ClassifierConfig fields, plus `members` for an ensemble
     training: dict[str, Any] = field(default_factory=dict)  # data, hash, seed, hyper-parameters
     evaluation: dict[str, Any] = field(default_factory=dict)  # headline numbers, filled by evaluate
     weights_sha256: str = ""
@@ -86,7 +86,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_bundle(model: ParallelCNN, card: ModelCard, root: Path = DEFAULT_ROOT) -> Path:
+def save_bundle(model: Classifier, card: ModelCard, root: Path = DEFAULT_ROOT) -> Path:
     """Write model.pt and card.json (with the weights' sha256) under root/version."""
     folder = Path(root) / card.version
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def save_bundle(model: ParallelCNN, card: ModelCard, root: Path = DEFAULT_ROOT) 
     os.chmod(tmp, 0o644)
     os.replace(tmp, folder / WEIGHTS_FILE)
     card.weights_sha256 = sha256_file(folder / WEIGHTS_FILE)
-    card.classifier = model.config.to_dict()
+    card.classifier = classifier_spec(model)
     atomic_write_text(folder / CARD_FILE, card.to_json())
     return folder
 
@@ -121,7 +121,7 @@ def update_card(folder: Path, mutate: Callable[[ModelCard], None]) -> ModelCard:
     return card
 
 
-def load_bundle(folder: Path, device: str | torch.device = "cpu") -> tuple[ParallelCNN, ModelCard]:
+def load_bundle(folder: Path, device: str | torch.device = "cpu") -> tuple[Classifier, ModelCard]:
     """Load a bundle after checking model.pt against the sha256 in its card; eval mode on device."""
     folder = Path(folder)
     card = read_card(folder)
@@ -136,9 +136,11 @@ def load_bundle(folder: Path, device: str | torch.device = "cpu") -> tuple[Paral
         )
     if list(card.labels) != list(GENRES):
         raise CheckpointError(f"The bundle {folder} predicts {card.labels}, not the GTZAN genres.")
-    model = ParallelCNN(ClassifierConfig(**card.classifier))
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    try:
+        model = build_classifier(card.classifier)
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except (TypeError, ValueError, RuntimeError) as exc:  # card and weights disagree on the architecture
+        raise CheckpointError(f"The weights of {folder} do not fit the classifier its card describes: {exc}") from exc
     return model.to(device).eval(), card
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from models.baseline import baseline_probabilities, fit_baseline
 from models.checkpoint import METRICS_FILE, atomic_write_text, load_bundle, update_card
-from models.parallel_cnn import ParallelCNN
+from models.ensemble import Classifier
 from models.training import TrainConfig, max_slice_frames, track_probabilities, train
 from utils.constants import GENRES
 from utils.metrics import classification_report
@@ -27,7 +27,7 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".
 
 
 def evaluate_tracks(
-    model: ParallelCNN,
+    model: Classifier,
     tracks: list[TrackFrames],
     frame_s: float,
     max_frames: int,
@@ -51,7 +51,7 @@ def evaluate_tracks(
 
 
 def evaluate_table(
-    model: ParallelCNN, test: EmbeddingTable, train_table: EmbeddingTable | None = None, seed: int = 0,
+    model: Classifier, test: EmbeddingTable, train_table: EmbeddingTable | None = None, seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluate on an embedding table; fits the baseline on `train_table` when given."""
     f = max_slice_frames(test)
@@ -62,25 +62,18 @@ def evaluate_table(
 
 
 def cross_validate(table: EmbeddingTable, cfg: TrainConfig, k: int, log: Callable[[str], None] = print) -> dict:
-    """K-fold CV on the training tracks (by id block, else stratified by track): mean/std of accuracy, macro-F1."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-    from models.training import track_blocks
+    """K-fold CV on the training tracks (folds from `fold_splits`): mean/std of accuracy and macro-F1."""
+    from models.training import fold_splits
 
     tracks = table.tracks()
-    ids = np.array([t.track_id for t in tracks])
-    genres = np.array([t.genre for t in tracks])
-    groups = track_blocks(list(ids), cfg.val_block) if cfg.val_block > 0 else None
-    if groups is not None:  # whole id blocks per fold: held-out artists, as in the test split
-        folds = StratifiedGroupKFold(k, shuffle=True, random_state=cfg.seed)
-        splits = folds.split(ids, genres, [groups[i] for i in ids])
-    else:
-        splits = StratifiedKFold(k, shuffle=True, random_state=cfg.seed).split(ids, genres)
+    ids = [t.track_id for t in tracks]
+    index = {tid: i for i, tid in enumerate(ids)}
+    splits = fold_splits(ids, [t.genre for t in tracks], k, cfg.seed, cfg.val_block)
     accs, f1s, base_accs = [], [], []
     for fold, (tr, te) in enumerate(splits):
-        sub = table.subset(set(ids[tr]))
+        sub = table.subset(set(tr))
         res = train(sub, replace(cfg, seed=cfg.seed + fold))
-        held = [tracks[i] for i in te]
+        held = [tracks[index[t]] for t in te]
         rep = evaluate_tracks(res.model, held, table.frame_seconds, max_slice_frames(table), sub.tracks(), cfg.seed)
         accs.append(rep["accuracy"])
         f1s.append(rep["macro_f1"])

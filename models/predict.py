@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.parallel_cnn import ParallelCNN
+from models.ensemble import Classifier
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def autocast_for(device: torch.device):
 
 
 def predict_windows(
-    model: ParallelCNN,
+    model: Classifier,
     windows: np.ndarray,
     mask: np.ndarray | None = None,
     batch_size: int = 256,

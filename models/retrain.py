@@ -23,7 +23,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,14 +164,38 @@ def _reserve_version(root: Path, parent: str) -> str:
             n += 1
 
 
-def _train_config(card: ModelCard, cfg: TrainConfig | None, seed: int | None) -> TrainConfig:
-    """The parent's hyper-parameters (or `cfg`), with an optional seed override."""
+def parent_config(
+    card: ModelCard, cfg: TrainConfig | None = None, seed: int | None = None, epochs: int | None = None,
+) -> TrainConfig:
+    """The parent's hyper-parameters (or `cfg`), with optional seed and epoch overrides."""
     if cfg is None:
         known = {f.name for f in fields(TrainConfig)}
-        cfg = TrainConfig(**{k: v for k, v in card.training.get("config", {}).items() if k in known})
+        stored = {"members": 1} | card.training.get("config", {})  # cards from before ensembles: one model
+        cfg = TrainConfig(**{k: v for k, v in stored.items() if k in known})
     if seed is not None:
-        cfg = TrainConfig(**{**cfg.to_dict(), "seed": seed})
+        cfg = replace(cfg, seed=seed)
+    if epochs:
+        cfg = replace(cfg, epochs=epochs)
     return cfg
+
+
+def _parent_validation(card: ModelCard, cfg: TrainConfig, ids: set[str], warnings: list[str]) -> list[list[str]] | None:
+    """Each member's validation tracks as the parent had them, so old and new are selected alike.
+
+    None (a fresh split is drawn) when the card does not list them for every member or the base
+    table lacks some of them.
+    """
+    members = card.training.get("members")
+    if members and len(members) == cfg.members:
+        lists = [m.get("val_tracks") or [] for m in members]
+    elif cfg.members == 1 and card.training.get("val_tracks"):
+        lists = [card.training["val_tracks"]]
+    else:
+        return None
+    if not all(lists) or not all(set(v) <= ids for v in lists):
+        warnings.append("the parent's validation tracks are not all in the base table; drew a new split")
+        return None
+    return [list(v) for v in lists]
 
 
 def _check_tables(card: ModelCard, table: EmbeddingTable, test: EmbeddingTable) -> list[str]:
@@ -211,7 +235,7 @@ def retrain(
         raise RetrainError(f"There is no current model under {root} to retrain; train one first.")
     current_model, card = load_bundle(root / parent)
     warnings = _check_tables(card, table, test)
-    cfg = _train_config(card, cfg, seed)
+    cfg = parent_config(card, cfg, seed)
 
     report(0.03, "Collecting corrections")
     embedder_id = str(card.embedder.get("id"))
@@ -240,12 +264,12 @@ def retrain(
             per_correction.append((c, tracks))
         else:
             skipped.append(f"correction #{c.id}: audio shorter than one window")
-    val_ids = card.training.get("val_tracks") or None
-    if val_ids and not set(val_ids) <= set(table.track_ids()):
-        warnings.append("the parent's validation tracks are not all in the base table; drew a new split")
-        val_ids = None
     ids = table.track_ids()
-    n_base = len(set(ids) - set(val_ids)) if val_ids else round(len(ids) * (1 - cfg.val_fraction))
+    member_val = _parent_validation(card, cfg, set(ids), warnings)
+    if member_val:
+        n_base = round(float(np.mean([len(set(ids) - set(v)) for v in member_val])))
+    else:
+        n_base = round(len(ids) * (1 - (cfg.val_fraction if cfg.members == 1 else 1 / cfg.member_folds)))
     w = correction_weight(len(per_correction), n_base, weight)
     extra = [(t, w / len(tracks)) for _, tracks in per_correction for t in tracks]
     used_ids = [c.id for c, _ in per_correction]
@@ -253,28 +277,26 @@ def retrain(
     report(0.05, f"Training on the base table + {len(used_ids)} corrections")
 
     def log(row: dict) -> None:
-        report(0.05 + 0.75 * row["epoch"] / cfg.epochs,
-               f"Epoch {row['epoch']}/{cfg.epochs}: validation accuracy {row['val_accuracy']:.1%}")
+        member = row.get("member", 1)
+        done = (member - 1 + row["epoch"] / cfg.epochs) / cfg.members
+        who = f"Member {member}/{cfg.members}, epoch" if cfg.members > 1 else "Epoch"
+        report(0.05 + 0.75 * done, f"{who} {row['epoch']}/{cfg.epochs}: validation accuracy {row['val_accuracy']:.1%}")
 
-    result = train(table, cfg, val_ids=val_ids, extra=extra, log=log)
+    result = train(table, cfg, extra=extra, log=log, member_val_ids=member_val)
     version = _reserve_version(root, parent)
     try:
         new_card = ModelCard(
             version=version, labels=list(GENRES), embedder=card.embedder, classifier={},
             training={
-                "data": card.training.get("data"), "data_sha256": table.fingerprint(),
-                "n_train_tracks": len(result.train_ids), "n_val_tracks": len(result.val_ids),
-                "val_tracks": result.val_ids, "config": cfg.to_dict(), "best_epoch": result.best_epoch,
-                "val_accuracy": result.val_accuracy, "temperature": result.temperature,
-                "parent_version": parent,
+                "data": card.training.get("data"), "data_sha256": table.fingerprint(), "config": cfg.to_dict(),
+                **result.card_fields(), "parent_version": parent,
                 "corrections": {"n": len(used_ids), "ids": used_ids, "new_ids": new_ids, "weight": w,
                                 "n_windows": len(extra), "skipped": skipped},
             },
             notes=f"Retrained from {parent} with {len(used_ids)} user corrections.",
         )
         folder = save_bundle(result.model, new_card, root)
-        atomic_write_text(folder / CURVES_FILE, json.dumps({"history": result.history,
-                                                            "best_epoch": result.best_epoch}, indent=1))
+        atomic_write_text(folder / CURVES_FILE, json.dumps(result.curves(), indent=1))
         report(0.82, "Evaluating the new version on the test set")
         new_report = evaluate_and_record(folder, test, table, cfg.seed)
     except BaseException:

@@ -26,8 +26,8 @@ import librosa
 import numpy as np
 import torch
 
+from models.ensemble import Classifier
 from models.musicnn import HOP, N_MELS, PATCH_FRAMES, PATCH_HOP_FRAMES, SR, MusiCNN, n_patches
-from models.parallel_cnn import ParallelCNN
 
 METHOD = "gradient × input"
 MAX_PATCHES_CPU = 32  # ~1.3 GB of activations kept for the backward
@@ -46,7 +46,7 @@ def combine_windows_torch(window_probabilities: torch.Tensor) -> torch.Tensor:
 
 
 def target_probability(
-    classifier: ParallelCNN,
+    classifier: Classifier,
     embeddings: torch.Tensor,
     window_slices: np.ndarray,
     genre: int,
@@ -68,7 +68,7 @@ def embed_logmels(net: MusiCNN, mel: torch.Tensor, output: str) -> torch.Tensor:
 
 def _gradient(
     net: MusiCNN,
-    classifier: ParallelCNN,
+    classifier: Classifier,
     mel: torch.Tensor,
     window_slices: np.ndarray,
     genre: int,
@@ -97,7 +97,7 @@ def _gradient(
 
 def logmel_saliency(
     net: MusiCNN,
-    classifier: ParallelCNN,
+    classifier: Classifier,
     mel: torch.Tensor,
     window_slices: np.ndarray,
     genre: int,

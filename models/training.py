@@ -4,6 +4,11 @@ Windows are built from frame rows (the frames whose patch lies inside each 5 s s
 samples window starts at random (window jitter) and drops frames at random (frame dropout); model
 selection and temperature scaling use validation tracks carved from the training tracks, never
 the test tracks.
+
+With `members` > 1 the result is a cross-fitted ensemble: member i validates on fold i of
+repeated K-fold splits of the training tracks (by id block) and trains on the other folds, so
+every training track teaches most members and every member's early stopping and calibration
+are decided on tracks it never trained on.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ import copy
 import math
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold, train_test_split
 from torch.nn import functional as F
 
+from models.ensemble import Classifier, GenreEnsemble
 from models.parallel_cnn import ClassifierConfig, ParallelCNN
 from models.predict import combine_windows, predict_windows
 from utils.constants import GENRES, N_GENRES, WINDOW_S
@@ -56,6 +62,8 @@ class TrainConfig:
     dropout: float = 0.5
     share_branches: bool = False
     input_transform: str = "none"
+    members: int = 10  # ensemble size (1: a single model validated on a `val_fraction` split)
+    member_folds: int = 5  # members validate on the folds of repeated K-fold splits of the training tracks
 
     def classifier_config(self, input_dim: int) -> ClassifierConfig:
         """The architecture these settings ask for."""
@@ -70,16 +78,51 @@ class TrainConfig:
 
 
 @dataclass
-class TrainResult:
-    """The trained (calibrated) model and what happened while training it."""
+class MemberResult:
+    """One trained member: where its validation said to stop, and its calibration."""
 
     model: ParallelCNN
+    history: list[dict]
+    best_epoch: int
+    val_accuracy: float
+    temperature: float
+    val_ids: list[str]
+
+
+@dataclass
+class TrainResult:
+    """The trained (calibrated) model and what happened while training it.
+
+    For an ensemble, `val_accuracy` is the out-of-fold accuracy (every validation track predicted
+    by the members that held it out), `best_epoch` and `temperature` the members' medians.
+    """
+
+    model: Classifier
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     val_accuracy: float = float("nan")
     temperature: float = 1.0
     train_ids: list[str] = field(default_factory=list)
     val_ids: list[str] = field(default_factory=list)
+    members: list[MemberResult] = field(default_factory=list)
+
+    def card_fields(self) -> dict:
+        """What a model card records about this training run."""
+        out = {
+            "n_train_tracks": len(self.train_ids), "n_val_tracks": len(self.val_ids), "val_tracks": self.val_ids,
+            "best_epoch": self.best_epoch, "val_accuracy": self.val_accuracy, "temperature": self.temperature,
+        }
+        if len(self.members) > 1:
+            out["members"] = [{"best_epoch": m.best_epoch, "val_accuracy": m.val_accuracy,
+                               "temperature": m.temperature, "val_tracks": m.val_ids} for m in self.members]
+        return out
+
+    def curves(self) -> dict:
+        """The per-epoch curves saved beside the bundle (rows carry `member` for an ensemble)."""
+        out: dict = {"history": self.history, "best_epoch": self.best_epoch}
+        if len(self.members) > 1:
+            out["member_best_epochs"] = [m.best_epoch for m in self.members]
+        return out
 
 
 def seed_everything(seed: int) -> None:
@@ -153,6 +196,54 @@ def split_tracks(
     return sorted(train), sorted(val)
 
 
+def member_splits(
+    table: EmbeddingTable, cfg: TrainConfig, val_ids: list[str] | None = None,
+) -> list[tuple[list[str], list[str]]]:
+    """(train ids, validation ids) for each ensemble member.
+
+    One member, or a given validation list: every member uses the same split (members then differ
+    by seed only). Otherwise member i validates on fold i mod K of the (i // K)-th K-fold split,
+    folds made of whole id blocks per genre when ids allow it, else stratified by genre.
+    """
+    if cfg.members < 1:
+        raise ValueError(f"members must be at least 1, not {cfg.members}.")
+    if val_ids is not None or cfg.members == 1:
+        return [split_tracks(table, cfg.val_fraction, cfg.seed, val_ids, cfg.val_block)] * cfg.members
+    ids = table.track_ids()
+    genre_of = {t.track_id: t.genre for t in table.tracks()}
+    labels = [genre_of[t] for t in ids]
+    out: list[tuple[list[str], list[str]]] = []
+    repeat = 0
+    while len(out) < cfg.members:
+        out += fold_splits(ids, labels, cfg.member_folds, cfg.seed + repeat, cfg.val_block)
+        repeat += 1
+    return out[: cfg.members]
+
+
+def fold_splits(
+    ids: list[str], labels: list[str], k: int, seed: int, block: int = 8,
+) -> list[tuple[list[str], list[str]]]:
+    """K (train ids, held-out ids) folds: whole id blocks when every genre has K of them, else by track.
+
+    Blocks keep an artist's tracks on one side (see `track_blocks`); with fewer than K blocks in
+    a genre, grouped folds would hold out the whole genre, so tracks are stratified instead.
+    """
+    arr, y = np.array(ids), np.array(labels)
+    k = min(max(2, k), len(arr))
+    groups = track_blocks(list(ids), block) if block > 0 else None
+    if groups is not None:
+        per_genre = {g: {groups[t] for t, lab in zip(ids, labels, strict=True) if lab == g} for g in set(labels)}
+        if min(len(b) for b in per_genre.values()) < k:
+            groups = None
+    if groups is not None:
+        folds = StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(arr, y, [groups[t] for t in ids])
+    elif min(np.unique(y, return_counts=True)[1]) >= k:
+        folds = StratifiedKFold(k, shuffle=True, random_state=seed).split(arr, y)
+    else:
+        folds = KFold(k, shuffle=True, random_state=seed).split(arr)
+    return [(sorted(arr[tr].tolist()), sorted(arr[va].tolist())) for tr, va in folds]
+
+
 def one_hot(genres: list[str]) -> np.ndarray:
     """(N, C) multi-hot targets from genre names (a '|' separates several genres)."""
     y = np.zeros((len(genres), N_GENRES), dtype=np.float32)
@@ -174,7 +265,7 @@ def max_slice_frames(table: EmbeddingTable) -> int:
     return max(grid_windows(t, frame_s)[0].shape[2] for t in table.tracks()[:50])
 
 
-def track_probabilities(model: ParallelCNN, tracks: list[TrackFrames], frame_s: float, f: int) -> np.ndarray:
+def track_probabilities(model: Classifier, tracks: list[TrackFrames], frame_s: float, f: int) -> np.ndarray:
     """(T, C) track probabilities, windows combined exactly as the engine combines them."""
     out = []
     for t in tracks:
@@ -239,23 +330,84 @@ def train(
     val_ids: list[str] | None = None,
     extra: list[tuple[TrackFrames, float]] | None = None,
     log: Log | None = None,
+    member_val_ids: list[list[str]] | None = None,
 ) -> TrainResult:
-    """Train on `table` (plus weighted `extra` tracks, e.g. user corrections); select on validation."""
+    """Train on `table` (plus weighted `extra` tracks, e.g. user corrections); select on validation.
+
+    `member_val_ids` gives each member its validation tracks (a retrain reuses its parent's);
+    otherwise `member_splits` draws them. Log rows carry `member` (1-based) for an ensemble.
+    """
+    if member_val_ids is not None:
+        if len(member_val_ids) != cfg.members:
+            raise ValueError(f"{len(member_val_ids)} validation lists for {cfg.members} members.")
+        splits = [split_tracks(table, cfg.val_fraction, cfg.seed, list(v), cfg.val_block) for v in member_val_ids]
+    else:
+        splits = member_splits(table, cfg, val_ids)
+    by_id = {t.track_id: t for t in table.tracks()}
+    frame_s = table.frame_seconds
+    f = max_slice_frames(table)
+    results = []
+    for i, (train_ids, val_ids_) in enumerate(splits):
+        member_log = log
+        if log is not None and cfg.members > 1:
+            def member_log(row: dict, _i: int = i) -> None:
+                log(row | {"member": _i + 1})
+        member_cfg = replace(cfg, seed=cfg.seed + i)
+        results.append(_train_member(
+            [by_id[t] for t in train_ids], [by_id[t] for t in val_ids_], extra or [], member_cfg, table.dim, frame_s,
+            f, member_log,
+        ))
+    if len(results) == 1:
+        (r,) = results
+        return TrainResult(r.model, r.history, r.best_epoch, r.val_accuracy, r.temperature, splits[0][0], r.val_ids,
+                           results)
+    history = [row | {"member": i + 1} for i, r in enumerate(results) for row in r.history]
+    return TrainResult(
+        model=GenreEnsemble([r.model for r in results]).eval(),
+        history=history,
+        best_epoch=int(np.median([r.best_epoch for r in results])),
+        val_accuracy=_out_of_fold_accuracy(results, by_id, frame_s, f),
+        temperature=float(np.median([r.temperature for r in results])),
+        train_ids=sorted({t for tr, _ in splits for t in tr}),
+        val_ids=sorted({t for _, va in splits for t in va}),
+        members=results,
+    )
+
+
+def _out_of_fold_accuracy(results: list[MemberResult], by_id: dict[str, TrackFrames], frame_s: float, f: int) -> float:
+    """Accuracy of the ensemble on its validation tracks, each predicted only by members that held it out."""
+    held: dict[str, list[np.ndarray]] = {}
+    for r in results:
+        for tid, p in zip(r.val_ids, track_probabilities(r.model, [by_id[t] for t in r.val_ids], frame_s, f),
+                          strict=True):
+            held.setdefault(tid, []).append(p)
+    if not held:
+        return float("nan")
+    hits = [GENRES[int(np.mean(ps, axis=0).argmax())] in by_id[tid].genre.split("|") for tid, ps in held.items()]
+    return float(np.mean(hits))
+
+
+def _train_member(
+    train_tracks: list[TrackFrames],
+    val_tracks: list[TrackFrames],
+    extra: list[tuple[TrackFrames, float]],
+    cfg: TrainConfig,
+    dim: int,
+    frame_s: float,
+    f: int,
+    log: Log | None,
+) -> MemberResult:
+    """One model: train with augmentation, keep the best validation epoch, fit its temperature."""
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    train_ids, val_ids_ = split_tracks(table, cfg.val_fraction, cfg.seed, val_ids, cfg.val_block)
-    by_id = {t.track_id: t for t in table.tracks()}
-    train_tracks = [by_id[i] for i in train_ids]
-    val_tracks = [by_id[i] for i in val_ids_]
     weights = [1.0] * len(train_tracks)
-    for track, weight in extra or []:
+    train_tracks = list(train_tracks)
+    for track, weight in extra:
         train_tracks.append(track)
         weights.append(weight)
     weights_arr = np.asarray(weights, dtype=np.float32)
-    frame_s = table.frame_seconds
-    f = max_slice_frames(table)
 
-    model = ParallelCNN(cfg.classifier_config(table.dim))
+    model = ParallelCNN(cfg.classifier_config(dim))
     model.set_normalisation(*_standardisation(model, train_tracks))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     y_val = one_hot([t.genre for t in val_tracks])
@@ -316,7 +468,7 @@ def train(
                                                                                               strict=True)])
     temperature = fit_temperature(np.concatenate(logits), targets)
     model.temperature.fill_(temperature)
-    return TrainResult(model, history, best_epoch, best[0], temperature, train_ids, val_ids_)
+    return MemberResult(model, history, best_epoch, best[0], temperature, [t.track_id for t in val_tracks])
 
 
 def _window_logits(model: ParallelCNN, tracks: list[TrackFrames], frame_s: float, f: int) -> list[np.ndarray]:

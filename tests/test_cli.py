@@ -14,7 +14,7 @@ def test_train_and_evaluate_on_tables(tmp_path, capsys):
     test_t = synthetic_table(n_per_genre=2, dim=8, seed=0)
     train_t.save(tmp_path / "train.npz")
     test_t.save(tmp_path / "test.npz")
-    (tmp_path / "cfg.json").write_text(json.dumps({"channels": 8, "hidden": 16, "windows_per_track": 2}))
+    (tmp_path / "cfg.json").write_text(json.dumps({"channels": 8, "hidden": 16, "windows_per_track": 2, "members": 2}))
     code = main(["train", "--table", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz"),
                  "--root", str(tmp_path / "ckpt"), "--version", "t1", "--epochs", "2", "--config",
                  str(tmp_path / "cfg.json")])
@@ -24,6 +24,9 @@ def test_train_and_evaluate_on_tables(tmp_path, capsys):
     assert metrics["n_tracks"] == 20 and "accuracy" in metrics["baseline"]
     card = json.loads((bundle / "card.json").read_text())
     assert card["evaluation"]["test"]["n_tracks"] == 20 and card["training"]["config"]["channels"] == 8
+    assert card["classifier"]["members"] == 2 and len(card["training"]["members"]) == 2
+    curves = json.loads((bundle / "curves.json").read_text())
+    assert {row["member"] for row in curves["history"]} == {1, 2} and len(curves["member_best_epochs"]) == 2
     assert (tmp_path / "ckpt" / "CURRENT").read_text().strip() == "t1"
     out = tmp_path / "m.json"
     assert main(["evaluate", str(tmp_path / "test.npz"), "--checkpoint", str(bundle), "--out", str(out),

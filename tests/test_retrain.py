@@ -76,10 +76,10 @@ def engine_slices(
     return (mean + spread * rng.normal(0, 1, (len(starts), FRAMES_PER_SLICE, DIM))).astype(np.float32), starts
 
 
-def tiny_config(epochs: int = 8, seed: int = 0) -> TrainConfig:
+def tiny_config(epochs: int = 8, seed: int = 0, members: int = 1) -> TrainConfig:
     """A small, fast training recipe for tests (converges in a few epochs on the synthetic tables)."""
     return TrainConfig(seed=seed, epochs=epochs, channels=16, hidden=32, n_blocks=1, warmup_epochs=1, patience=100,
-                       dropout=0.1, frame_dropout=0.1, batch_size=16, lr=5e-3)
+                       dropout=0.1, frame_dropout=0.1, batch_size=16, lr=5e-3, members=members)
 
 
 def card_for(version: str, table: EmbeddingTable | None = None) -> ModelCard:
@@ -377,3 +377,31 @@ def test_feedback_page_retrains_with_progress_and_shows_the_decision(
     assert any("Promoted" in s.value for s in at.success), ([w.value for w in at.warning], [t.value for t in at.text])
     assert current_version(root) == "base-r1"
     assert any("is now current" in t.value for t in at.text)
+
+
+def test_an_ensemble_retrains_as_an_ensemble_on_its_parents_folds(world: dict, tmp_path: Path) -> None:
+    from models.ensemble import GenreEnsemble
+
+    cfg = tiny_config(members=2)
+    parent = train(world["table"], cfg)
+    root = tmp_path / "ckpt"
+    card = card_for("ens", world["table"])
+    card.training = {"data": "train.npz", "data_sha256": world["table"].fingerprint(), "config": cfg.to_dict(),
+                     **parent.card_fields()}
+    save_bundle(parent.model, card, root)
+    set_current("ens", root)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    for k, (e, s) in enumerate(world["tracks"][:4]):
+        add_correction(store, e, s, world["target"], "ens", k)
+    steps: list[str] = []
+
+    res = retrain(store, world["table"], world["test"], root=root, progress=lambda f, m: steps.append(m))
+
+    model, new_card = load_bundle(res.folder)
+    assert isinstance(model, GenreEnsemble) and len(model.members) == 2
+    parent_folds = [m["val_tracks"] for m in card.training["members"]]
+    assert [m["val_tracks"] for m in new_card.training["members"]] == parent_folds
+    assert not set(parent_folds[0]) & set(parent_folds[1])  # each member held out different tracks
+    assert any(m.startswith("Member 2/2, epoch") for m in steps)
+    for e, _ in world["tracks"][4:]:  # unseen tracks of the corrected kind of music
+        assert GENRES[int(predict_stored(model, e).argmax())] == world["target"]

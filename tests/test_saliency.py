@@ -106,6 +106,22 @@ def test_chunked_backward_equals_one_pass(engine: Engine) -> None:
     assert np.allclose(one, chunked, atol=1e-6 * np.abs(one).max())
 
 
+def test_an_ensembles_window_saliency_is_its_members_mean(engine: Engine) -> None:
+    """Its window probability is the members' mean, so by linearity its gradient is theirs averaged."""
+    from models.ensemble import GenreEnsemble
+
+    torch.manual_seed(1)
+    members = [engine.model, ParallelCNN(ClassifierConfig(input_dim=50)).eval()]
+    ensemble = GenreEnsemble(members).eval()
+    y = synth_music(6.0, SR, seed=2).reshape(2, -1)
+    mel = engine.embedder.frontend(torch.from_numpy(y))[:, :187]
+    slices = np.array([[0, 1, 1]])
+    got, p = logmel_saliency(engine.embedder.model, ensemble, mel, slices, 4, window=0)
+    each = [logmel_saliency(engine.embedder.model, m, mel, slices, 4, window=0) for m in members]
+    assert p == pytest.approx(np.mean([q for _, q in each]), abs=1e-6)
+    assert np.allclose(got, np.mean([s for s, _ in each], axis=0), atol=1e-5 * np.abs(got).max())
+
+
 def test_explaining_needs_the_analysed_audio_and_a_known_genre(engine: Engine) -> None:
     audio = sound_in([(0.0, 15.0)], seconds=15.0)
     analysis = engine.analyze(audio, filename="a.wav")
