@@ -304,8 +304,25 @@ def reliability_diagram(bins: Sequence[dict[str, float]], ece: float | None) -> 
     return _layout(fig, 360, title=title)
 
 
-def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None = None) -> go.Figure:
-    """Train / validation loss and validation accuracy per epoch, the kept epoch marked."""
+def _mean_by_epoch(history: Sequence[dict[str, float]]) -> list[dict[str, float]]:
+    """Ensemble curves: each metric averaged over the members that trained that epoch."""
+    df = pd.DataFrame(list(history))
+    cols = [c for c in ("train_loss", "val_loss", "val_accuracy") if c in df]
+    return df.groupby("epoch", sort=True)[cols].mean().reset_index().to_dict("records")
+
+
+def training_curves(
+    history: Sequence[dict[str, float]],
+    best_epoch: int | None = None,
+    member_best_epochs: Sequence[int] | None = None,
+) -> go.Figure:
+    """Train / validation loss and validation accuracy per epoch, the kept epoch marked.
+
+    For an ensemble (rows carry `member`) the curves are the members' means and every member's
+    kept epoch is a tick along the bottom.
+    """
+    if any("member" in h for h in history):
+        history = _mean_by_epoch(history)
     epochs = [h["epoch"] for h in history]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     for key, name, color in (("train_loss", "train loss", "#5E8FD0"), ("val_loss", "validation loss", "#E15759")):
@@ -314,8 +331,16 @@ def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None 
     if any("val_accuracy" in h for h in history):
         fig.add_trace(go.Scatter(x=epochs, y=[h.get("val_accuracy") for h in history], name="validation accuracy",
                                  line={"color": "#59A14F", "dash": "dot"}), secondary_y=True)
+    if member_best_epochs:
+        fig.add_trace(go.Scatter(
+            x=list(member_best_epochs), y=[0.02] * len(member_best_epochs), mode="markers", name="member kept",
+            marker={"symbol": "line-ns-open", "size": 14, "color": ACCENT},
+            customdata=list(range(1, len(member_best_epochs) + 1)),
+            hovertemplate="member %{customdata} kept epoch %{x}<extra></extra>",
+        ), secondary_y=True)
     if best_epoch is not None:
-        fig.add_vline(x=best_epoch, line={"dash": "dash", "color": ACCENT}, annotation_text=f"kept: epoch {best_epoch}",
+        label = f"median kept: epoch {best_epoch}" if member_best_epochs else f"kept: epoch {best_epoch}"
+        fig.add_vline(x=best_epoch, line={"dash": "dash", "color": ACCENT}, annotation_text=label,
                       annotation_position="bottom right")
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="loss", secondary_y=False)

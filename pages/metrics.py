@@ -38,15 +38,30 @@ def pick_version() -> str | None:
 def render_card(card: ModelCard) -> None:
     """The model card: what the model is, what it was trained on, when, with which settings."""
     training = {k: v for k, v in card.training.items() if k not in HIDDEN_TRAINING_KEYS}
+    if isinstance(training.get("members"), list):
+        training["members"] = [{k: v for k, v in m.items() if k not in HIDDEN_TRAINING_KEYS}
+                               for m in training["members"] if isinstance(m, dict)]
     st.subheader(f"Model card · {card.version}", anchor=False)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Created", card.created[:10] if card.created else "?", help=card.created)
     c2.metric("Embedder", card.embedder.get("name", "?"), help=str(card.embedder.get("id", "")))
-    c3.metric("Training tracks", training.get("n_train_tracks", "?"),
-              help=f"data: {training.get('data', '?')}, validation tracks: {training.get('n_val_tracks', '?')}")
+    members = card.classifier.get("members", 1)
     val = training.get("val_accuracy")
-    c4.metric("Validation accuracy", f"{val:.3f}" if isinstance(val, int | float) else "–",
-              help=f"best epoch {training.get('best_epoch', '?')}; the checkpoint kept is the best on validation")
+    val_text = f"{val:.3f}" if isinstance(val, int | float) else "–"
+    if members > 1:
+        folds = training.get("config", {}).get("member_folds", "?")
+        c3.metric("Ensemble", f"{members} models",
+                  help=f"data: {training.get('data', '?')} ({training.get('n_train_tracks', '?')} tracks); each "
+                       f"member trains on {folds}-1 of {folds} folds and validates on the remaining one")
+        c4.metric("Out-of-fold validation accuracy", val_text,
+                  help="every training track predicted by the members that held it out; each member keeps its "
+                       "best epoch on its own fold (median kept epoch "
+                       f"{training.get('best_epoch', '?')})")
+    else:
+        c3.metric("Training tracks", training.get("n_train_tracks", "?"),
+                  help=f"data: {training.get('data', '?')}, validation tracks: {training.get('n_val_tracks', '?')}")
+        c4.metric("Validation accuracy", val_text,
+                  help=f"best epoch {training.get('best_epoch', '?')}; the checkpoint kept is the best on validation")
     if card.notes:
         st.caption(card.notes)
     with st.expander("Model card details: embedder, classifier and training hyper-parameters"):
@@ -167,7 +182,11 @@ def page() -> None:
     curves = read_json(folder, CURVES_FILE)
     if curves and curves.get("history"):
         st.subheader("Training", anchor=False)
-        st.plotly_chart(charts.training_curves(curves["history"], curves.get("best_epoch")), key="curves")
+        members = curves.get("member_best_epochs")
+        if members:
+            st.caption(f"Means over the {len(members)} ensemble members; each stopped at the epoch its own "
+                       "validation fold preferred (ticks along the bottom).")
+        st.plotly_chart(charts.training_curves(curves["history"], curves.get("best_epoch"), members), key="curves")
 
 
 try:

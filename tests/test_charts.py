@@ -171,6 +171,13 @@ def test_metric_figures_from_a_real_format_report() -> None:
     curves = charts.training_curves([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_accuracy": 0.5},
                                      {"epoch": 2, "train_loss": 0.5, "val_loss": 0.8, "val_accuracy": 0.7}], 2)
     assert [t.name for t in curves.data] == ["train loss", "validation loss", "validation accuracy"]
+    members = [{"epoch": 1, "train_loss": 1.0, "val_accuracy": 0.4, "member": 1},
+               {"epoch": 2, "train_loss": 0.6, "val_accuracy": 0.6, "member": 1},
+               {"epoch": 1, "train_loss": 2.0, "val_accuracy": 0.6, "member": 2}]
+    ens = charts.training_curves(members, 1, [2, 1])
+    assert list(ens.data[0].x) == [1, 2] and list(ens.data[0].y) == [1.5, 0.6]  # member means per epoch
+    assert list(ens.data[1].y) == [0.5, 0.6] and list(ens.data[-1].x) == [2, 1]  # kept epochs as ticks
+    assert "median kept: epoch 1" in ens.layout.annotations[0].text
     comp = charts.accuracy_comparison([("ours", 0.8, "ours"), ("ref", 0.7, "reference")])
     assert list(comp.data[0].y) == ["ref", "ours"] and comp.data[0].marker.color[1] == charts.ACCENT
 
