@@ -1,0 +1,38 @@
+"""The model that ships: it loads, and its recorded numbers are what its weights produce."""
+
+import json
+
+import pytest
+
+from models.checkpoint import DEFAULT_ROOT, METRICS_FILE, current_version, list_versions, load_bundle
+from models.evaluation import evaluate_table
+from tests.conftest import shared_path
+from utils.tables import load_table
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    version = current_version(DEFAULT_ROOT)
+    assert version is not None, "no bundled model under models/checkpoints"
+    model, card = load_bundle(DEFAULT_ROOT / version)  # checks the weights' sha256
+    metrics = json.loads((DEFAULT_ROOT / version / METRICS_FILE).read_text())
+    return model, card, metrics
+
+
+def test_every_bundled_version_loads_and_its_card_agrees_with_its_metrics() -> None:
+    for version in list_versions(DEFAULT_ROOT):
+        _, card = load_bundle(DEFAULT_ROOT / version)
+        metrics = json.loads((DEFAULT_ROOT / version / METRICS_FILE).read_text())
+        assert metrics["model"]["weights_sha256"] == card.weights_sha256
+        assert card.evaluation["test"]["accuracy"] == metrics["accuracy"]
+        assert metrics["n_tracks"] == 290 and metrics["baseline"]["accuracy"] > 0.7
+
+
+def test_the_shipped_test_numbers_come_from_the_shipped_weights(shipped) -> None:
+    model, _, metrics = shipped
+    test = load_table(shared_path("data", "gtzan_ff_msd_musicnn", "test.npz"))
+    report = evaluate_table(model, test)
+    assert report["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-12)
+    assert report["macro_f1"] == pytest.approx(metrics["macro_f1"], abs=1e-12)
+    recorded = {t["track_id"]: t["predicted"] for t in metrics["tracks"]}
+    assert {t["track_id"]: t["predicted"] for t in report["tracks"]} == recorded
