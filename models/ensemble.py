@@ -2,10 +2,11 @@
 
 Each member is a `ParallelCNN` trained with its own validation fold (see `models.training`);
 the ensemble averages their calibrated probabilities, attention weights and slice probabilities.
-Averaging probabilities (not logits) keeps the calibration every member got on its own
-validation tracks. Window and slice logits are the log-odds of the averaged probabilities, so
-`sigmoid(logits)` is the ensemble's probability, exactly as for a single model, and the engine,
-evaluation and saliency need not know which of the two they hold.
+Window and slice logits are the log-odds of the averaged probabilities divided by the ensemble's
+own temperature: averaging calibrated members makes the mean under-confident, so training fits
+one more temperature on the members' out-of-fold predictions. `sigmoid(logits)` is the
+ensemble's probability, exactly as for a single model, and the engine, evaluation and saliency
+need not know which of the two they hold.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _EPS = 1e-7  # keeps log-odds finite when every member is certain
 
 
 class GenreEnsemble(nn.Module):
-    """Members with one architecture; outputs are their mean probabilities as log-odds."""
+    """Members with one architecture; outputs are their mean probabilities as (calibrated) log-odds."""
 
     def __init__(self, members: Sequence[ParallelCNN]) -> None:
         super().__init__()
@@ -31,6 +32,7 @@ class GenreEnsemble(nn.Module):
         if len(configs) != 1:
             raise ValueError("Ensemble members must share one architecture.")
         self.members = nn.ModuleList(members)
+        self.register_buffer("temperature", torch.ones(()))
 
     @property
     def config(self) -> ClassifierConfig:
@@ -43,7 +45,8 @@ class GenreEnsemble(nn.Module):
         probs = torch.stack([torch.sigmoid(o.logits.float()) for o in outs]).mean(0)
         slices = torch.stack([torch.sigmoid(o.slice_logits.float()) for o in outs]).mean(0)
         attention = torch.stack([o.attention.float() for o in outs]).mean(0)
-        return ClassifierOutput(_log_odds(probs), attention, _log_odds(slices))
+        t = self.temperature
+        return ClassifierOutput(_log_odds(probs) / t, attention, _log_odds(slices) / t)
 
 
 def _log_odds(p: torch.Tensor) -> torch.Tensor:

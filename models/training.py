@@ -94,7 +94,8 @@ class TrainResult:
     """The trained (calibrated) model and what happened while training it.
 
     For an ensemble, `val_accuracy` is the out-of-fold accuracy (every validation track predicted
-    by the members that held it out), `best_epoch` and `temperature` the members' medians.
+    by the members that held it out), `best_epoch` the members' median and `temperature` the
+    ensemble's own (fitted on those out-of-fold predictions).
     """
 
     model: Classifier
@@ -362,29 +363,43 @@ def train(
         return TrainResult(r.model, r.history, r.best_epoch, r.val_accuracy, r.temperature, splits[0][0], r.val_ids,
                            results)
     history = [row | {"member": i + 1} for i, r in enumerate(results) for row in r.history]
+    ensemble = GenreEnsemble([r.model for r in results]).eval()
+    accuracy, temperature = _out_of_fold(results, by_id, frame_s, f)
+    ensemble.temperature.fill_(temperature)
     return TrainResult(
-        model=GenreEnsemble([r.model for r in results]).eval(),
+        model=ensemble,
         history=history,
         best_epoch=int(np.median([r.best_epoch for r in results])),
-        val_accuracy=_out_of_fold_accuracy(results, by_id, frame_s, f),
-        temperature=float(np.median([r.temperature for r in results])),
+        val_accuracy=accuracy,
+        temperature=temperature,
         train_ids=sorted({t for tr, _ in splits for t in tr}),
         val_ids=sorted({t for _, va in splits for t in va}),
         members=results,
     )
 
 
-def _out_of_fold_accuracy(results: list[MemberResult], by_id: dict[str, TrackFrames], frame_s: float, f: int) -> float:
-    """Accuracy of the ensemble on its validation tracks, each predicted only by members that held it out."""
+def _out_of_fold(
+    results: list[MemberResult], by_id: dict[str, TrackFrames], frame_s: float, f: int,
+) -> tuple[float, float]:
+    """Out-of-fold accuracy and the ensemble's temperature, from the members' validation tracks.
+
+    Every validation track is predicted by the members that held it out (their window
+    probabilities averaged, as the ensemble averages them); the temperature is fitted on those
+    windows, the accuracy counted on the tracks the windows combine into.
+    """
     held: dict[str, list[np.ndarray]] = {}
     for r in results:
-        for tid, p in zip(r.val_ids, track_probabilities(r.model, [by_id[t] for t in r.val_ids], frame_s, f),
-                          strict=True):
-            held.setdefault(tid, []).append(p)
+        for t in r.val_ids:
+            x, m = grid_windows(by_id[t], frame_s, f)
+            held.setdefault(t, []).append(predict_windows(r.model, x, m).probabilities)
     if not held:
-        return float("nan")
-    hits = [GENRES[int(np.mean(ps, axis=0).argmax())] in by_id[tid].genre.split("|") for tid, ps in held.items()]
-    return float(np.mean(hits))
+        return float("nan"), 1.0
+    probs = {t: np.mean(ps, axis=0) for t, ps in held.items()}
+    hits = [GENRES[int(combine_windows(p).argmax())] in by_id[t].genre.split("|") for t, p in probs.items()]
+    windows = np.concatenate(list(probs.values()))
+    targets = np.concatenate([np.repeat(one_hot([by_id[t].genre]), len(p), axis=0) for t, p in probs.items()])
+    log_odds = np.log(np.clip(windows, 1e-7, 1 - 1e-7)) - np.log1p(-np.clip(windows, 1e-7, 1 - 1e-7))
+    return float(np.mean(hits)), fit_temperature(log_odds, targets)
 
 
 def _train_member(

@@ -35,6 +35,11 @@ def test_outputs_are_the_members_mean_probabilities() -> None:
                                torch.stack([torch.sigmoid(o.slice_logits) for o in outs]).mean(0))
     torch.testing.assert_close(got.attention, torch.stack([o.attention for o in outs]).mean(0))
     torch.testing.assert_close(got.attention.sum(1), torch.ones(5))
+    ens.temperature.fill_(2.0)  # the ensemble's own calibration divides the averaged log-odds
+    with torch.no_grad():
+        hot = ens(x, mask)
+    torch.testing.assert_close(torch.sigmoid(hot.logits * 2.0), expected)
+    torch.testing.assert_close(hot.attention, got.attention)
 
 
 def test_members_must_share_an_architecture() -> None:
@@ -93,6 +98,7 @@ def test_training_an_ensemble_learns_and_reports_out_of_fold_validation() -> Non
     fields = result.card_fields()
     assert len(fields["members"]) == 3 and fields["n_val_tracks"] == 60  # every track held out once
     assert 0.0 <= result.val_accuracy <= 1.0
+    assert 0.25 <= result.temperature <= 8 and float(result.model.temperature) == result.temperature
     assert evaluate_table(result.model, test)["accuracy"] >= 0.8  # chance is 0.1
     single = evaluate_table(result.members[0].model, test)["accuracy"]
     assert single >= 0.5 and np.isfinite(single)
