@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-table", type=Path, default=None, help="fit the baseline on this table")
     p.add_argument("--list", type=Path, default=None, help="only tracks named in this split list")
     p.add_argument("--cv", type=int, default=0, help="K-fold cross-validation on --train-table instead")
+    p.add_argument("--members", type=int, default=None, help="with --cv: ensemble size to cross-validate (default 10)")
     p.add_argument("--record-as", default=None, help="store the headline numbers in the model card under this key")
     p.add_argument("--engine", default="local", choices=["local", "ray"])
     p.add_argument("--address", default=None)

@@ -189,7 +189,10 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.cv:
         if train_table is None:
             raise ValueError("--cv K needs --train-table (cross-validation runs on the training tracks).")
-        report = cross_validate(train_table, TrainConfig(seed=args.seed), args.cv)
+        if args.members is not None and args.members < 1:
+            raise ValueError("--members must be at least 1.")
+        cfg = TrainConfig(seed=args.seed) if args.members is None else TrainConfig(seed=args.seed, members=args.members)
+        report = cross_validate(train_table, cfg, args.cv)
         _write_report(report, args.out)
         print(f"{args.cv}-fold CV: accuracy {report['accuracy_mean']:.3f} ± {report['accuracy_std']:.3f} "
               f"(baseline {report['baseline_accuracy_mean']:.3f} ± {report['baseline_accuracy_std']:.3f})")

@@ -58,3 +58,15 @@ def test_train_refuses_an_embedder_flag_that_contradicts_the_table(tmp_path, cap
     code = main(["train", "--table", str(tmp_path / "t.npz"), "--embedder", "openl3", "--root", str(tmp_path)])
     assert code == 2
     assert "holds synthetic embeddings, not openl3" in capsys.readouterr().err
+
+
+def test_cross_validation_from_the_command_line(tmp_path, capsys):
+    synthetic_table(n_per_genre=4, dim=6, seed=0).save(tmp_path / "t.npz")
+    out = tmp_path / "cv.json"
+    assert main(["evaluate", "--cv", "2", "--members", "1", "--train-table", str(tmp_path / "t.npz"),
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["k"] == 2 and len(report["fold_accuracy"]) == 2 and 0 <= report["accuracy_mean"] <= 1
+    assert "2-fold CV: accuracy" in capsys.readouterr().out
+    assert main(["evaluate", "--cv", "2", "--members", "0", "--train-table", str(tmp_path / "t.npz")]) == 2
+    assert "--members must be at least 1" in capsys.readouterr().err
