@@ -117,11 +117,16 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     overrides["seed"] = args.seed
     if args.epochs:
         overrides["epochs"] = args.epochs
-    if args.members is not None:
-        if args.members < 1:
-            raise ValueError("--members must be at least 1.")
-        overrides["members"] = args.members
-    return TrainConfig(**overrides)
+    return TrainConfig(**overrides | _members(args))
+
+
+def _members(args: argparse.Namespace) -> dict[str, int]:
+    """`--members N` as a TrainConfig override (none when the flag is not given)."""
+    if args.members is None:
+        return {}
+    if args.members < 1:
+        raise ValueError("--members must be at least 1.")
+    return {"members": args.members}
 
 
 def train(args: argparse.Namespace) -> int:
@@ -189,10 +194,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.cv:
         if train_table is None:
             raise ValueError("--cv K needs --train-table (cross-validation runs on the training tracks).")
-        if args.members is not None and args.members < 1:
-            raise ValueError("--members must be at least 1.")
-        cfg = TrainConfig(seed=args.seed) if args.members is None else TrainConfig(seed=args.seed, members=args.members)
-        report = cross_validate(train_table, cfg, args.cv)
+        report = cross_validate(train_table, TrainConfig(seed=args.seed, **_members(args)), args.cv)
         _write_report(report, args.out)
         print(f"{args.cv}-fold CV: accuracy {report['accuracy_mean']:.3f} ± {report['accuracy_std']:.3f} "
               f"(baseline {report['baseline_accuracy_mean']:.3f} ± {report['baseline_accuracy_std']:.3f})")

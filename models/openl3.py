@@ -430,21 +430,10 @@ class OpenL3Embedder(Embedder):
 
 
 @register("openl3")
-def _factory(
-    device: str | torch.device = "cpu",
-    input_repr: str = "mel256",
-    content_type: str = "music",
-    embedding_size: int = 512,
-    hop_seconds: float = 0.1,
-    frontend: str = "kapre",
-    weights: str | Path | None = None,
-    batch_size: int | None = None,
-) -> OpenL3Embedder:
+def _factory(**options: Any) -> OpenL3Embedder:
     """Build the engine embedder; any OpenL3 problem (missing weights included) is an EmbedderError."""
     try:
-        return OpenL3Embedder(
-            device, input_repr, content_type, embedding_size, hop_seconds, frontend, weights, batch_size
-        )
+        return OpenL3Embedder(**options)
     except EmbedderError:
         raise
     except OpenL3Error as exc:

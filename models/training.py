@@ -398,8 +398,8 @@ def _out_of_fold(
     hits = [GENRES[int(combine_windows(p).argmax())] in by_id[t].genre.split("|") for t, p in probs.items()]
     windows = np.concatenate(list(probs.values()))
     targets = np.concatenate([np.repeat(one_hot([by_id[t].genre]), len(p), axis=0) for t, p in probs.items()])
-    log_odds = np.log(np.clip(windows, 1e-7, 1 - 1e-7)) - np.log1p(-np.clip(windows, 1e-7, 1 - 1e-7))
-    return float(np.mean(hits)), fit_temperature(log_odds, targets)
+    p = np.clip(windows, 1e-7, 1 - 1e-7)
+    return float(np.mean(hits)), fit_temperature(np.log(p / (1 - p)), targets)
 
 
 def _train_member(
