@@ -1,6 +1,6 @@
 """The inference engine: bytes or a path in, an `Analysis` out. No Streamlit here.
 
-Loads a checkpoint bundle and its embedder once, on CUDA when available, and caches analyses by
+Loads a checkpoint bundle and its embedder once, on CUDA when available, and caches model outputs by
 (audio sha256, model id), so a re-run or a page switch costs nothing. Safe to share between the
 threads of a Streamlit server: inference is serialised by a lock, the cache by another.
 """
@@ -12,7 +12,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from os import PathLike
 from pathlib import Path
 
@@ -96,12 +96,15 @@ class Engine:
     ) -> Analysis:
         """Analyse one file (path or uploaded bytes); raises `AudioError` for unusable audio."""
         report = progress or (lambda fraction, message: None)
+        # The display name belongs to the caller (one user's upload name must never reach another
+        # user who sends the same bytes), so it is applied to every result, cached or not.
+        name = safe_display_name(filename or (None if isinstance(source, bytes) else Path(source).name))
         key = (_content_sha256(source), self.model_id)
         with self._cache_lock:
             if key in self._cache:  # a re-run or page switch: no decoding at all
                 self._cache.move_to_end(key)
                 report(1.0, "Done (cached)")
-                return self._cache[key]
+                return replace(self._cache[key], name=name)
         t0 = time.perf_counter()
         report(0.0, "Decoding audio")
         decoded = load_audio(
@@ -112,10 +115,9 @@ class Engine:
             pad_to_s=WINDOW_S,
         )
         t_decode = time.perf_counter() - t0
-        name = safe_display_name(filename or (None if isinstance(source, bytes) else Path(source).name))
         analysis = self.analyze_decoded(decoded, name, report, t_decode)
         with self._cache_lock:
-            self._cache[key] = analysis
+            self._cache[key] = replace(analysis, name="")  # model outputs only: no session's name
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return analysis

@@ -119,16 +119,30 @@ def analyse_one(engine: Engine, job: Job, progress: Progress) -> None:
         state.add_track(analysis, job.data, job.mime)
 
 
+PICK_KEY = "gl.pick_track"
+
+
+def _on_pick() -> None:
+    """The user's pick becomes the session's selection before the rerun renders anything."""
+    state.select_track(st.session_state[PICK_KEY])
+
+
 def pick_track(tracks: list[Analysis]) -> Analysis:
-    """Track selector (shown when there are several); returns the chosen analysis."""
+    """Track selector (shown when there are several); returns the chosen analysis.
+
+    The session's selection is the one source of truth: the keyed widget is set from it before it
+    renders (so a new upload or a removal moves it) and writes each pick back in its callback.
+    An un-keyed selectbox whose `index` follows the selection changes identity on every pick and
+    drops every second one.
+    """
     current = state.selected_track() or tracks[-1]
     if len(tracks) == 1:
         return current
     shas = [t.sha256 for t in tracks]
     names = {t.sha256: t.name for t in tracks}
-    sha = st.selectbox("Show details for", shas, index=shas.index(current.sha256), format_func=names.__getitem__)
-    state.select_track(sha)
-    return state.get_track(sha) or current
+    st.session_state[PICK_KEY] = current.sha256
+    st.selectbox("Show details for", shas, key=PICK_KEY, format_func=names.__getitem__, on_change=_on_pick)
+    return current
 
 
 def pick_window(a: Analysis) -> int:

@@ -60,10 +60,16 @@ def test_short_audio_is_padded_with_a_warning(engine):
     assert any("pad" in w.lower() or "repeat" in w.lower() for w in a.warnings)
 
 
-def test_cache_returns_the_same_analysis(engine):
+def test_cache_shares_model_outputs_but_never_the_uploader_name(engine):
     data = wav_bytes(synth_music(16.0, seed=5), 22050)
-    first = engine.analyze(data)
-    assert engine.analyze(data) is first
+    first = engine.analyze(data, filename="alice_private_demo.flac")
+    hostile = "bob <b>&amp; 'co' <img src=x onerror=alert(1)>.flac"
+    second = engine.analyze(data, filename=hostile)
+    assert first.name == "alice_private_demo.flac" and second.name == hostile
+    assert second.timings_s == first.timings_s  # served from the cache, not recomputed
+    assert second.probabilities is first.probabilities
+    assert engine.analyze(data).name == "upload"
+    assert all(a.name == "" for a in engine._cache.values())  # the cache holds no session's name
 
 
 def test_bad_input_raises_audio_error(engine):
