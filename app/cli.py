@@ -25,8 +25,9 @@ EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 def add_embedder_flags(p: argparse.ArgumentParser, default: str | None = "musicnn-msd") -> None:
     """Flags that choose and configure the embedder (train defaults to the table's own)."""
     p.add_argument("--embedder", default=default, help="musicnn-msd (default) or openl3")
-    p.add_argument("--musicnn-output", default="taggram", choices=["taggram", "penultimate"],
-                   help="MusiCNN output layer: 50-d taggram (default) or 200-d penultimate")
+    p.add_argument("--musicnn-output", default="taggram", choices=["taggram", "penultimate", "pool"],
+                   help="MusiCNN output: 50-d taggram (default), 200-d penultimate, or 753-d pooled mid-end "
+                        "features (tables on the published 5.984 s block grid)")
     p.add_argument("--openl3-input-repr", default="mel256", choices=["mel256", "mel128"])
     p.add_argument("--openl3-content-type", default="music", choices=["music", "env"])
     p.add_argument("--openl3-hop", type=float, default=0.1, help="OpenL3 frame hop in seconds")

@@ -1,7 +1,8 @@
 """Building embedding tables from audio: resumable, cached, and tolerant of bad files.
 
-Each track is embedded as one long slice, so its frames lie on the same track-level grid as the
-published MSD-MusiCNN tables (frame k starts at k * hop). Per-track results are cached by
+Each track's rows lie on its embedder's track-level grid (`Embedder.track_frames`), the same grid
+as the published MSD-MusiCNN tables (taggrams: frame k starts at k * 0.976 s; pooled features:
+block k at k * 5.984 s). Per-track results are cached by
 (audio sha256, embedder id), so an interrupted run resumes where it stopped.
 """
 
@@ -66,8 +67,8 @@ def table_meta(embedder: Embedder) -> dict:
     """The meta block of a table written by this embedder."""
     return {
         "embedder": {"name": embedder.name, "id": embedder.id, "options": getattr(embedder, "options", {})},
-        "frame_seconds": embedder.frame_seconds,
-        "hop_seconds": embedder.hop_seconds,
+        "frame_seconds": embedder.track_frame_seconds,
+        "hop_seconds": embedder.track_hop_seconds,
         "dim": embedder.dim,
     }
 
@@ -86,8 +87,8 @@ def embed_track(embedder: Embedder, path: Path) -> tuple[np.ndarray, np.ndarray,
     if cached.is_file():
         with np.load(cached) as d:
             return d["vectors"], d["frame_start_s"], audio_sha
-    vectors = embedder.embed(decoded.samples[None, :].astype(np.float32))[0]
-    starts = embedder.frame_starts(len(decoded.samples)).astype(np.float32)
+    vectors, starts = embedder.track_frames(decoded.samples)
+    vectors, starts = vectors.astype(np.float32), starts.astype(np.float32)
     cached.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".npz")
     os.close(fd)

@@ -86,8 +86,8 @@ class EmbedActor:
             v, s = np.zeros((0, dim), np.float32), np.zeros(0, np.float32)
             if not error:
                 try:
-                    v = self.embedder.embed(np.asarray(samples, np.float32)[None, :])[0].astype(np.float32)
-                    s = self.embedder.frame_starts(len(samples)).astype(np.float32)
+                    v, s = self.embedder.track_frames(np.asarray(samples, np.float32))
+                    v, s = v.astype(np.float32), s.astype(np.float32)
                 except Exception as exc:  # e.g. out of GPU memory on a 10-minute track
                     error = f"embedding failed: {type(exc).__name__}: {exc}"
             vectors.append(v)

@@ -78,6 +78,26 @@ class Embedder(ABC):
     def n_frames(self, n_samples: int) -> int:
         """Number of frames `embed` returns for a slice of `n_samples` samples."""
 
+    @property
+    def track_frame_seconds(self) -> float:
+        """Length of one row of a table made by `track_frames` (most embedders: one frame)."""
+        return self.frame_seconds
+
+    @property
+    def track_hop_seconds(self) -> float:
+        """Distance between the rows of a table made by `track_frames`."""
+        return self.hop_seconds
+
+    def track_frames(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of a whole track on its table grid: (F, dim) vectors and (F,) start times.
+
+        By default the track is embedded as one long slice, so rows lie on the same track-level
+        grid as the published tables; an embedder whose tables use another grid overrides this.
+        """
+        samples = np.asarray(samples, dtype=np.float32)
+        vectors = self.embed(samples[None, :])[0]
+        return vectors, self.frame_starts(len(samples))[: len(vectors)]
+
 
 _REGISTRY: dict[str, Callable[..., Embedder]] = {}
 

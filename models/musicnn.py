@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.embedder import Embedder, EmbedderError, register
+from models.musicnn_pool import POOL_BLOCK_PATCHES, POOL_DIM, patch_pool_vectors, pool_blocks
 from models.tf_checkpoint import read_checkpoint
 
 # Front-end and patching: the values the network was trained with (musicnn/configuration.py).
@@ -49,7 +50,7 @@ MSD_LABELS: tuple[str, ...] = (
     "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
 )
 # fmt: on
-OUTPUT_DIMS = {"taggram": 50, "penultimate": 200}
+OUTPUT_DIMS = {"taggram": 50, "penultimate": 200, "pool": POOL_DIM}
 
 
 # ----------------------------------------------------------------------------------------- front-end
@@ -346,10 +347,11 @@ def _run_sliding(
 
 # ------------------------------------------------------------------------------------------ embedder
 class MusiCNNEmbedder(Embedder):
-    """MSD-MusiCNN taggram (50-d) or penultimate (200-d) per 3 s patch, one patch every 61 frames.
+    """MSD-MusiCNN taggram (50-d), penultimate (200-d) or pool (753-d) per 3 s patch, one every 61 frames.
 
     Slices shorter than one patch (< 2.98 s) are zero-padded at the end, in the audio, to one patch:
-    the network only ever sees the input geometry it was trained on.
+    the network only ever sees the input geometry it was trained on. `pool` tables use the published
+    pooled features' own grid instead (`track_frames`: 5.984 s blocks of two back-to-back patches).
     """
 
     name = "musicnn-msd"
@@ -377,19 +379,47 @@ class MusiCNNEmbedder(Embedder):
     def n_frames(self, n_samples: int) -> int:
         return n_patches(n_logmel_frames(max(n_samples, MIN_SAMPLES)))
 
-    def embed(self, slices: np.ndarray) -> np.ndarray:
+    @property
+    def track_frame_seconds(self) -> float:
+        return POOL_BLOCK_PATCHES * FRAME_SECONDS if self.output == "pool" else self.frame_seconds
+
+    @property
+    def track_hop_seconds(self) -> float:
+        return self.track_frame_seconds if self.output == "pool" else self.hop_seconds
+
+    def _patch_vectors(self, slices: np.ndarray, step: int) -> torch.Tensor:
+        """(B * P, dim) vectors of every patch, patches `step` log-mel frames apart, rows slice-major."""
+        with torch.inference_mode():
+            mel = self.frontend(torch.from_numpy(slices).to(self.device))  # (B, T, 96), float32
+            if self.output != "pool":
+                return _run_sliding(self.model, mel, (self.output,), step=step)[self.output]
+            out = _run_sliding(self.model, mel, ("mean_pool", "max_pool"), step=step)
+            return patch_pool_vectors(out["mean_pool"], out["max_pool"])
+
+    def _checked(self, slices: np.ndarray) -> np.ndarray:
+        """float32 (B, n) audio, at least one patch long."""
         slices = np.asarray(slices, dtype=np.float32)
         if slices.ndim != 2:
             raise ValueError(f"embed expects (batch, samples) audio, got shape {slices.shape}")
         if slices.shape[1] < MIN_SAMPLES:
             slices = np.pad(slices, ((0, 0), (0, MIN_SAMPLES - slices.shape[1])))
+        return slices
+
+    def embed(self, slices: np.ndarray) -> np.ndarray:
+        slices = self._checked(slices)
         batch = slices.shape[0]
         if batch == 0:
             return np.zeros((0, self.n_frames(slices.shape[1]), self.dim), dtype=np.float32)
-        with torch.inference_mode():
-            mel = self.frontend(torch.from_numpy(slices).to(self.device))  # (B, T, 96), float32
-            out = _run_sliding(self.model, mel, (self.output,))[self.output]
+        out = self._patch_vectors(slices, PATCH_HOP_FRAMES)
         return out.reshape(batch, -1, self.dim).cpu().numpy()
+
+    def track_frames(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`pool`: back-to-back patches averaged in pairs, exactly the published pooled tables' rows."""
+        if self.output != "pool":
+            return super().track_frames(samples)
+        patches = self._patch_vectors(self._checked(np.asarray(samples)[None, :]), PATCH_FRAMES).cpu().numpy()
+        blocks = pool_blocks(patches)
+        return blocks, np.arange(len(blocks), dtype=np.float64) * self.track_hop_seconds
 
 
 @register("musicnn-msd")

@@ -30,6 +30,15 @@ PUBLISHED_MUSICNN_META: dict[str, Any] = {
 }
 
 
+PUBLISHED_POOL_META: dict[str, Any] = {  # ../shared/data/gtzan_musicnn_pool: blocks of two back-to-back patches
+    "embedder": {"name": "musicnn-msd", "id": "musicnn-msd/pool/v1", "options": {"output": "pool"}},
+    "frame_seconds": 2 * MUSICNN_FRAME_S,
+    "hop_seconds": 2 * MUSICNN_FRAME_S,
+    "dim": 753,
+}
+_PUBLISHED_BY_DIM = {50: PUBLISHED_MUSICNN_META, 753: PUBLISHED_POOL_META}
+
+
 class TableError(ValueError):
     """An embedding table is missing, malformed or inconsistent."""
 
@@ -155,7 +164,7 @@ def load_table(path: str | os.PathLike) -> EmbeddingTable:
             key = "vectors" if "vectors" in data.files else "taggram" if "taggram" in data.files else None
             if key is None:
                 raise TableError(f"{path} has no 'vectors' (or 'taggram') array.")
-            meta = json.loads(str(data["meta"])) if "meta" in data.files else dict(PUBLISHED_MUSICNN_META)
+            meta = json.loads(str(data["meta"])) if "meta" in data.files else _published_meta(path, data[key])
             table = EmbeddingTable(
                 data[key].astype(np.float32),
                 data["track_id"].astype(str),
@@ -170,4 +179,17 @@ def load_table(path: str | os.PathLike) -> EmbeddingTable:
     n = len(table.vectors)
     if not (len(table.track_id) == len(table.genre) == len(table.frame_start_s) == n):
         raise TableError(f"{path}: columns have different lengths.")
+    claimed = meta.get("dim")
+    if table.vectors.ndim != 2 or (claimed is not None and int(claimed) != table.vectors.shape[1]):
+        raise TableError(f"{path} holds {table.vectors.shape[-1]}-dimensional vectors, but its embedder "
+                         f"{table.embedder_id} makes {claimed}-dimensional ones.")
     return table
+
+
+def _published_meta(path: Path, vectors: np.ndarray) -> dict[str, Any]:
+    """A table without `meta` is one of the published MusiCNN tables, told apart by its dimension."""
+    dim = vectors.shape[1] if vectors.ndim == 2 else -1
+    if dim not in _PUBLISHED_BY_DIM:
+        raise TableError(f"{path} has no 'meta' and {dim}-dimensional vectors; only the published MusiCNN "
+                         "taggram (50-d) and pooled (753-d) tables may omit it.")
+    return json.loads(json.dumps(_PUBLISHED_BY_DIM[dim]))  # a deep copy: callers may edit it
