@@ -56,9 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.embed)
 
     p = sub.add_parser("train", help="train the window classifier on an embedding table")
-    p.add_argument("--table", type=Path, required=True, help="training embedding table (.npz)")
+    p.add_argument("--table", type=Path, required=True, nargs="+",
+                   help="training embedding table(s) (.npz); several are concatenated (same embedder)")
     p.add_argument("--test", type=Path, default=None, help="test table: evaluate once after training")
-    p.add_argument("--val-list", type=Path, default=None, help="file of validation track ids (default: split)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--val-list", type=Path, default=None, help="file of validation track ids (default: split)")
+    group.add_argument("--valid", type=Path, default=None,
+                       help="validation table: its tracks choose epochs and calibration, never train")
+    group.add_argument("--no-validation", action="store_true",
+                       help="train on every track for the configured epochs, with the configured temperatures "
+                            "(the final fit after choosing them on --valid)")
     p.add_argument("--version", default=None, help="name of the new bundle (default: timestamped)")
     p.add_argument("--root", type=Path, default=None, help="checkpoints folder (default: models/checkpoints)")
     p.add_argument("--no-set-current", action="store_true", help="do not make the new bundle current")

@@ -29,7 +29,7 @@ from models.training import TrainConfig
 from models.training import train as train_model
 from utils.audio import AudioError
 from utils.constants import GENRES
-from utils.tables import load_table
+from utils.tables import SHARED_DATA, load_table, load_tables
 
 
 def embedder_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -129,20 +129,33 @@ def _members(args: argparse.Namespace) -> dict[str, int]:
     return {"members": args.members}
 
 
+def data_name(path: Path) -> str:
+    """How a card names a table: relative to ../shared/data when it lies there (retrain finds it again)."""
+    try:
+        return Path(path).resolve().relative_to(SHARED_DATA.resolve()).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
 def train(args: argparse.Namespace) -> int:
     """`train --table T`: fit, calibrate, save a bundle; evaluate once on --test when given."""
-    table = load_table(args.table)
+    paths = list(args.table)
+    table = load_tables(paths + ([args.valid] if args.valid else []))
     unknown = sorted(set(table.genre.tolist()) - set(GENRES))
     if unknown:
-        raise ValueError(f"{args.table} has labels outside the GTZAN genres: {', '.join(unknown)}.")
+        raise ValueError(f"{paths[0]} has labels outside the GTZAN genres: {', '.join(unknown)}.")
     table_embedder = table.meta.get("embedder", {}).get("name")
     if args.embedder and args.embedder != table_embedder:
-        raise ValueError(f"{args.table} holds {table_embedder} embeddings, not {args.embedder}; "
+        raise ValueError(f"{paths[0]} holds {table_embedder} embeddings, not {args.embedder}; "
                          "training uses the table's embedder, so embed the audio with --embedder first.")
     cfg = _train_config(args)
     val_ids = None
     if args.val_list:
         val_ids = [Path(line.strip()).stem for line in Path(args.val_list).read_text().splitlines() if line.strip()]
+    elif args.valid:
+        val_ids = load_table(args.valid).track_ids()
+    elif args.no_validation:
+        val_ids = []
     bar = tqdm(total=cfg.members, desc="training", unit="model", file=sys.stderr,
                bar_format="{l_bar}{bar}| {n:.1f}/{total} models [{elapsed}<{remaining}{postfix}]")
 
@@ -165,13 +178,18 @@ def train(args: argparse.Namespace) -> int:
                                                                                    "dim")}},
         classifier={},
         training={
-            "data": Path(args.table).name, "data_sha256": table.fingerprint(), "config": cfg.to_dict(),
+            "data": data_name(paths[0]) if len(paths) == 1 else [data_name(p) for p in paths],
+            **({"validation_data": data_name(args.valid)} if args.valid else {}),
+            "data_sha256": table.fingerprint(), "config": cfg.to_dict(),
             **result.card_fields(), "command": "python -m app " + " ".join(sys.argv[1:]),
         },
     )
     folder = save_bundle(result.model, card, root)
     atomic_write_text(folder / CURVES_FILE, json.dumps(result.curves(), indent=1))
-    if cfg.members > 1:
+    if not result.val_ids:
+        print(f"saved {folder} ({cfg.members} member(s), {cfg.epochs} epochs on all {len(result.train_ids)} tracks, "
+              f"temperature {result.temperature:.2f} as configured)")
+    elif cfg.members > 1:
         epochs = [m.best_epoch for m in result.members]
         print(f"saved {folder} ({cfg.members} members, kept epochs {min(epochs)}-{max(epochs)}, out-of-fold "
               f"validation accuracy {result.val_accuracy:.3f})")

@@ -51,10 +51,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_friendly(delete))
 
     p = subparsers.add_parser("retrain", help="train a new version with the stored corrections; promote if not worse")
-    p.add_argument("--table", type=Path, default=None, help="base training table (default: the current model's)")
-    p.add_argument("--test", type=Path, default=None, help="test table (default: the shared GTZAN test table)")
+    p.add_argument("--table", type=Path, default=None, nargs="+",
+                   help="base training table(s) (default: the current model's)")
+    p.add_argument("--valid", type=Path, default=None,
+                   help="validation table that judges the new version (default: the current model's, if any)")
+    p.add_argument("--test", type=Path, default=None,
+                   help="test table, only for the new version's reported metrics (never for the decision)")
     p.add_argument("--margin", type=float, default=1.0,
-                   help="promote when test accuracy is at most this many points below the current (default 1)")
+                   help="promote when validation (or held-out correction) accuracy is at most this many points below "
+                        "the current model's (default 1)")
     p.add_argument("--force", action="store_true", help="retrain even without new corrections")
     p.add_argument("--correction-weight", type=float, default=None,
                    help="training weight of one correction in base tracks (default 8, capped at 25%% in total)")
@@ -161,22 +166,24 @@ def delete(args: argparse.Namespace) -> int:
 
 
 def retrain(args: argparse.Namespace) -> int:
-    """`retrain`: base table + corrections -> new version, promoted only if not worse on the test set."""
+    """`retrain`: base table + corrections -> new version, promoted only if not worse on validation data."""
     from models.checkpoint import read_card, resolve_bundle
-    from models.retrain import RetrainError, default_tables, parent_config
+    from models.retrain import RetrainError, default_tables, parent_config, test_table_of
     from models.retrain import retrain as run_retrain
-    from utils.tables import load_table
+    from utils.tables import load_table, load_tables
 
     root = _root(args)
     card = read_card(resolve_bundle(None, root))
-    default_train, default_test = default_tables(card)
-    paths = {}
-    for name, given, default in (("table", args.table, default_train), ("test", args.test, default_test)):
-        path = given or default
+    default_train, default_valid = default_tables(card)
+    tables = list(args.table) if args.table else default_train
+    for path in tables:
         if not Path(path).is_file():
-            raise RetrainError(f"No {'base training' if name == 'table' else 'test'} table at {path}; "
-                               f"pass --{name} PATH (the current model was trained on {card.training.get('data')}).")
-        paths[name] = path
+            raise RetrainError(f"No base training table at {path}; pass --table PATH "
+                               f"(the current model was trained on {card.training.get('data')}).")
+    valid_path = args.valid or default_valid
+    if valid_path is not None and not Path(valid_path).is_file():
+        raise RetrainError(f"No validation table at {valid_path}; pass --valid PATH.")
+    test_path = args.test or test_table_of(card)
     cfg = parent_config(card, epochs=args.epochs) if args.epochs else None
     store = FeedbackStore(args.db)
     last = [-1]
@@ -187,11 +194,12 @@ def retrain(args: argparse.Namespace) -> int:
             last[0] = step
             print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
 
-    result = run_retrain(store, load_table(paths["table"]), load_table(paths["test"]), root=root,
+    result = run_retrain(store, load_tables(tables), load_table(valid_path) if valid_path else None,
+                         test=load_table(test_path) if Path(test_path).is_file() else None, root=root,
                          margin=args.margin, force=args.force, weight=args.correction_weight, cfg=cfg,
                          seed=args.seed, progress=progress)
-    print(f"{result.version}: accuracy {result.new_accuracy:.3f}, macro-F1 {result.new_macro_f1:.3f} | "
-          f"{result.parent_version}: accuracy {result.current_accuracy:.3f}, macro-F1 {result.current_macro_f1:.3f}")
+    print(f"judged on {result.judged_on}: {result.version} accuracy {result.new_accuracy:.3f} | "
+          f"{result.parent_version} accuracy {result.current_accuracy:.3f}")
     print(f"{len(result.correction_ids)} correction(s) used at weight {result.correction_weight:.2f} each")
     for line in result.skipped + result.warnings:
         print(f"  note: {line}")

@@ -1,6 +1,6 @@
 """An ensemble of window classifiers that behaves like one: same inputs, same outputs.
 
-Each member is a `ParallelCNN` trained with its own validation fold (see `models.training`);
+Each member is a `ParallelCNN` or a `PooledHead` trained with its own validation fold or seed (see `models.training`);
 the ensemble averages their calibrated probabilities, attention weights and slice probabilities.
 Window and slice logits are the log-odds of the averaged probabilities divided by the ensemble's
 own temperature: averaging calibrated members makes the mean under-confident, so training fits
@@ -17,6 +17,10 @@ import torch
 from torch import nn
 
 from models.parallel_cnn import ClassifierConfig, ClassifierOutput, ParallelCNN
+from models.pooled_head import PooledHead
+
+Member = ParallelCNN | PooledHead
+ARCHITECTURES: dict[str, type[Member]] = {"parallel_cnn": ParallelCNN, "pooled": PooledHead}
 
 _EPS = 1e-7  # keeps log-odds finite when every member is certain
 
@@ -24,7 +28,7 @@ _EPS = 1e-7  # keeps log-odds finite when every member is certain
 class GenreEnsemble(nn.Module):
     """Members with one architecture; outputs are their mean probabilities as (calibrated) log-odds."""
 
-    def __init__(self, members: Sequence[ParallelCNN]) -> None:
+    def __init__(self, members: Sequence[Member]) -> None:
         super().__init__()
         if not members:
             raise ValueError("An ensemble needs at least one member.")
@@ -54,7 +58,14 @@ def _log_odds(p: torch.Tensor) -> torch.Tensor:
     return torch.logit(p.clamp(_EPS, 1 - _EPS))
 
 
-Classifier = ParallelCNN | GenreEnsemble
+Classifier = ParallelCNN | PooledHead | GenreEnsemble
+
+
+def build_member(config: ClassifierConfig) -> Member:
+    """An untrained single classifier of the architecture the config names."""
+    if config.arch not in ARCHITECTURES:
+        raise ValueError(f"Unknown classifier architecture {config.arch!r}; known: {', '.join(ARCHITECTURES)}.")
+    return ARCHITECTURES[config.arch](config)
 
 
 def build_classifier(spec: dict) -> Classifier:
@@ -65,8 +76,8 @@ def build_classifier(spec: dict) -> Classifier:
         raise ValueError(f"A classifier needs at least one member, not {n}.")
     config = ClassifierConfig(**spec)
     if n == 1:
-        return ParallelCNN(config)
-    return GenreEnsemble([ParallelCNN(config) for _ in range(n)])
+        return build_member(config)
+    return GenreEnsemble([build_member(config) for _ in range(n)])
 
 
 def classifier_spec(model: Classifier) -> dict:

@@ -183,6 +183,7 @@ class MusiCNN(nn.Module):
             "max_mean_pool": pool,
             "max_pool": max_pool,
             "mean_pool": mean_pool,
+            "pool": patch_pool_vectors(mean_pool, max_pool),
             "timbral": timbral.transpose(1, 2),
             "temporal": temporal_cat.transpose(1, 2),
             "cnn1": cnn1.transpose(1, 2),
@@ -194,7 +195,8 @@ class MusiCNN(nn.Module):
         """All activations of (N, T, 96) patches: taggram (N,50), penultimate (N,200, dense output
         before its BN), penultimate_bn (N,200, the original extractor's 'penultimate'), max_mean_pool
         (N,1506, before its BN, interleaved [max_0, mean_0, max_1, ...] like the reference's flatten),
-        max_pool and mean_pool (N,753), timbral (N,T,408), temporal (N,T,153), cnn1/2/3 (N,T,64)."""
+        max_pool and mean_pool (N,753), pool (N,753: `models.musicnn_pool`), timbral (N,T,408), temporal (N,T,153),
+        cnn1/2/3 (N,T,64)."""
         x = self.bn_input(x.unsqueeze(1))  # (N, 1, T, 96)
         return self._features(x, self._timbral(F.pad(x, (0, 0, 3, 3))))
 
@@ -391,10 +393,7 @@ class MusiCNNEmbedder(Embedder):
         """(B * P, dim) vectors of every patch, patches `step` log-mel frames apart, rows slice-major."""
         with torch.inference_mode():
             mel = self.frontend(torch.from_numpy(slices).to(self.device))  # (B, T, 96), float32
-            if self.output != "pool":
-                return _run_sliding(self.model, mel, (self.output,), step=step)[self.output]
-            out = _run_sliding(self.model, mel, ("mean_pool", "max_pool"), step=step)
-            return patch_pool_vectors(out["mean_pool"], out["max_pool"])
+            return _run_sliding(self.model, mel, (self.output,), step=step)[self.output]
 
     def _checked(self, slices: np.ndarray) -> np.ndarray:
         """float32 (B, n) audio, at least one patch long."""

@@ -10,10 +10,11 @@ its windows, so a handful of corrections visibly move the model; by default the 
 so that all corrections together weigh at most `MAX_CORRECTION_SHARE` (25 %) of the base training
 tracks, so hundreds of corrections cannot swamp the base data. An explicit weight is used as given.
 
-The new version is evaluated on the same test table as the current one (same code as `train
---test`); it becomes current only when its test accuracy is at most `margin` points below the
-current model's. Either way the bundle stays on disk and selectable, its card records the parent,
-the corrections used and the decision, and the feedback store remembers which corrections it used.
+The new version becomes current only when `models.promotion.judge` finds it not worse, on the
+validation tracks or on held-out corrections, never on the test split (see that module). Either
+way the bundle stays on disk and selectable, its card records the parent, the corrections used and
+the decision, and the feedback store remembers which corrections it used (held-out corrections stay
+unused, so the next retrain learns from them).
 """
 
 from __future__ import annotations
@@ -40,17 +41,18 @@ from models.checkpoint import (
     set_current,
     update_card,
 )
-from models.evaluation import evaluate_and_record, evaluate_table
+from models.evaluation import evaluate_and_record
+from models.promotion import held_out_ids, judge
 from models.training import TrainConfig, train
 from utils.constants import GENRES, SLICE_S, SLICES_PER_WINDOW
 from utils.feedback import Correction, FeedbackStore, SliceEmbeddings
-from utils.tables import EmbeddingTable, TableError, TrackFrames
+from utils.tables import SHARED_DATA, EmbeddingTable, TableError, TrackFrames
 
 Progress = Callable[[float, str], None]
 
 DEFAULT_CORRECTION_WEIGHT = 8.0
 MAX_CORRECTION_SHARE = 0.25
-SHARED_TABLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan_ff_msd_musicnn"
+SHARED_TABLES = SHARED_DATA / "gtzan_ff_msd_musicnn"
 _TOL = 1e-3
 
 
@@ -77,6 +79,8 @@ class RetrainResult:
     correction_weight: float = 0.0
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    judged_on: str = ""
+    held_out_ids: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -112,8 +116,14 @@ def window_starts_of(slice_starts: np.ndarray) -> list[float]:
             if all(has(s + k * SLICE_S) for k in range(1, SLICES_PER_WINDOW))]
 
 
-def window_tracks(correction: Correction, stored: SliceEmbeddings) -> tuple[list[TrackFrames], str | None]:
-    """One track per engine window of a correction (only its window when it names one), and a warning."""
+def window_tracks(
+    correction: Correction, stored: SliceEmbeddings, one_row_per_slice: bool = False,
+) -> tuple[list[TrackFrames], str | None]:
+    """One track per engine window of a correction (only its window when it names one), and a warning.
+
+    `one_row_per_slice` (pooled tables, whose rows are longer than a slice): each slice becomes the
+    mean of its frames at the slice's start, which is exactly what the pooled head computes from it.
+    """
     starts = window_starts_of(stored.slice_starts)
     warning = None
     if correction.window_start_s is not None:
@@ -126,8 +136,12 @@ def window_tracks(correction: Correction, stored: SliceEmbeddings) -> tuple[list
     tracks = []
     for w in starts:
         idx = [int(np.argmin(np.abs(stored.slice_starts - (w + k * SLICE_S)))) for k in range(SLICES_PER_WINDOW)]
-        vectors, frame_starts = slice_frames(stored.embeddings[idx], stored.slice_starts[idx], stored.hop_seconds,
-                                             stored.frame_seconds, offset=w)
+        if one_row_per_slice:
+            vectors = stored.embeddings[idx].mean(axis=1).astype(np.float32)
+            frame_starts = (np.asarray(stored.slice_starts, np.float64)[idx] - w).astype(np.float32)
+        else:
+            vectors, frame_starts = slice_frames(stored.embeddings[idx], stored.slice_starts[idx],
+                                                 stored.hop_seconds, stored.frame_seconds, offset=w)
         tracks.append(TrackFrames(f"correction-{correction.id}@{w:g}", "|".join(correction.genres), vectors,
                                   frame_starts))
     return tracks, warning
@@ -144,10 +158,23 @@ def correction_weight(n_corrections: int, n_base_tracks: int, per_correction: fl
     return float(min(DEFAULT_CORRECTION_WEIGHT, MAX_CORRECTION_SHARE * n_base_tracks / n_corrections))
 
 
-def default_tables(card: ModelCard) -> tuple[Path, Path]:
-    """The base training and test tables of a model: the shared GTZAN tables named in its card."""
-    train_name = str(card.training.get("data") or "train.npz")
-    return SHARED_TABLES / train_name, SHARED_TABLES / "test.npz"
+def _shared(name: str) -> Path:
+    """A table named in a card: relative to ../shared/data, or a bare name of the taggram tables (v1, v2)."""
+    return SHARED_DATA / name if "/" in name else SHARED_TABLES / name
+
+
+def default_tables(card: ModelCard) -> tuple[list[Path], Path | None]:
+    """The base training tables of a model and its validation table (None when it trained on every track)."""
+    data = card.training.get("data") or "train.npz"
+    names = [data] if isinstance(data, str) else list(data)
+    valid = card.training.get("validation_data")
+    return [_shared(str(n)) for n in names], (_shared(str(valid)) if valid else None)
+
+
+def test_table_of(card: ModelCard) -> Path:
+    """Where the model's reported test numbers come from (never used to decide a promotion)."""
+    first = default_tables(card)[0][0]
+    return first.with_name("test.npz")
 
 
 # ------------------------------------------------------------------------------------ retrain
@@ -198,17 +225,18 @@ def _parent_validation(card: ModelCard, cfg: TrainConfig, ids: set[str], warning
     return [list(v) for v in lists]
 
 
-def _check_tables(card: ModelCard, table: EmbeddingTable, test: EmbeddingTable) -> list[str]:
+def _check_tables(card: ModelCard, tables: dict[str, EmbeddingTable | None]) -> list[str]:
     """Tables must come from the model's embedder; a different base table is allowed with a warning."""
     want = card.embedder.get("id")
-    for name, t in (("training", table), ("test", test)):
-        if t.embedder_id != want:
+    table = tables["training"]
+    for name, t in tables.items():
+        if t is not None and t.embedder_id != want:
             raise RetrainError(f"The {name} table holds {t.embedder_id} embeddings, but the current model uses {want}.")
     bad = sorted(set(table.genre.tolist()) - set(GENRES))
     if bad:
         raise TableError(f"The training table has labels outside the GTZAN genres: {', '.join(bad)}.")
     sha = card.training.get("data_sha256")
-    if sha and sha != table.fingerprint():
+    if sha and sha != table.fingerprint() and not card.training.get("validation_data"):
         return ["the base table differs from the one the current model was trained on"]
     return []
 
@@ -216,8 +244,9 @@ def _check_tables(card: ModelCard, table: EmbeddingTable, test: EmbeddingTable) 
 def retrain(
     store: FeedbackStore,
     table: EmbeddingTable,
-    test: EmbeddingTable,
+    valid: EmbeddingTable | None,
     *,
+    test: EmbeddingTable | None = None,
     root: Path = DEFAULT_ROOT,
     margin: float = 1.0,
     force: bool = False,
@@ -226,7 +255,12 @@ def retrain(
     seed: int | None = None,
     progress: Progress | None = None,
 ) -> RetrainResult:
-    """Train a new version on base table + corrections, evaluate it next to the current one, promote if not worse."""
+    """Train a new version on base table + corrections; promote it if `models.promotion.judge` says so.
+
+    `valid`: validation tracks the current model never trained on (None when it trained on all of
+    them; then the newest corrections are held out instead). `test`, when given, only writes the new
+    version's reported metrics after the decision is made.
+    """
     report = progress or (lambda fraction, message: None)
     root = Path(root)
     report(0.0, "Loading the current model")
@@ -234,7 +268,7 @@ def retrain(
     if parent is None:
         raise RetrainError(f"There is no current model under {root} to retrain; train one first.")
     current_model, card = load_bundle(root / parent)
-    warnings = _check_tables(card, table, test)
+    warnings = _check_tables(card, {"training": table, "validation": valid, "test": test})
     cfg = parent_config(card, cfg, seed)
 
     report(0.03, "Collecting corrections")
@@ -249,15 +283,16 @@ def retrain(
         raise RetrainError(f"No new corrections since the last retrain ({len(usable)} stored, all used already); "
                            "add corrections first or force a retrain.")
     per_correction: list[tuple[Correction, list[TrackFrames]]] = []
+    pooled = table.frame_seconds > SLICE_S + _TOL  # rows longer than a slice: one row per slice
     for c in usable:
         stored = store.embeddings(c.audio_sha256, embedder_id)
         if stored is None:
             skipped.append(f"correction #{c.id}: no stored embeddings")
             continue
-        if abs(stored.frame_seconds - table.frame_seconds) > _TOL:
+        if not pooled and abs(stored.frame_seconds - table.frame_seconds) > _TOL:
             skipped.append(f"correction #{c.id}: frame length {stored.frame_seconds:g} s != table's")
             continue
-        tracks, warning = window_tracks(c, stored)
+        tracks, warning = window_tracks(c, stored, one_row_per_slice=pooled)
         if warning:
             warnings.append(warning)
         if tracks:
@@ -265,11 +300,19 @@ def retrain(
         else:
             skipped.append(f"correction #{c.id}: audio shorter than one window")
     ids = table.track_ids()
-    member_val = _parent_validation(card, cfg, set(ids), warnings)
-    if member_val:
+    train_table = table
+    if valid is not None:  # chosen on `valid`: train on the base table, validate on valid, as the parent did
+        train_table = EmbeddingTable.concat([table, valid], table.meta)
+        member_val, n_base = [valid.track_ids()] * cfg.members, len(ids)
+    elif not cfg.early_stopping:  # trained on every track for fixed epochs: so is the candidate
+        member_val, n_base = [[]] * cfg.members, len(ids)
+    elif member_val := _parent_validation(card, cfg, set(ids), warnings):
         n_base = round(float(np.mean([len(set(ids) - set(v)) for v in member_val])))
     else:
         n_base = round(len(ids) * (1 - (cfg.val_fraction if cfg.members == 1 else 1 / cfg.member_folds)))
+    held_ids = set(held_out_ids([c.id for c, _ in per_correction if c.id in set(new_ids)], valid is not None))
+    held = [(list(c.genres), tracks) for c, tracks in per_correction if c.id in held_ids]
+    per_correction = [(c, tracks) for c, tracks in per_correction if c.id not in held_ids]
     w = correction_weight(len(per_correction), n_base, weight)
     extra = [(t, w / len(tracks)) for _, tracks in per_correction for t in tracks]
     used_ids = [c.id for c, _ in per_correction]
@@ -282,7 +325,7 @@ def retrain(
         who = f"Member {member}/{cfg.members}, epoch" if cfg.members > 1 else "Epoch"
         report(0.05 + 0.75 * done, f"{who} {row['epoch']}/{cfg.epochs}: validation accuracy {row['val_accuracy']:.1%}")
 
-    result = train(table, cfg, extra=extra, log=log, member_val_ids=member_val)
+    result = train(train_table, cfg, extra=extra, log=log, member_val_ids=member_val)
     version = _reserve_version(root, parent)
     try:
         new_card = ModelCard(
@@ -297,37 +340,32 @@ def retrain(
         )
         folder = save_bundle(result.model, new_card, root)
         atomic_write_text(folder / CURVES_FILE, json.dumps(result.curves(), indent=1))
-        report(0.82, "Evaluating the new version on the test set")
-        new_report = evaluate_and_record(folder, test, table, cfg.seed)
+        report(0.82, f"Judging {version} against {parent} on " +
+               ("the validation tracks" if valid is not None else "held-out corrections"))
+        decision = judge(result.model.eval(), current_model, (version, parent), validation=valid, base=table,
+                         held_out=held, margin=margin)
+        store.mark_used(version, used_ids)
+        _record_decision(folder, {"promoted": decision.promoted, "reason": decision.reason,
+                                  "judged_on": decision.judged_on, "parent_accuracy": decision.current_accuracy,
+                                  "accuracy": decision.new_accuracy, "margin": margin,
+                                  "recall_drops_points": decision.recall_drops,
+                                  "held_out_corrections": sorted(held_ids),
+                                  "decided": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        if test is not None:  # reported numbers for the Metrics page, after the decision and apart from it
+            report(0.92, "Recording the new version's test metrics (for reporting only)")
+            evaluate_and_record(folder, test, table, cfg.seed)
     except BaseException:
         shutil.rmtree(root / version, ignore_errors=True)
         raise
-    report(0.92, f"Evaluating {parent} on the same test set")
-    cur_report = evaluate_table(current_model, test)
-    new_acc, cur_acc = float(new_report["accuracy"]), float(cur_report["accuracy"])
-    floor = cur_acc - margin / 100.0
-    promoted = new_acc >= floor - 1e-9
-    gap = (new_acc - cur_acc) * 100
-    if promoted:
-        reason = (f"{version} is now current: test accuracy {new_acc:.1%} vs {cur_acc:.1%} for {parent} "
-                  f"({gap:+.1f} points; it needed at least {floor:.1%}, the current accuracy minus the "
-                  f"{margin:g}-point margin).")
-    else:
-        reason = (f"Kept {parent}: {version} scored {new_acc:.1%} test accuracy vs {cur_acc:.1%} ({gap:+.1f} points), "
-                  f"below the required {floor:.1%} (the current accuracy minus the {margin:g}-point margin). "
-                  f"{version} stays selectable.")
-    store.mark_used(version, used_ids)
-    _record_decision(folder, {"promoted": promoted, "reason": reason, "parent_accuracy": cur_acc,
-                              "accuracy": new_acc, "margin": margin,
-                              "decided": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    if promoted:  # last, so CURRENT only ever names a fully recorded bundle
+    if decision.promoted:  # last, so CURRENT only ever names a fully recorded bundle
         set_current(version, root)
-    report(1.0, reason)
+    report(1.0, decision.reason)
     return RetrainResult(
-        version=version, parent_version=parent, folder=folder, promoted=promoted, reason=reason,
-        new_accuracy=new_acc, current_accuracy=cur_acc, new_macro_f1=float(new_report["macro_f1"]),
-        current_macro_f1=float(cur_report["macro_f1"]), margin=margin, correction_ids=used_ids,
-        new_correction_ids=new_ids, correction_weight=w, skipped=skipped, warnings=warnings,
+        version=version, parent_version=parent, folder=folder, promoted=decision.promoted, reason=decision.reason,
+        new_accuracy=decision.new_accuracy, current_accuracy=decision.current_accuracy,
+        new_macro_f1=decision.new_macro_f1, current_macro_f1=decision.current_macro_f1, margin=margin,
+        correction_ids=used_ids, new_correction_ids=new_ids, correction_weight=w, skipped=skipped,
+        warnings=warnings, judged_on=decision.judged_on, held_out_ids=sorted(held_ids),
     )
 
 

@@ -24,8 +24,8 @@ import torch
 from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold, train_test_split
 from torch.nn import functional as F
 
-from models.ensemble import Classifier, GenreEnsemble
-from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.ensemble import Classifier, GenreEnsemble, Member, build_member
+from models.parallel_cnn import ClassifierConfig
 from models.predict import combine_windows, predict_windows
 from utils.constants import GENRES, N_GENRES, WINDOW_S
 from utils.tables import EmbeddingTable, TrackFrames
@@ -62,14 +62,19 @@ class TrainConfig:
     dropout: float = 0.5
     share_branches: bool = False
     input_transform: str = "none"
+    arch: str = "parallel_cnn"  # "pooled": models.pooled_head (channels, n_blocks, share_branches unused)
     members: int = 10  # ensemble size (1: a single model validated on a `val_fraction` split)
     member_folds: int = 5  # members validate on the folds of repeated K-fold splits of the training tracks
+    early_stopping: bool = True  # keep the best validation epoch (False: train `epochs`, keep the last)
+    temperature: float = 1.0  # each member's calibration when it has no validation tracks (chosen earlier)
+    ensemble_temperature: float = 1.0  # the ensemble's, likewise, when no track was held out
 
     def classifier_config(self, input_dim: int) -> ClassifierConfig:
         """The architecture these settings ask for."""
         return ClassifierConfig(
             input_dim=input_dim, channels=self.channels, n_blocks=self.n_blocks, hidden=self.hidden,
             dropout=self.dropout, share_branches=self.share_branches, input_transform=self.input_transform,
+            arch=self.arch,
         )
 
     def to_dict(self) -> dict:
@@ -81,7 +86,7 @@ class TrainConfig:
 class MemberResult:
     """One trained member: where its validation said to stop, and its calibration."""
 
-    model: ParallelCNN
+    model: Member
     history: list[dict]
     best_epoch: int
     val_accuracy: float
@@ -318,7 +323,7 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     return float(grid[int(np.argmin(losses))])
 
 
-def _standardisation(model: ParallelCNN, tracks: list[TrackFrames]) -> tuple[torch.Tensor, torch.Tensor]:
+def _standardisation(model: Member, tracks: list[TrackFrames]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-dimension mean and std of the (transformed) training frames."""
     with torch.no_grad():
         allv = model.transform(torch.from_numpy(np.concatenate([t.vectors for t in tracks]))).double()
@@ -365,6 +370,8 @@ def train(
     history = [row | {"member": i + 1} for i, r in enumerate(results) for row in r.history]
     ensemble = GenreEnsemble([r.model for r in results]).eval()
     accuracy, temperature = _out_of_fold(results, by_id, frame_s, f)
+    if not np.isfinite(temperature):  # nothing held out: the temperature chosen on validation before
+        temperature = cfg.ensemble_temperature
     ensemble.temperature.fill_(temperature)
     return TrainResult(
         model=ensemble,
@@ -393,7 +400,7 @@ def _out_of_fold(
             x, m = grid_windows(by_id[t], frame_s, f)
             held.setdefault(t, []).append(predict_windows(r.model, x, m).probabilities)
     if not held:
-        return float("nan"), 1.0
+        return float("nan"), float("nan")
     probs = {t: np.mean(ps, axis=0) for t, ps in held.items()}
     hits = [GENRES[int(combine_windows(p).argmax())] in by_id[t].genre.split("|") for t, p in probs.items()]
     windows = np.concatenate(list(probs.values()))
@@ -422,7 +429,7 @@ def _train_member(
         weights.append(weight)
     weights_arr = np.asarray(weights, dtype=np.float32)
 
-    model = ParallelCNN(cfg.classifier_config(dim))
+    model = build_member(cfg.classifier_config(dim))
     model.set_normalisation(*_standardisation(model, train_tracks))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     y_val = one_hot([t.genre for t in val_tracks])
@@ -460,12 +467,17 @@ def _train_member(
             total += loss.item() * len(idx)
             count += len(idx)
         model.eval()
+        row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "lr": opt.param_groups[0]["lr"]}
+        if not val_tracks:  # the final fit on every track: a fixed number of epochs
+            history.append(row)
+            if log:
+                log(row | {"val_accuracy": float("nan")})
+            continue
         p_val = track_probabilities(model, val_tracks, frame_s, f)
         val_loss = float(F.binary_cross_entropy(torch.from_numpy(p_val).clamp(1e-6, 1 - 1e-6),
                                                 torch.from_numpy(y_val).double()).item())
         val_acc = float((p_val.argmax(1) == y_val.argmax(1)).mean())
-        row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_loss": val_loss,
-               "val_accuracy": val_acc, "lr": opt.param_groups[0]["lr"]}
+        row |= {"val_loss": val_loss, "val_accuracy": val_acc}
         history.append(row)
         if log:
             log(row)
@@ -473,20 +485,27 @@ def _train_member(
             best, best_state, best_epoch, stale = (val_acc, -val_loss), copy.deepcopy(model.state_dict()), epoch + 1, 0
         else:
             stale += 1
-            if stale >= cfg.patience:
+            if stale >= cfg.patience and cfg.early_stopping:
                 break
 
-    model.load_state_dict(best_state)
+    if best_state is not None and cfg.early_stopping:
+        model.load_state_dict(best_state)
+    else:  # fixed length: the last epoch, whatever validation said
+        best_epoch = len(history)
+        best = (history[-1].get("val_accuracy", float("nan")), 0.0) if history else best
     model.eval()
-    logits = _window_logits(model, val_tracks, frame_s, f)
-    targets = np.concatenate([np.repeat(one_hot([t.genre]), len(lg), axis=0) for t, lg in zip(val_tracks, logits,
-                                                                                              strict=True)])
-    temperature = fit_temperature(np.concatenate(logits), targets)
+    if val_tracks:
+        logits = _window_logits(model, val_tracks, frame_s, f)
+        targets = np.concatenate([np.repeat(one_hot([t.genre]), len(lg), axis=0)
+                                  for t, lg in zip(val_tracks, logits, strict=True)])
+        temperature = fit_temperature(np.concatenate(logits), targets)
+    else:  # nothing held out (the final fit on train + valid): the temperature chosen on valid before
+        temperature = cfg.temperature
     model.temperature.fill_(temperature)
     return MemberResult(model, history, best_epoch, best[0], temperature, [t.track_id for t in val_tracks])
 
 
-def _window_logits(model: ParallelCNN, tracks: list[TrackFrames], frame_s: float, f: int) -> list[np.ndarray]:
+def _window_logits(model: Member, tracks: list[TrackFrames], frame_s: float, f: int) -> list[np.ndarray]:
     """Uncalibrated window logits per track (temperature 1)."""
     saved = model.temperature.clone()
     model.temperature.fill_(1.0)

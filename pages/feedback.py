@@ -200,8 +200,8 @@ def browse() -> None:
 # ------------------------------------------------------------------------------------ retraining
 def retrain_section() -> None:
     """Counts, the guard margin, 'Retrain now' with progress, and the last result."""
-    from models.retrain import default_tables, retrain
-    from utils.tables import load_table
+    from models.retrain import default_tables, retrain, test_table_of
+    from utils.tables import load_table, load_tables
 
     root = state.checkpoint_root()
     version = current_version(root)
@@ -214,17 +214,23 @@ def retrain_section() -> None:
     new = [c for c in usable if c.id not in used]
     st.text(f"Current model: {version}. {len(usable)} correction(s) apply to it; {len(new)} not used by any "
             "version yet.")
-    train_path, test_path = default_tables(card)
-    if not (train_path.is_file() and test_path.is_file()):
-        st.warning("The base training and test tables are not on this machine, so retraining runs from the "
-                   "command line: `python -m app retrain --table TRAIN.npz --test TEST.npz`.")
+    train_paths, valid_path = default_tables(card)
+    test_path = test_table_of(card)
+    if not all(p.is_file() for p in [*train_paths, *([valid_path] if valid_path else [])]):
+        st.warning("The base training tables are not on this machine, so retraining runs from the command line: "
+                   "`python -m app retrain --table TRAIN.npz [--valid VALID.npz]`.")
         return
-    margin = st.number_input("Promote when test accuracy drops by at most (points)", 0.0, 20.0, 1.0, 0.5)
+    st.caption("A new version is judged on " + ("the validation tracks the current model never trained on"
+               if valid_path else "held-out corrections (the newest quarter, kept out of its training)")
+               + ", with no genre allowed to lose more than 10 points of recall. The test split is only for "
+                 "the numbers reported on the Metrics page; it never decides a promotion.")
+    margin = st.number_input("Promote when validation accuracy drops by at most (points)", 0.0, 20.0, 1.0, 0.5)
     force = st.checkbox("Retrain even without new corrections") if not new else False
     if st.button("Retrain now", type="primary", disabled=not (new or force)):
         with st.status("Retraining with the corrections…", expanded=True) as status:
             bar = st.progress(0.0, text="Starting")
-            result = retrain(store(), load_table(train_path), load_table(test_path), root=root, margin=margin,
+            result = retrain(store(), load_tables(train_paths), load_table(valid_path) if valid_path else None,
+                             test=load_table(test_path) if test_path.is_file() else None, root=root, margin=margin,
                              force=force, progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=md(m)))
             status.update(label="Retraining finished", state="complete", expanded=False)
         st.session_state[_RESULT] = result.to_dict()
@@ -236,10 +242,10 @@ def show_result(r: dict | None) -> None:
     if not r:
         return
     st.dataframe(pd.DataFrame([
-        {"model": r["version"], "role": "new", "test accuracy": round(r["new_accuracy"], 4),
-         "macro-F1": round(r["new_macro_f1"], 4)},
-        {"model": r["parent_version"], "role": "current before", "test accuracy": round(r["current_accuracy"], 4),
-         "macro-F1": round(r["current_macro_f1"], 4)},
+        {"model": r["version"], "role": "new", f"accuracy on {r.get('judged_on', 'validation')}":
+         round(r["new_accuracy"], 4)},
+        {"model": r["parent_version"], "role": "current before", f"accuracy on {r.get('judged_on', 'validation')}":
+         round(r["current_accuracy"], 4)},
     ]), hide_index=True)
     if r["promoted"]:
         st.success("Promoted: the new version is now the current model.")

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import charts, state
+from app import charts, state, version_compare
 from models.checkpoint import CURVES_FILE, METRICS_FILE, CheckpointError, ModelCard, read_card, read_json
 
 log = logging.getLogger("genre_lens.metrics")
@@ -148,6 +148,19 @@ def render_tracks(metrics: dict[str, Any]) -> None:
         "correct": st.column_config.CheckboxColumn("correct")})
 
 
+def render_versions() -> None:
+    """Every evaluated version side by side (shown when there are at least two)."""
+    root = state.checkpoint_root()
+    metrics = version_compare.version_metrics(root)
+    if len(metrics) < 2:
+        return
+    st.subheader("All versions side by side", anchor=False)
+    st.dataframe(version_compare.headline_table(metrics, state.current_version(root)), hide_index=True)
+    st.plotly_chart(version_compare.recall_figure(metrics), key="versions-recall")
+    st.caption("Each version's own test report. Versions evaluated on different test tables (see 'test tracks') "
+               "are not directly comparable.")
+
+
 def page() -> None:
     """The whole page."""
     st.title("Metrics")
@@ -179,6 +192,7 @@ def page() -> None:
             st.plotly_chart(charts.per_genre_bars(metrics["per_genre"]), key="per-genre")
         st.subheader("Test tracks", anchor=False)
         render_tracks(metrics)
+    render_versions()
     curves = read_json(folder, CURVES_FILE)
     if curves and curves.get("history"):
         st.subheader("Training", anchor=False)

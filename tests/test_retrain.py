@@ -256,69 +256,99 @@ def test_corrections_teach_the_retrained_model_and_are_recorded(world: dict, tmp
     steps: list[tuple[float, str]] = []
 
     res = retrain(
-        store, world["table"], world["test"], root=root, cfg=world["cfg"], progress=lambda f, m: steps.append((f, m))
+        store, world["table"], None, test=world["test"], root=root, cfg=world["cfg"],
+        progress=lambda f, m: steps.append((f, m)),
     )
 
     model, card = load_bundle(res.folder)
-    for e, _ in world["tracks"][:4]:  # the corrected tracks
+    for e, _ in world["tracks"][:3]:  # the corrected tracks it trained on
         assert GENRES[int(predict_stored(model, e).argmax())] == target
-    for e, _ in world["tracks"][4:]:  # unseen tracks of the same kind of music
+    for e, _ in world["tracks"][3:]:  # the held-out correction and unseen tracks of the same kind of music
         assert GENRES[int(predict_stored(model, e).argmax())] == target
     assert res.version == "base-r1" and res.parent_version == "base"
+    # no validation table: the newest correction was held out and judged both models
+    assert res.held_out_ids == [ids[-1]] and res.judged_on == "1 held-out correction(s)"
+    assert (res.new_accuracy, res.current_accuracy) == (1.0, 0.0)
     assert res.promoted and current_version(root) == "base-r1", res.reason
-    assert res.new_accuracy >= res.current_accuracy - 0.01 and "now current" in res.reason
-    assert sorted(res.correction_ids) == sorted(ids)
-    assert res.correction_weight == pytest.approx(min(8.0, 0.25 * card.training["n_train_tracks"] / 4))
-    assert card.training["parent_version"] == "base" and card.training["corrections"]["ids"] == ids
-    assert card.training["promotion"]["promoted"] and card.evaluation["test"]["accuracy"] == res.new_accuracy
-    metrics = json.loads((res.folder / "metrics.json").read_text())
-    assert metrics["accuracy"] == res.new_accuracy and "baseline" in metrics
-    assert all(store.usage()[i] == ["base-r1"] for i in ids)
+    assert "now current" in res.reason and "test split was not used" in res.reason
+    assert sorted(res.correction_ids) == sorted(ids[:3])
+    assert res.correction_weight == pytest.approx(min(8.0, 0.25 * card.training["n_train_tracks"] / 3))
+    assert card.training["parent_version"] == "base" and card.training["corrections"]["ids"] == ids[:3]
+    decision = card.training["promotion"]
+    assert decision["promoted"] and decision["held_out_corrections"] == [ids[-1]]
+    assert max(decision["recall_drops_points"].values()) <= 10.0
+    metrics = json.loads((res.folder / "metrics.json").read_text())  # reported, after the decision
+    assert metrics["accuracy"] == card.evaluation["test"]["accuracy"] and "baseline" in metrics
+    assert all(store.usage()[i] == ["base-r1"] for i in ids[:3]) and ids[-1] not in store.usage()
     assert steps[0][0] == 0.0 and steps[-1][0] == 1.0 and any("Epoch" in m for _, m in steps)
     assert [f for f, _ in steps] == sorted(f for f, _ in steps)
 
+    # the held-out correction is still new: the next retrain learns from it (alone: nothing to hold out)
+    res2 = retrain(store, world["table"], None, root=root, cfg=world["cfg"])
+    assert res2.parent_version == "base-r1" and res2.held_out_ids == [] and res2.correction_ids == ids
+    assert "only the per-genre check applies" in res2.reason
     with pytest.raises(RetrainError, match="No new corrections"):
-        retrain(store, world["table"], world["test"], root=root, cfg=world["cfg"])
-    # forced, with a guard no model can pass (must beat the current one by 50 points): refused, kept
-    res2 = retrain(store, world["table"], world["test"], root=root, cfg=world["cfg"], force=True, margin=-50)
-    assert not res2.promoted and res2.version == "base-r2" and current_version(root) == "base-r1"
-    assert "Kept base-r1" in res2.reason and set(list_versions(root)) == {"base", "base-r1", "base-r2"}
-    assert read_card(res2.folder).training["parent_version"] == "base-r1"
+        retrain(store, world["table"], None, root=root, cfg=world["cfg"])
 
 
-def test_guard_refuses_a_version_that_is_worse_on_the_test_set(world: dict, tmp_path: Path) -> None:
-    """Users 'correct' music that the test set labels the way the current model already predicts it."""
+def test_held_out_corrections_are_the_newest_quarter() -> None:
+    from models.promotion import held_out_ids
+
+    assert held_out_ids([5, 3, 9, 1, 7, 2, 8, 4], has_validation=False) == [8, 9]
+    assert held_out_ids([4, 2], has_validation=False) == [4]
+    assert held_out_ids([4], has_validation=False) == []
+    assert held_out_ids([1, 2, 3, 4], has_validation=True) == []
+
+
+def test_guard_refuses_a_version_that_is_worse_on_the_validation_tracks(world: dict, tmp_path: Path) -> None:
+    """Users 'correct' music that the validation set labels the way the current model already predicts it."""
     root = fresh_root(world, tmp_path)
     current, _ = load_bundle(root / "base")
     rng = np.random.default_rng(4)
     disputed = []
-    for _ in range(8):  # test tracks of the cluster, labelled with the current model's own prediction
+    for _ in range(8):  # validation tracks of the cluster, labelled with the current model's own prediction
         e, _ = engine_slices(world["cluster"], rng)
         disputed.append((GENRES[int(predict_stored(current, e).argmax())], world["cluster"]))
-    test = make_table(world["means"], 2, seed=5, extra=disputed, prefix="test-")
+    valid = make_table(world["means"], 2, seed=5, extra=disputed, prefix="valid-")
     store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
     for k, (e, s) in enumerate(world["tracks"][:4]):
         add_correction(store, e, s, world["target"], "base", k)
 
-    res = retrain(store, world["table"], test, root=root, cfg=world["cfg"], margin=1.0)
+    res = retrain(store, world["table"], valid, test=world["test"], root=root, cfg=world["cfg"], margin=1.0)
 
+    assert res.judged_on == f"{len(valid.track_ids())} validation tracks" and res.held_out_ids == []
     assert res.new_accuracy < res.current_accuracy - 0.01, (res.new_accuracy, res.current_accuracy)
     assert not res.promoted and current_version(root) == "base"
-    assert "Kept base" in res.reason and "below the required" in res.reason and "1-point margin" in res.reason
+    assert "Kept base" in res.reason and "needed" in res.reason and "test split was not used" in res.reason
     assert "base-r1" in list_versions(root) and not read_card(res.folder).training["promotion"]["promoted"]
+
+
+def test_guard_never_reads_the_test_table(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decision is the same whatever the test table says: it is for reported numbers only."""
+    import models.promotion as promotion
+
+    seen: list[int] = []
+    real = promotion.evaluate_table
+    monkeypatch.setattr(promotion, "evaluate_table", lambda model, t, *a, **k: seen.append(id(t)) or real(model, t))
+    root = fresh_root(world, tmp_path)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    for k, (e, s) in enumerate(world["tracks"][:4]):
+        add_correction(store, e, s, world["target"], "base", k)
+    retrain(store, world["table"], None, test=world["test"], root=root, cfg=world["cfg"])
+    assert seen and id(world["test"]) not in seen
 
 
 def test_retrain_refuses_without_corrections_and_checks_embedders(world: dict, tmp_path: Path) -> None:
     root = fresh_root(world, tmp_path)
     store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
     with pytest.raises(RetrainError, match="No new corrections"):
-        retrain(store, world["table"], world["test"], root=root, cfg=world["cfg"])
+        retrain(store, world["table"], None, root=root, cfg=world["cfg"])
     other = make_table(world["means"], 1, seed=9)
     other.meta = dict(other.meta, embedder={"name": "openl3", "id": "openl3/x", "options": {}})
     with pytest.raises(RetrainError, match="openl3/x"):
         retrain(store, world["table"], other, root=root, cfg=world["cfg"], force=True)
     with pytest.raises(RetrainError, match="no current model"):
-        retrain(store, world["table"], world["test"], root=tmp_path / "empty", force=True)
+        retrain(store, world["table"], None, root=tmp_path / "empty", force=True)
     assert list_versions(root) == ["base"]
 
 
@@ -336,8 +366,10 @@ def test_retrain_cli(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture)
             "--root", str(root), "--db", db, "--epochs", "3", "--correction-weight", "5"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "base-r1: accuracy" in out and "2 correction(s) used at weight 5.00 each" in out
+    assert "judged on 1 held-out correction(s): base-r1 accuracy" in out
+    assert "1 correction(s) used at weight 5.00 each" in out
     assert read_card(root / "base-r1").training["corrections"]["weight"] == 5.0
+    assert main(args) == 0  # the held-out correction is still new, and now trains
     assert main(args) == 2
     assert "error: No new corrections" in capsys.readouterr().err
     assert main([*args, "--table", str(tmp_path / "missing.npz")]) == 2
@@ -361,7 +393,8 @@ def test_feedback_page_retrains_with_progress_and_shows_the_decision(
     world["test"].save(tmp_path / "test.npz")
     monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(root))
     monkeypatch.setenv("GENRE_LENS_DB_URL", db)
-    monkeypatch.setattr(retrain_module, "default_tables", lambda card: (tmp_path / "train.npz", tmp_path / "test.npz"))
+    monkeypatch.setattr(retrain_module, "default_tables", lambda card: ([tmp_path / "train.npz"], None))
+    monkeypatch.setattr(retrain_module, "test_table_of", lambda card: tmp_path / "test.npz")
     real = retrain_module.retrain
     monkeypatch.setattr(retrain_module, "retrain", lambda *a, **k: real(*a, **{**k, "cfg": world["cfg"]}))
 
@@ -373,7 +406,8 @@ def test_feedback_page_retrains_with_progress_and_shows_the_decision(
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     table = at.dataframe[-1].value
-    assert table["model"].tolist() == ["base-r1", "base"] and "test accuracy" in table
+    assert table["model"].tolist() == ["base-r1", "base"] and "accuracy on 1 held-out correction(s)" in table
+    assert any("never decides a promotion" in c.value for c in at.caption)
     assert any("Promoted" in s.value for s in at.success), ([w.value for w in at.warning], [t.value for t in at.text])
     assert current_version(root) == "base-r1"
     assert any("is now current" in t.value for t in at.text)
@@ -395,7 +429,7 @@ def test_an_ensemble_retrains_as_an_ensemble_on_its_parents_folds(world: dict, t
         add_correction(store, e, s, world["target"], "ens", k)
     steps: list[str] = []
 
-    res = retrain(store, world["table"], world["test"], root=root, progress=lambda f, m: steps.append(m))
+    res = retrain(store, world["table"], None, root=root, progress=lambda f, m: steps.append(m))
 
     model, new_card = load_bundle(res.folder)
     assert isinstance(model, GenreEnsemble) and len(model.members) == 2

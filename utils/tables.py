@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # the team's tables, beside the checkout
 MUSICNN_FRAME_S = 187 * 256 / 16000
 MUSICNN_HOP_S = 61 * 256 / 16000
 PUBLISHED_MUSICNN_META: dict[str, Any] = {
@@ -193,3 +194,16 @@ def _published_meta(path: Path, vectors: np.ndarray) -> dict[str, Any]:
         raise TableError(f"{path} has no 'meta' and {dim}-dimensional vectors; only the published MusiCNN "
                          "taggram (50-d) and pooled (753-d) tables may omit it.")
     return json.loads(json.dumps(_PUBLISHED_BY_DIM[dim]))  # a deep copy: callers may edit it
+
+
+def load_tables(paths: list[str | os.PathLike]) -> EmbeddingTable:
+    """One table from several (train + valid for the final fit); they must share an embedder and not overlap."""
+    tables = [load_table(p) for p in paths]
+    first = tables[0]
+    for path, t in zip(paths[1:], tables[1:], strict=True):
+        if t.embedder_id != first.embedder_id:
+            raise TableError(f"{path} holds {t.embedder_id} embeddings, but {paths[0]} holds {first.embedder_id}.")
+        shared = set(t.track_ids()) & set(first.track_ids())
+        if shared:
+            raise TableError(f"{path} repeats {len(shared)} tracks of {paths[0]} (e.g. {sorted(shared)[0]}).")
+    return EmbeddingTable.concat(tables, first.meta) if len(tables) > 1 else first
