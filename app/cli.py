@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cv", type=int, default=0, help="K-fold cross-validation on --train-table instead")
     p.add_argument("--members", type=int, default=None, help="with --cv: ensemble size to cross-validate (default 10)")
     p.add_argument("--record-as", default=None, help="store the headline numbers in the model card under this key")
+    p.add_argument("--record-in", default=None,
+                   help="with --record-as: the bundle (version or folder) whose card gets them (default: --checkpoint)")
+    p.add_argument("--root", type=Path, default=None, help="checkpoints folder (default: models/checkpoints)")
     p.add_argument("--engine", default="local", choices=["local", "ray"])
     p.add_argument("--address", default=None)
     p.add_argument("--device", default=None)

@@ -17,6 +17,7 @@ from models.checkpoint import (
     DEFAULT_ROOT,
     ModelCard,
     atomic_write_text,
+    checkpoint_root,
     load_bundle,
     read_card,
     resolve_bundle,
@@ -186,7 +187,11 @@ def train(args: argparse.Namespace) -> int:
     )
     folder = save_bundle(result.model, card, root)
     atomic_write_text(folder / CURVES_FILE, json.dumps(result.curves(), indent=1))
-    if not result.val_ids:
+    if cfg.solver == "logistic":
+        print(f"saved {folder} (one-vs-rest logistic regression, C={cfg.c:g}, on {len(result.train_ids)} tracks; "
+              f"out-of-fold temperature {result.temperature:.2f}"
+              + (f"; validation accuracy {result.val_accuracy:.3f})" if result.val_ids else ")"))
+    elif not result.val_ids:
         print(f"saved {folder} ({cfg.members} member(s), {cfg.epochs} epochs on all {len(result.train_ids)} tracks, "
               f"temperature {result.temperature:.2f} as configured)")
     elif cfg.members > 1:
@@ -255,8 +260,9 @@ def evaluate(args: argparse.Namespace) -> int:
     card = read_card(folder)
     report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
     _write_report(report, args.out)
-    if args.record_as:
-        record_in_card(folder, args.record_as, report)
+    if args.record_as:  # into the evaluated bundle's card, or another's (a selection model's check of v3)
+        target = resolve_bundle(args.record_in, args.root or checkpoint_root()) if args.record_in else folder
+        record_in_card(target, args.record_as, report | {"evaluated_model": card.version})
     b = report.get("baseline")
     print(f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} tracks"
           + (f"; baseline accuracy {b['accuracy']:.3f}" if b else ""))

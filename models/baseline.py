@@ -11,8 +11,22 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from models.pooled_head import DEAD_SCALE, DEAD_STD
 from utils.constants import GENRES
 from utils.tables import TrackFrames
+
+
+class FlooredScaler(StandardScaler):
+    """StandardScaler that zeroes columns constant in training instead of dividing float noise by ~0.
+
+    Pooled MusiCNN features have hundreds of such columns (see `models.pooled_head.DEAD_STD`); a plain
+    scaler turns their last-bit differences on new audio into huge inputs. Taggram columns all vary.
+    """
+
+    def fit(self, x: np.ndarray, y: object = None, sample_weight: np.ndarray | None = None) -> FlooredScaler:
+        super().fit(x, y, sample_weight)
+        self.scale_ = np.where(self.scale_ < DEAD_STD, DEAD_SCALE, self.scale_)
+        return self
 
 
 def track_means(tracks: list[TrackFrames]) -> np.ndarray:
@@ -26,10 +40,10 @@ def fit_baseline(tracks: list[TrackFrames], seed: int = 0, folds: int = 5) -> tu
     y = np.array([GENRES.index(t.genre) for t in tracks])
     folds = min(folds, int(np.bincount(y)[np.unique(y)].min()))
     if folds < 2:  # too few tracks per genre to cross-validate: sklearn's default strength
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(x, y)
+        model = make_pipeline(FlooredScaler(), LogisticRegression(max_iter=5000)).fit(x, y)
         return model, 1.0
     grid = GridSearchCV(
-        make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
+        make_pipeline(FlooredScaler(), LogisticRegression(max_iter=5000)),
         {"logisticregression__C": np.logspace(-3, 2, 11)},
         cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
         scoring="accuracy",

@@ -138,7 +138,7 @@ def evaluate_and_record(folder: Path, test_table, train_table, seed: int) -> dic
 
 def record_in_card(folder: Path, key: str, report: dict) -> None:
     """Store headline numbers of an evaluation in the model card (weights and their hash unchanged)."""
-    summary = {k: report[k] for k in ("accuracy", "macro_f1", "n_tracks") if k in report}
+    summary = {k: report[k] for k in ("accuracy", "macro_f1", "n_tracks", "evaluated_model") if k in report}
     if "baseline" in report:
         summary["baseline_accuracy"] = report["baseline"]["accuracy"]
     update_card(folder, lambda card: card.evaluation.__setitem__(key, summary))

@@ -19,6 +19,9 @@ from torch import nn
 from models.parallel_cnn import ClassifierConfig, ClassifierOutput
 from utils.constants import SLICES_PER_WINDOW
 
+DEAD_STD = 1e-4  # training spread below which a column counts as constant (informative ones: > 1e-2)
+DEAD_SCALE = 1e6  # such a column is divided by this, i.e. standardised to ~0 whatever its value
+
 
 class PooledHead(nn.Module):
     """(B, 3, F, D) windows of pooled frame vectors -> window logits, attention, slice logits."""
@@ -47,9 +50,14 @@ class PooledHead(nn.Module):
         return x
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Store the training set's per-dimension statistics; inputs are standardised with them."""
+        """Store the training set's per-dimension statistics; inputs are standardised with them.
+
+        Columns that never vary in training (470 of MusiCNN's 753 pooled values are constant on GTZAN:
+        front-end channels that never fire) carry no information, and dividing their float noise by a
+        near-zero spread would blow up on any other audio; they are standardised to zero instead.
+        """
         self.input_mean.copy_(mean)
-        self.input_std.copy_(std.clamp_min(1e-6))
+        self.input_std.copy_(torch.where(std < DEAD_STD, torch.full_like(std, DEAD_SCALE), std))
 
     def slice_vectors(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3, F, D) windows -> (B, 3, width) slice vectors: masked frame mean, standardised, encoded."""

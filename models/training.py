@@ -24,6 +24,7 @@ import torch
 from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold, train_test_split
 from torch.nn import functional as F
 
+from models import linear_fit
 from models.ensemble import Classifier, GenreEnsemble, Member, build_member
 from models.parallel_cnn import ClassifierConfig
 from models.predict import combine_windows, predict_windows
@@ -65,6 +66,8 @@ class TrainConfig:
     arch: str = "parallel_cnn"  # "pooled": models.pooled_head (channels, n_blocks, share_branches unused)
     members: int = 10  # ensemble size (1: a single model validated on a `val_fraction` split)
     member_folds: int = 5  # members validate on the folds of repeated K-fold splits of the training tracks
+    solver: str = "adamw"  # "logistic": models.linear_fit (arch="pooled", hidden=0), convex, no epochs
+    c: float = 0.03  # inverse L2 strength of the logistic solver (chosen on valid for v3)
     early_stopping: bool = True  # keep the best validation epoch (False: train `epochs`, keep the last)
     temperature: float = 1.0  # each member's calibration when it has no validation tracks (chosen earlier)
     ensemble_temperature: float = 1.0  # the ensemble's, likewise, when no track was held out
@@ -116,7 +119,8 @@ class TrainResult:
         """What a model card records about this training run."""
         out = {
             "n_train_tracks": len(self.train_ids), "n_val_tracks": len(self.val_ids), "val_tracks": self.val_ids,
-            "best_epoch": self.best_epoch, "val_accuracy": self.val_accuracy, "temperature": self.temperature,
+            "best_epoch": self.best_epoch, "temperature": self.temperature,
+            "val_accuracy": self.val_accuracy if math.isfinite(self.val_accuracy) else None,  # JSON has no NaN
         }
         if len(self.members) > 1:
             out["members"] = [{"best_epoch": m.best_epoch, "val_accuracy": m.val_accuracy,
@@ -420,6 +424,8 @@ def _train_member(
     log: Log | None,
 ) -> MemberResult:
     """One model: train with augmentation, keep the best validation epoch, fit its temperature."""
+    if cfg.solver == "logistic":
+        return _fit_logistic_member(train_tracks, val_tracks, extra, cfg, dim, frame_s, f)
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     weights = [1.0] * len(train_tracks)
@@ -503,6 +509,44 @@ def _train_member(
         temperature = cfg.temperature
     model.temperature.fill_(temperature)
     return MemberResult(model, history, best_epoch, best[0], temperature, [t.track_id for t in val_tracks])
+
+
+def _fit_logistic_member(
+    train_tracks: list[TrackFrames], val_tracks: list[TrackFrames], extra: list[tuple[TrackFrames, float]],
+    cfg: TrainConfig, dim: int, frame_s: float, f: int,
+) -> MemberResult:
+    """The pooled head fitted by one-vs-rest logistic regression on track means (`models.linear_fit`).
+
+    Its temperature comes from out-of-fold window logits over whole-id-block folds of the base
+    tracks (corrections always train), so no held-out set is needed to calibrate it.
+    """
+    config = cfg.classifier_config(dim)
+    tracks = list(train_tracks) + [t for t, _ in extra]
+    weights = np.array([1.0] * len(train_tracks) + [w for _, w in extra])
+    probe = build_member(config)
+    mean, std = _standardisation(probe, tracks)
+    probe.set_normalisation(mean, std)
+    x, y = linear_fit._standardised_means(probe, tracks), linear_fit._targets([t.genre for t in tracks])
+    model = linear_fit.linear_head(config, mean, std, *linear_fit.fit_weights(x, y, weights, cfg.c))
+    index = {t.track_id: i for i, t in enumerate(train_tracks)}
+    folds = fold_splits(list(index), [t.genre for t in train_tracks], linear_fit.CALIBRATION_FOLDS, cfg.seed,
+                        cfg.val_block)
+    logits, targets = [], []
+    for fit_ids, held_ids in folds:
+        keep = [index[i] for i in fit_ids] + list(range(len(train_tracks), len(tracks)))
+        fold = linear_fit.linear_head(config, mean, std, *linear_fit.fit_weights(x[keep], y[keep], weights[keep],
+                                                                                 cfg.c))
+        held = [train_tracks[index[i]] for i in held_ids]
+        logits += _window_logits(fold, held, frame_s, f)
+        targets += [np.repeat(one_hot([t.genre]), len(lg), axis=0) for t, lg in zip(held, logits[-len(held):],
+                                                                                   strict=True)]
+    temperature = fit_temperature(np.concatenate(logits), np.concatenate(targets)) if logits else cfg.temperature
+    model.temperature.fill_(temperature)
+    val_acc = float("nan")
+    if val_tracks:
+        p_val = track_probabilities(model, val_tracks, frame_s, f)
+        val_acc = float((p_val.argmax(1) == one_hot([t.genre for t in val_tracks]).argmax(1)).mean())
+    return MemberResult(model, [], 0, val_acc, temperature, [t.track_id for t in val_tracks])
 
 
 def _window_logits(model: Member, tracks: list[TrackFrames], frame_s: float, f: int) -> list[np.ndarray]:

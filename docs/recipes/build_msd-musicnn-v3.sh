@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Rebuilds models/checkpoints/msd-musicnn-v3 and every number its card and the README report.
+# Protocol: settings chosen on the artist-disjoint valid split (train-only selection model), final
+# fit on train + valid with those settings, ONE evaluation on test. Run from the repository root.
+set -euo pipefail
+PY=${PY:-.venv/bin/python}
+P=../shared/data/gtzan_musicnn_pool
+SEL=${SEL:-/tmp/genre-lens-select}   # the train-only selection model: never shipped, never saw valid
+V3=models/checkpoints/msd-musicnn-v3
+RECIPE=docs/recipes/msd-musicnn-v3.json
+
+# 1. selection model: train only, scored on valid (and end to end on the 50 valid-list gtzan_mini clips)
+$PY -m app train --table $P/train.npz --valid $P/valid.npz --config $RECIPE --root $SEL \
+    --version msd-musicnn-v3-select --no-set-current --seed 0
+# 2. the shipped model: train + valid, the same recipe, evaluated once on test (baseline in the same run)
+$PY -m app train --table $P/train.npz $P/valid.npz --no-validation --config $RECIPE \
+    --test $P/test.npz --version msd-musicnn-v3 --seed 0
+# 3. the selection model's numbers, recorded in v3's card
+$PY -m app evaluate $P/valid.npz --checkpoint $SEL/msd-musicnn-v3-select --train-table $P/train.npz \
+    --record-as valid_selection --record-in msd-musicnn-v3 --out $V3/metrics_valid_selection.json
+$PY -m app evaluate ../shared/data/gtzan_mini --checkpoint $SEL/msd-musicnn-v3-select \
+    --list ../shared/data/gtzan_ff_msd_musicnn/valid_filtered.txt --train-table $P/train.npz \
+    --record-as audio_valid_50 --record-in msd-musicnn-v3 --out $V3/metrics_audio_valid.json
+# 4. real, non-GTZAN music: v3, its selection model and v2 in the same run
+$PY -m app evaluate ../shared/data/realworld_dev --checkpoint msd-musicnn-v3 --record-as realworld_dev \
+    --out $V3/metrics_realworld_dev.json
+$PY -m app evaluate ../shared/data/realworld_dev --checkpoint $SEL/msd-musicnn-v3-select \
+    --record-as realworld_dev_selection --record-in msd-musicnn-v3 --out $V3/metrics_realworld_dev_selection.json
+$PY -m app evaluate ../shared/data/realworld_dev --checkpoint msd-musicnn-v2 --record-as realworld_dev \
+    --out models/checkpoints/msd-musicnn-v2/metrics_realworld_dev.json
