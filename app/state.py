@@ -16,7 +16,7 @@ Session layout (all keys live under `st.session_state`, prefixed `gl.`):
   - `gl.uploads`: {uploader key: {file id: (sha256 or None, name)}}: what each uploader held at its
     last run, so removing a file's chip removes its result (unless another chip holds the same bytes).
   - `gl.selected_track`: sha256 of the track shown in detail; `gl.windows`: {sha256: window index}.
-  - `gl.version`: the model version picked in the sidebar (None = the current one).
+  - `gl.version`: the model version picked in the sidebar (None = follow the current one).
   - `threshold`: the sidebar slider (a widget key, so it has no prefix).
 
 For other pages (feedback, explore): `analysed_tracks()` lists this session's analyses, newest
@@ -32,6 +32,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -67,17 +68,47 @@ def available_versions() -> list[str]:
     return list_versions(checkpoint_root())
 
 
+def current_model_version() -> str | None:
+    """The version CURRENT names right now (a retrain may have promoted another since the last rerun)."""
+    return current_version(checkpoint_root())
+
+
 def active_version() -> str | None:
     """The version this session uses: the sidebar's pick if it still exists, else the current one."""
     picked = st.session_state.get(_VERSION)
     if picked and picked in available_versions():
         return picked
-    return current_version(checkpoint_root())
+    return current_model_version()
 
 
 def set_active_version(version: str | None) -> None:
-    """Remember the sidebar's model pick (None follows the current model)."""
-    st.session_state[_VERSION] = version
+    """Remember a model pick; picking the current version means "follow the current one" (None),
+    so a later promotion moves this session to the new model instead of pinning the old one."""
+    st.session_state[_VERSION] = None if version == current_model_version() else version
+
+
+def version_label(version: str, current: str | None) -> str:
+    """A version as the pickers show it: the current one says so."""
+    return f"{version} (current)" if version == current else version
+
+
+def version_select(key: str, container: Any = st, **kwargs: Any) -> str | None:
+    """A model-version selectbox bound to the session's one model choice (the sidebar's and Metrics').
+
+    The versions and CURRENT are read from disk on every rerun, so a promotion shows at once; the
+    widget is set from the session's choice before it renders, and a pick goes back in its callback.
+    """
+    versions = available_versions()
+    if not versions:
+        return None
+    active = active_version()
+    if len(versions) == 1:
+        return versions[0]
+    current = current_model_version()
+    options = list(reversed(versions))  # newest first
+    st.session_state[key] = active if active in options else options[0]
+    return container.selectbox("Model version", options, key=key, on_change=lambda: set_active_version(
+        st.session_state[key]), format_func=lambda v: version_label(v, current), **kwargs)
 
 
 def bundle_dir(version: str | None = None) -> Path:

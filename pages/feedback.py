@@ -174,6 +174,7 @@ def retrain_section() -> None:
                              force=force, progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=md(m)))
             status.update(label="Retraining finished", state="complete", expanded=False)
         st.session_state[_RESULT] = result.to_dict()
+        st.rerun()  # the sidebar, the counts and this button were drawn before the new version existed
     show_result(st.session_state.get(_RESULT))
 
 
