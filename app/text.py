@@ -36,4 +36,6 @@ def html_text(text: object) -> str:
 def heading_html(text: object, level: int = 3) -> str:
     """An HTML heading whose visible text is exactly `text` (for `st.html`)."""
     level = min(max(int(level), 1), 6)
-    return f'<h{level} style="margin:0.4rem 0 0.2rem 0;overflow-wrap:anywhere">{html_text(text)}</h{level}>'
+    size = {1: 2.5, 2: 2.0, 3: 1.6, 4: 1.3}.get(level, 1.1)  # Streamlit's heading scale (st.html has none)
+    style = f"margin:0.4rem 0 0.2rem 0;font-size:{size}rem;font-weight:600;line-height:1.25;overflow-wrap:anywhere"
+    return f'<h{level} style="{style}">{html_text(text)}</h{level}>'
