@@ -68,8 +68,33 @@ def picked(page) -> str:
     return picker(page).get_by_role("combobox").input_value()
 
 
+def wait_idle(page, quiet_ms: int = 1200, timeout_ms: int = 90_000) -> None:
+    """Wait until the script has not been running for `quiet_ms` (a rerun redraws widgets under the mouse)."""
+    running = page.locator("[data-testid=stStatusWidgetRunningIcon]")
+    quiet, waited = 0, 0
+    while quiet < quiet_ms:
+        page.wait_for_timeout(200)
+        waited += 200
+        quiet = 0 if running.count() else quiet + 200
+        if waited > timeout_ms:
+            raise TimeoutError("the app kept running")
+
+
 def open_picker(page) -> None:
-    picker(page).get_by_role("button", name="Open").click()
+    """Open the track picker's list (opening is retried; the pick itself is not)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    wait_idle(page)
+    options = page.get_by_role("option")
+    for _ in range(5):
+        if not options.count():
+            picker(page).get_by_role("button", name="Open").click()
+        try:
+            options.first.wait_for(state="visible", timeout=5_000)
+            return
+        except PlaywrightTimeout:  # closed again by a late redraw: open it again
+            wait_idle(page)
+    raise AssertionError("the track picker's list did not open")
 
 
 def pick(page, name: str) -> None:
@@ -142,6 +167,7 @@ def test_two_sessions_see_only_their_own_names_and_results(server: str) -> None:
                 assert heading(page).text_content() == name and picked(page) == name
 
             # removing a chip removes its result
+            wait_idle(page)
             chip = page.locator("[data-testid=stFileChip]").filter(has_text="blues.flac")
             chip.locator("[data-testid=stFileChipDeleteBtn]").click()
             expect(page.get_by_text("Compare · 3 tracks")).to_be_visible(timeout=TIMEOUT_MS)
