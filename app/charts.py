@@ -16,6 +16,7 @@ from plotly.colors import sequential
 from plotly.subplots import make_subplots
 
 from app.analysis import Analysis, WindowResult
+from app.text import plotly_text
 from utils.constants import GENRES, SLICE_S
 
 # Tableau 10, assigned by association (blues blue, reggae green, rock red), lightened for a dark theme.
@@ -42,6 +43,9 @@ MAGMA = ["#05030f" if c.lower() == "#000004" else c for c in sequential.Magma]
 FREQ_TICKS_HZ = (250, 500, 1000, 2000, 4000, 8000, 16000)
 MAX_BOUNDARY_LINES = 60  # beyond this (tracks over ~5 min) slice lines become a grey wash
 ALIGNED = {"l": 72, "r": 16, "t": 40, "b": 10}  # timeline and spectrogram share x positions
+PLOT_WIDTH_PX = 900  # the narrowest the Analyze page draws the spectrogram (wide layout, 1280 px window)
+LABEL_CHAR_PX = 7.5  # width of one character of a 12 px annotation
+PERCENT_BAR = {"tickformat": ".0%", "thickness": 12}  # colour bars of probability heatmaps, in %
 
 
 def genre_color(genre: str) -> str:
@@ -112,11 +116,13 @@ def window_timeline(
     """Probability of each genre per 15 s window, at the window's centre time.
 
     `mode="lines"` shows the calibrated probabilities (they need not sum to one: the model is
-    multi-label); `mode="share"` stacks them normalised to 100 % to show which genre dominates when.
+    multi-label); `mode="share"` stacks each chosen genre's share of all ten genres' total, with the
+    genres not chosen as one grey band on top, so a share never claims more than the model said.
     """
     genres = list(genres) if genres else [g for g, _ in analysis.ranking[:3]]
     centres = [(w.start_s + w.end_s) / 2 for w in analysis.windows]
     probs = analysis.window_probabilities
+    shares = 100 * probs / np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)  # over all ten genres
     fig = go.Figure()
     for g in genres:
         j = analysis.labels.index(g)
@@ -124,11 +130,17 @@ def window_timeline(
                                  "line": {"color": genre_color(g), "width": 2.5},
                                  "hovertemplate": f"{g}: %{{y:.1%}} at %{{x:.1f}} s<extra></extra>"}
         if mode == "share":
-            trace.update(stackgroup="one", groupnorm="percent", mode="lines",
-                         hovertemplate=f"{g}: %{{y:.0f}}% of the total at %{{x:.1f}} s<extra></extra>")
+            trace.update(y=shares[:, j], stackgroup="one", mode="lines",
+                         hovertemplate=f"{g}: %{{y:.0f}}% of all ten genres at %{{x:.1f}} s<extra></extra>")
         else:
             trace.update(mode="lines+markers", marker={"size": 7})
         fig.add_trace(go.Scatter(**trace))
+    others = [j for j, g in enumerate(analysis.labels) if g not in genres]
+    if mode == "share" and others:
+        fig.add_trace(go.Scatter(x=centres, y=shares[:, others].sum(axis=1), name=f"other {len(others)} genres",
+                                 stackgroup="one", mode="lines", line={"color": MUTED, "width": 0.5},
+                                 fillcolor="rgba(154,160,166,0.25)",
+                                 hovertemplate="the other genres: %{y:.0f}% at %{x:.1f} s<extra></extra>"))
     if selected is not None and 0 <= selected < len(analysis.windows):
         w = analysis.windows[selected]
         fig.add_vrect(x0=w.start_s, x1=w.end_s, fillcolor=ACCENT, opacity=0.12, line_width=0,
@@ -137,7 +149,7 @@ def window_timeline(
         fig.add_hline(y=threshold, line={"dash": "dot", "color": MUTED})
     fig.update_xaxes(title="time (s), window centre", range=[0, analysis.duration_s], showgrid=False)
     if mode == "share":
-        fig.update_yaxes(title="share of the total (%)", range=[0, 100])
+        fig.update_yaxes(title="share of all ten genres (%)", range=[0, 100])
     else:
         fig.update_yaxes(title="probability", range=[0, 1.02], tickformat=".0%")
     fig.update_yaxes(automargin=False)
@@ -173,14 +185,30 @@ def spectrogram(analysis: Analysis, selected: int | None = None) -> go.Figure:
             if x1 > x0:
                 fig.add_vrect(x0=x0, x1=x1, fillcolor="black", opacity=0.55, line_width=0)
         fig.add_vrect(x0=w.start_s, x1=w.end_s, line={"color": ACCENT, "width": 3}, fillcolor="rgba(0,0,0,0)")
-        for j, (start, att) in enumerate(zip(w.slice_starts_s, w.attention, strict=True)):
-            fig.add_annotation(x=float(start) + SLICE_S / 2, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
-                               text=f"slice {j + 1}: {att:.0%}", font={"color": ACCENT, "size": 12})
+        for x, text in slice_labels(w, analysis.duration_s):
+            fig.add_annotation(x=x, y=1.0, yref="paper", yanchor="bottom", showarrow=False, text=text,
+                               font={"color": ACCENT, "size": 12})
     fig.update_yaxes(title="frequency (Hz)", tickvals=[r for r, _ in ticks],
                      ticktext=[f"{f // 1000}k" if f >= 1000 else str(f) for _, f in ticks])
     fig.update_yaxes(automargin=False)
     fig.update_xaxes(title="time (s)", range=[0, analysis.duration_s])
     return _layout(fig, 340, margin=ALIGNED | {"t": 30})
+
+
+def slice_labels(window: WindowResult, duration_s: float, width_px: float = PLOT_WIDTH_PX) -> list[tuple[float, str]]:
+    """Attention labels over a window's slices, as (x in seconds, text), that never overlap.
+
+    A 5 s slice of a long track is only a few pixels wide: then the labels shorten to the
+    percentage, and when even that does not fit, one label over the window lists all three.
+    """
+    px_per_slice = width_px * SLICE_S / max(float(duration_s), SLICE_S)
+    centres = [float(s) + SLICE_S / 2 for s in window.slice_starts_s]
+    for form in ("slice {j}: {a:.0%}", "{a:.0%}"):
+        texts = [form.format(j=j + 1, a=a) for j, a in enumerate(window.attention)]
+        if max(len(t) for t in texts) * LABEL_CHAR_PX + 8 <= px_per_slice:
+            return list(zip(centres, texts, strict=True))
+    joined = " · ".join(f"{a:.0%}" for a in window.attention)
+    return [((window.start_s + window.end_s) / 2, f"slices {joined}")]
 
 
 def attention_bars(window: WindowResult, labels: Sequence[str]) -> go.Figure:
@@ -208,7 +236,7 @@ def slice_heatmap(window: WindowResult, labels: Sequence[str]) -> go.Figure:
     z = np.asarray(window.slice_probabilities)
     fig = go.Figure(
         go.Heatmap(z=z, x=list(labels), y=names, zmin=0, zmax=1, colorscale=SEQUENTIAL, text=np.vectorize(
-            lambda v: f"{100 * v:.0f}")(z), texttemplate="%{text}", colorbar={"title": "p", "thickness": 12},
+            lambda v: f"{100 * v:.0f}")(z), texttemplate="%{text}", colorbar=PERCENT_BAR,
             hovertemplate="%{y} · %{x}: %{z:.1%}<extra></extra>")
     )
     fig.update_yaxes(autorange="reversed")
@@ -245,14 +273,20 @@ def compare_table(analyses: Sequence[Analysis], threshold: float) -> pd.DataFram
 
 
 def compare_heatmap(analyses: Sequence[Analysis]) -> go.Figure:
-    """Tracks × genres probabilities, to compare several uploads at a glance."""
+    """Tracks × genres probabilities, to compare several uploads at a glance.
+
+    Rows are positions (two files may share a name) labelled with the names, encoded so plotly
+    shows their characters instead of reading them as markup; long names are shortened.
+    """
     labels = analyses[0].labels if analyses else list(GENRES)
     z = np.array([a.probabilities for a in analyses]) if analyses else np.zeros((0, len(labels)))
-    names = [a.name if len(a.name) <= 32 else a.name[:30] + "…" for a in analyses]
-    fig = go.Figure(go.Heatmap(z=z, x=labels, y=names, zmin=0, zmax=1, colorscale=SEQUENTIAL,
+    names = [plotly_text(a.name if len(a.name) <= 32 else a.name[:30] + "…") for a in analyses]
+    rows = list(range(len(analyses)))
+    fig = go.Figure(go.Heatmap(z=z, x=labels, y=rows, zmin=0, zmax=1, colorscale=SEQUENTIAL, colorbar=PERCENT_BAR,
                                text=np.vectorize(lambda v: f"{100 * v:.0f}")(z) if z.size else None,
-                               texttemplate="%{text}", hovertemplate="%{y} · %{x}: %{z:.1%}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed")
+                               customdata=[[n] * len(labels) for n in names] if names else None,
+                               texttemplate="%{text}", hovertemplate="%{customdata} · %{x}: %{z:.1%}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=rows, ticktext=names)
     return _layout(fig, 120 + 34 * max(1, len(analyses)), title="Genre probabilities per track (%)", showlegend=False)
 
 

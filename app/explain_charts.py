@@ -16,6 +16,7 @@ from scipy.ndimage import gaussian_filter
 
 from app.charts import ACCENT, ALIGNED, FREQ_TICKS_HZ, _layout, genre_color
 from app.explain import Saliency
+from app.text import plotly_text
 from utils.embedding_map import EmbeddingMap
 
 FOR_COLOR = (61, 245, 210)  # aqua: evidence for the genre
@@ -25,6 +26,8 @@ SMOOTH_S, SMOOTH_ROWS = 0.12, 1.5  # display blur (seconds, mel rows): gradients
 PARTS = ("for", "against", "both")
 FLOOR = 0.12  # normalised saliency below this stays transparent, so the spectrogram shows through
 UPLOAD_SYMBOL = "star"
+WRONG_SYMBOL = "diamond"
+MAP_PAD = 0.08  # extra axis range on each side, so upload labels at the edge are not clipped
 
 
 def _ramp(rgb: tuple[int, int, int], floor: float = FLOOR) -> list[list[Any]]:
@@ -156,31 +159,43 @@ def embedding_map(
     """Reference tracks coloured by true genre (diamonds: the model got them wrong), uploads as stars.
 
     Every point's customdata starts with its key (track id or upload sha256), which is what a click
-    returns; hover shows the track id, true and predicted genre.
+    returns; hover shows the track id, true and predicted genre. The legend draws each genre as a
+    circle whatever its first point is (legend-only entries; a click on one still hides its genre),
+    plus one grey diamond for "predicted wrong". Upload names are encoded for plotly and may draw
+    past the plot edge; the axes leave room for them.
     """
     predictions = predictions or {}
     fig = go.Figure()
     predicted = np.array([str(predictions.get(t, {}).get("predicted", "?")) for t in emap.track_ids])
-    for genre in dict.fromkeys(emap.genres.tolist()):
+    genres = list(dict.fromkeys(emap.genres.tolist()))
+    for genre in genres:
         idx = np.flatnonzero(emap.genres == genre)
         wrong = [predicted[i] not in (genre, "?") for i in idx]
         fig.add_trace(go.Scatter(
-            x=emap.coords[idx, 0], y=emap.coords[idx, 1], mode="markers", name=genre,
+            x=emap.coords[idx, 0], y=emap.coords[idx, 1], mode="markers", name=genre, legendgroup=genre,
+            showlegend=False,
             marker={"color": genre_color(genre), "size": 9, "opacity": 0.85,
-                    "symbol": ["diamond" if w else "circle" for w in wrong],
+                    "symbol": [WRONG_SYMBOL if w else "circle" for w in wrong],
                     "line": {"width": 0.5, "color": "rgba(0,0,0,0.6)"}},
             customdata=np.stack([emap.track_ids[idx], emap.genres[idx], predicted[idx]], axis=1),
             hovertemplate="<b>%{customdata[0]}</b><br>true %{customdata[1]} · predicted %{customdata[2]}"
                           "<extra></extra>",
         ))
+    for genre in genres:  # the legend: one plain circle per genre, toggling its group
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=genre, legendgroup=genre,
+                                 marker={"color": genre_color(genre), "size": 9, "symbol": "circle"},
+                                 hoverinfo="skip"))
+    if any(p not in (g, "?") for p, g in zip(predicted, emap.genres, strict=True)):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="predicted wrong", hoverinfo="skip",
+                                 marker={"color": "#9AA0A6", "size": 9, "symbol": WRONG_SYMBOL}))
     if uploads:
         fig.add_trace(go.Scatter(
             x=[u.xy[0] for u in uploads], y=[u.xy[1] for u in uploads], mode="markers+text", name="your tracks",
-            text=[u.name if len(u.name) <= 24 else u.name[:22] + "…" for u in uploads], textposition="top center",
-            textfont={"color": ACCENT, "size": 13},
+            text=[plotly_text(u.name if len(u.name) <= 24 else u.name[:22] + "…") for u in uploads],
+            textposition="top center", textfont={"color": ACCENT, "size": 13}, cliponaxis=False,
             marker={"symbol": UPLOAD_SYMBOL, "size": 20, "color": [genre_color(u.top_genre) for u in uploads],
                     "line": {"width": 2, "color": ACCENT}},
-            customdata=[[u.key, u.name, u.top_genre] for u in uploads],
+            customdata=[[u.key, plotly_text(u.name), u.top_genre] for u in uploads],
             hovertemplate="<b>%{customdata[1]}</b><br>your upload · predicted %{customdata[2]}<extra></extra>",
         ))
     xy = _selected_xy(emap, uploads, selected)
@@ -191,9 +206,22 @@ def embedding_map(
     axes = ("PC 1", "PC 2") if emap.method == "PCA" else ("t-SNE 1", "t-SNE 2")
     if emap.explained is not None:
         axes = tuple(f"{a} ({v:.0%} of variance)" for a, v in zip(axes, emap.explained, strict=True))
-    fig.update_xaxes(title=axes[0], zeroline=False, showgrid=False)
-    fig.update_yaxes(title=axes[1], zeroline=False, showgrid=False)
+    xs = np.concatenate([emap.coords[:, 0], [u.xy[0] for u in uploads]])
+    ys = np.concatenate([emap.coords[:, 1], [u.xy[1] for u in uploads]])
+    fig.update_xaxes(title=axes[0], zeroline=False, showgrid=False, range=_padded(xs, MAP_PAD * 2))
+    fig.update_yaxes(title=axes[1], zeroline=False, showgrid=False, range=_padded(ys, MAP_PAD, top=MAP_PAD * 2))
     return _layout(fig, 560, clickmode="event+select", dragmode="pan", hovermode="closest")
+
+
+def _padded(values: np.ndarray, pad: float, top: float | None = None) -> list[float] | None:
+    """[min, max] widened by `pad` of the span (`top` above), so labels next to edge points fit."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    span = hi - lo or 1.0
+    return [lo - pad * span, hi + (pad if top is None else top) * span]
 
 
 def _selected_xy(emap: EmbeddingMap, uploads: Sequence[PlacedTrack], key: str | None) -> tuple[float, float] | None:

@@ -43,22 +43,20 @@ def device_line() -> str:
     return f"CPU · {torch.get_num_threads()} threads · torch {torch.__version__.split('+')[0]}"
 
 
+VERSION_PICK = "gl.version_pick"
+
+
 def model_picker() -> str | None:
     """Sidebar model section; returns the version in use (None when no model exists)."""
     try:
-        versions = state.available_versions()
+        active = state.version_select(VERSION_PICK, st.sidebar,
+                                      help="Older versions stay available to compare their predictions. The "
+                                           "Metrics page shows the version picked here.")
     except OSError:
-        versions = []
-    if not versions:
+        active = None
+    if active is None:
         st.sidebar.warning("No trained model yet.", icon=":material/warning:")
         return None
-    active = state.active_version()
-    if len(versions) > 1:
-        options = list(reversed(versions))  # newest first
-        picked = st.sidebar.selectbox("Model version", options, index=options.index(active) if active in options else 0,
-                                      help="Older versions stay available to compare their predictions.")
-        state.set_active_version(picked)
-        active = picked
     try:
         card = read_card(state.bundle_dir(active))
         st.sidebar.caption(f"Model **{card.version}** · {card.embedder.get('name', '?')} · "

@@ -4,31 +4,41 @@ This is the ONE place the engine is wrapped in `st.cache_resource`. Pages never 
 themselves; they call `get_engine()` and the session helpers below.
 
 Session layout (all keys live under `st.session_state`, prefixed `gl.`):
+  - `gl.session`: this session's random token. It is also the `s` query parameter of the page URL,
+    and it keys the session's record in the server-side `SessionStore`, so a reload of the same
+    session (same URL, same browser) gets its tracks back. Nothing else of a session is shared.
   - `gl.tracks`: {sha256 of the uploaded bytes: Analysis}, in upload order. The same file uploaded
-    twice (even under another name) is found here and not analysed again.
+    twice (even under another name) is found here and not analysed again. Each session holds its own
+    copy (`dataclasses.replace`) of the engine's cached result, with the name it uploaded it under.
   - `gl.audio`: {sha256: (bytes, mime type)} so the player works after the upload widget is cleared.
   - `gl.errors`: {upload file id: user-facing sentence} for files that could not be analysed, so a
     bad file is reported once per upload and not re-decoded on every rerun.
+  - `gl.uploads`: {uploader key: {file id: (sha256 or None, name)}}: what each uploader held at its
+    last run, so removing a file's chip removes its result (unless another chip holds the same bytes).
   - `gl.selected_track`: sha256 of the track shown in detail; `gl.windows`: {sha256: window index}.
-  - `gl.version`: the model version picked in the sidebar (None = the current one).
+  - `gl.version`: the model version picked in the sidebar (None = follow the current one).
   - `threshold`: the sidebar slider (a widget key, so it has no prefix).
 
 For other pages (feedback, explore): `analysed_tracks()` lists this session's analyses, newest
 last; each `Analysis` carries `slice_embeddings`, `model["id"]` and `sha256`, which is what a
 correction needs. `get_track(sha)`, `selected_track()` and `selected_window(sha)` give the track
-and window the user is looking at on the Analyze page.
+and window the user is looking at on the Analyze page; `session_id()` is the opaque id that
+corrections record.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
 from app.analysis import Analysis
 from app.engine import Engine
+from app.session_store import SessionData, SessionStore, browser_key, is_token, public_id
 from models.checkpoint import (  # noqa: F401  (CHECKPOINTS_ENV is re-exported for pages and tests)
     CHECKPOINTS_ENV,
     checkpoint_root,
@@ -39,18 +49,28 @@ from models.checkpoint import (  # noqa: F401  (CHECKPOINTS_ENV is re-exported f
 )
 from utils.constants import DEFAULT_THRESHOLD
 
+log = logging.getLogger("genre_lens.state")
 DEVICE_ENV = "GENRE_LENS_DEVICE"  # "cpu", "cuda", "cuda:1"; default: CUDA when present
+SESSION_PARAM = "s"  # the URL query parameter that carries the session token
+XSRF_COOKIE = "_streamlit_xsrf"  # the browser already holds it; its secret binds a record to the browser
 
-_TRACKS, _AUDIO, _ERRORS = "gl.tracks", "gl.audio", "gl.errors"
+_TOKEN, _OWNER = "gl.session", "gl.session_owner"
+_TRACKS, _AUDIO, _ERRORS, _UPLOADS = "gl.tracks", "gl.audio", "gl.errors", "gl.uploads"
 _SELECTED, _WINDOWS, _VERSION = "gl.selected_track", "gl.windows", "gl.version"
+UPLOADER_GEN = "gl.uploader_gen"  # bumped by "Clear all": a fresh, empty uploader
 THRESHOLD_KEY = "threshold"
 MAX_KEPT_AUDIO_BYTES = 50 * 1024 * 1024  # bigger uploads are analysed but not kept for the player
 
 
 # ----------------------------------------------------------------------------------- model + engine
 def available_versions() -> list[str]:
-    """Every bundle version under the checkpoint root, oldest first."""
+    """Every bundle version under the checkpoint root, oldest first (read from disk on every call)."""
     return list_versions(checkpoint_root())
+
+
+def current_model_version() -> str | None:
+    """The version CURRENT names right now (a retrain may have promoted another since the last rerun)."""
+    return current_version(checkpoint_root())
 
 
 def active_version() -> str | None:
@@ -58,12 +78,37 @@ def active_version() -> str | None:
     picked = st.session_state.get(_VERSION)
     if picked and picked in available_versions():
         return picked
-    return current_version(checkpoint_root())
+    return current_model_version()
 
 
 def set_active_version(version: str | None) -> None:
-    """Remember the sidebar's model pick (None follows the current model)."""
-    st.session_state[_VERSION] = version
+    """Remember a model pick; picking the current version means "follow the current one" (None),
+    so a later promotion moves this session to the new model instead of pinning the old one."""
+    st.session_state[_VERSION] = None if version == current_model_version() else version
+
+
+def version_label(version: str, current: str | None) -> str:
+    """A version as the pickers show it: the current one says so."""
+    return f"{version} (current)" if version == current else version
+
+
+def version_select(key: str, container: Any = st, **kwargs: Any) -> str | None:
+    """A model-version selectbox bound to the session's one model choice (the sidebar's and Metrics').
+
+    The versions and CURRENT are read from disk on every rerun, so a promotion shows at once; the
+    widget is set from the session's choice before it renders, and a pick goes back in its callback.
+    """
+    versions = available_versions()
+    if not versions:
+        return None
+    active = active_version()
+    if len(versions) == 1:
+        return versions[0]
+    current = current_model_version()
+    options = list(reversed(versions))  # newest first
+    st.session_state[key] = active if active in options else options[0]
+    return container.selectbox("Model version", options, key=key, on_change=lambda: set_active_version(
+        st.session_state[key]), format_func=lambda v: version_label(v, current), **kwargs)
 
 
 def bundle_dir(version: str | None = None) -> Path:
@@ -88,15 +133,81 @@ def get_engine(version: str | None = None) -> Engine:
     return _load_engine(str(folder), card.weights_sha256, os.environ.get(DEVICE_ENV) or None)
 
 
-# --------------------------------------------------------------------------------- session helpers
+# --------------------------------------------------------------------------------- session identity
+@st.cache_resource(show_spinner=False)
+def session_store() -> SessionStore:
+    """The server's one store of per-session results (see app/session_store.py)."""
+    return SessionStore()
+
+
+def _browser() -> str:
+    """This browser's key (from its XSRF cookie), '' where there is none (tests, XSRF off)."""
+    try:
+        return browser_key(st.context.cookies.get(XSRF_COOKIE))
+    except Exception:  # no browser context (bare script run): no binding
+        return ""
+
+
+def _restore(data: SessionData) -> None:
+    """Put a stored session's data back into this (fresh) Streamlit session."""
+    st.session_state[_TRACKS] = dict(data.tracks)
+    st.session_state[_AUDIO] = dict(data.audio)
+    st.session_state[_WINDOWS] = dict(data.windows)
+    st.session_state[_SELECTED] = data.selected
+
+
+def _start_session() -> None:
+    """Adopt the URL's token when the server holds it for this browser, else start a new one.
+
+    A token from the URL that the store does not know (expired, made up, another browser's) is
+    never adopted: the session gets a fresh one, so nobody can plant a token and read what follows.
+    """
+    owner = _browser()
+    given = st.query_params.get(SESSION_PARAM)
+    saved = session_store().load(given, owner) if is_token(given) else None
+    if saved is not None:
+        _restore(saved)
+        st.session_state[_TOKEN] = given
+    else:
+        st.session_state[_TOKEN] = session_store().create(owner)
+    st.session_state[_OWNER] = owner
+
+
 def init_session() -> None:
-    """Create the session keys once; safe to call on every rerun."""
-    defaults = {_TRACKS: {}, _AUDIO: {}, _ERRORS: {}, _SELECTED: None, _WINDOWS: {}, _VERSION: None,
-                THRESHOLD_KEY: DEFAULT_THRESHOLD}
+    """Create the session keys once, resume a reloaded session, keep the token in the URL; every rerun."""
+    defaults = {_TRACKS: {}, _AUDIO: {}, _ERRORS: {}, _UPLOADS: {}, _SELECTED: None, _WINDOWS: {},
+                _VERSION: None, UPLOADER_GEN: 0, THRESHOLD_KEY: DEFAULT_THRESHOLD}
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
+    if not is_token(st.session_state.get(_TOKEN)):
+        _start_session()
+    token = st.session_state[_TOKEN]
+    if st.query_params.get(SESSION_PARAM) != token:  # page switches drop query parameters
+        st.query_params[SESSION_PARAM] = token
+    if not session_store().touch(token):  # expired while the tab stayed open: store it again
+        _persist()
 
 
+def session_id() -> str:
+    """This session's opaque public id (what a stored correction records; not the URL token)."""
+    token = st.session_state.get(_TOKEN)
+    return public_id(token) if is_token(token) else ""
+
+
+def _persist() -> None:
+    """Write this session's tracks through to the server store (after every change)."""
+    token = st.session_state.get(_TOKEN)
+    if not is_token(token):
+        return
+    data = SessionData(dict(st.session_state.get(_TRACKS, {})), dict(st.session_state.get(_AUDIO, {})),
+                       st.session_state.get(_SELECTED), dict(st.session_state.get(_WINDOWS, {})))
+    try:
+        session_store().save(token, data, st.session_state.get(_OWNER, ""))
+    except (PermissionError, ValueError):  # cannot happen for a token this session got; never fatal
+        log.warning("session results could not be kept for reload", exc_info=True)
+
+
+# --------------------------------------------------------------------------------- session helpers
 def threshold() -> float:
     """The multi-label decision threshold chosen in the sidebar."""
     return float(st.session_state.get(THRESHOLD_KEY, DEFAULT_THRESHOLD))
@@ -119,15 +230,21 @@ def get_track(sha256: str) -> Analysis | None:
 
 
 def add_track(analysis: Analysis, audio: bytes | None = None, mime: str = "audio/wav") -> bool:
-    """Store an analysis (and its audio for the player); False when it was already there."""
+    """Store an analysis (and its audio for the player); False when it was already there.
+
+    A track analysed again (another model) keeps the name this session first gave it.
+    """
     tracks = st.session_state.setdefault(_TRACKS, {})
-    is_new = analysis.sha256 not in tracks
+    known = tracks.get(analysis.sha256)
+    if known is not None and known.name != analysis.name:
+        analysis = dataclasses.replace(analysis, name=known.name)
     tracks[analysis.sha256] = analysis
     if audio is not None and len(audio) <= MAX_KEPT_AUDIO_BYTES:
         st.session_state.setdefault(_AUDIO, {})[analysis.sha256] = (audio, mime)
-    if is_new:
+    if known is None:
         select_track(analysis.sha256)
-    return is_new
+    _persist()
+    return known is None
 
 
 def track_audio(sha256: str) -> tuple[bytes, str] | None:
@@ -142,13 +259,53 @@ def remove_track(sha256: str) -> None:
     if st.session_state.get(_SELECTED) == sha256:
         remaining = analysed_tracks()
         st.session_state[_SELECTED] = remaining[-1].sha256 if remaining else None
+    _persist()
 
 
 def clear_tracks() -> None:
-    """Forget every track and upload error of this session."""
-    for key in (_TRACKS, _AUDIO, _ERRORS, _WINDOWS):
+    """Forget every track and upload error of this session, and empty the uploaders."""
+    for key in (_TRACKS, _AUDIO, _ERRORS, _WINDOWS, _UPLOADS):
         st.session_state[key] = {}
     st.session_state[_SELECTED] = None
+    st.session_state[UPLOADER_GEN] = int(st.session_state.get(UPLOADER_GEN, 0)) + 1
+    _persist()
+
+
+def uploader_key(base: str) -> str:
+    """Widget key of an uploader; changes after "Clear all" so the widget comes back empty."""
+    return f"{base}.{int(st.session_state.get(UPLOADER_GEN, 0))}"
+
+
+def note_uploads(key: str, held: dict[str, tuple[str | None, str]]) -> None:
+    """Record what an uploader holds this run: {file id: (sha256 or None when it failed, name)}."""
+    st.session_state.setdefault(_UPLOADS, {})[key] = dict(held)
+
+
+def uploads_changed(key: str, file_ids: set[str]) -> None:
+    """The user changed an uploader (its on_change): results of removed chips go too.
+
+    Only called from the widget's callback, so an uploader emptied by a page switch or a reload
+    (no user action) keeps the results; "Clear all" and "Forget" remove those.
+    """
+    uploads = st.session_state.setdefault(_UPLOADS, {})
+    before = uploads.get(key, {})
+    kept = {fid: v for fid, v in before.items() if fid in file_ids}
+    uploads[key] = kept
+    held = {sha: name for held_by in uploads.values() for sha, name in held_by.values() if sha}
+    for fid, (sha, _name) in before.items():
+        if fid in file_ids:
+            continue
+        st.session_state.get(_ERRORS, {}).pop(fid, None)
+        if sha and sha not in held:
+            remove_track(sha)
+        elif sha and (track := get_track(sha)) is not None and track.name != held[sha]:
+            st.session_state[_TRACKS][sha] = dataclasses.replace(track, name=held[sha])  # the chip left
+    _persist()
+
+
+def in_uploader(sha256: str) -> bool:
+    """Whether a chip in some uploader holds this track (so the chip's × is how to remove it)."""
+    return any(sha == sha256 for held in st.session_state.get(_UPLOADS, {}).values() for sha, _ in held.values())
 
 
 def upload_error(file_id: str) -> str | None:
@@ -173,6 +330,7 @@ def selected_track() -> Analysis | None:
 def select_track(sha256: str) -> None:
     """Show this track in detail."""
     st.session_state[_SELECTED] = sha256
+    _persist()
 
 
 def selected_window(sha256: str) -> int:
@@ -187,5 +345,8 @@ def selected_window(sha256: str) -> int:
 
 
 def select_window(sha256: str, index: int) -> None:
-    """Remember the window selected for a track (survives page switches)."""
-    st.session_state.setdefault(_WINDOWS, {})[sha256] = int(index)
+    """Remember the window selected for a track (survives page switches and reloads)."""
+    windows = st.session_state.setdefault(_WINDOWS, {})
+    if windows.get(sha256) != int(index):
+        windows[sha256] = int(index)
+        _persist()

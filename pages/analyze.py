@@ -18,6 +18,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from app import charts, explain_views, state
 from app.analysis import Analysis
 from app.engine import Engine, Progress
+from app.text import heading_html, md_escape
 from models.checkpoint import CheckpointError
 from models.embedder import EmbedderError
 from utils.audio import AudioError
@@ -49,13 +50,35 @@ def load_engine() -> Engine | None:
         return None
 
 
-def upload_widget() -> list[UploadedFile]:
-    """The drop zone; returns the files currently in it."""
+UPLOADER = "gl.uploader"
+
+
+def _on_upload_change(key: str) -> None:
+    """A chip was added or removed (a user action): results of removed chips leave the session too."""
+    state.uploads_changed(key, {f.file_id for f in st.session_state.get(key) or []})
+
+
+def upload_widget() -> tuple[str, list[UploadedFile]]:
+    """The drop zone; returns its widget key and the files currently in it."""
+    key = state.uploader_key(UPLOADER)
     files = st.file_uploader(
-        "Drop audio files here", type=ACCEPTED, accept_multiple_files=True,
-        help="WAV, FLAC, OGG, MP3 or M4A. Each file is analysed in 15 s windows of three 5 s slices.",
+        "Drop audio files here", type=ACCEPTED, accept_multiple_files=True, key=key,
+        on_change=_on_upload_change, args=(key,),
+        help="WAV, FLAC, OGG, MP3 or M4A. Each file is analysed in 15 s windows of three 5 s slices. "
+             "Removing a file here removes its result.",
     )
-    return list(files or [])
+    return key, list(files or [])
+
+
+def session_controls(tracks: list[Analysis]) -> None:
+    """How many results this session keeps, and "Clear all" (results outlive the uploader's chips)."""
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    loose = sum(not state.in_uploader(t.sha256) for t in tracks)
+    note = f" · {loose} not in the upload box (kept from before a page switch or reload)" if loose else ""
+    left.caption(f"{len(tracks)} track{'s' if len(tracks) != 1 else ''} in this session{note}. Reloading this "
+                 "page keeps them for an hour; they are never shown to anyone else.")
+    right.button("Clear all", icon=":material/delete_sweep:", on_click=state.clear_tracks, key="gl.clear_all",
+                 help="Forget every result of this session and empty the upload box.")
 
 
 @dataclass(frozen=True)
@@ -68,11 +91,16 @@ class Job:
     error_key: str  # where a failure is recorded: the upload's file id
 
 
-def pending_jobs(engine: Engine, files: list[UploadedFile]) -> list[Job]:
-    """Uploads not analysed yet by this model (duplicates by content skipped), then stale kept tracks."""
+def pending_jobs(engine: Engine, files: list[UploadedFile], key: str = UPLOADER) -> list[Job]:
+    """Uploads not analysed yet by this model (duplicates by content skipped), then stale kept tracks.
+
+    Also records which chip holds which track, so removing a chip can remove its result.
+    """
     limit = int(st.get_option("server.maxUploadSize")) * 1024 * 1024
     jobs: dict[str, Job] = {}
+    held: dict[str, tuple[str | None, str]] = {}
     for f in files:
+        held[f.file_id] = (None, f.name)
         if state.upload_error(f.file_id) is None and f.size > limit:
             state.record_upload_error(f.file_id, f"This file is {f.size / 2**20:.0f} MB; files up to "
                                                  f"{limit // 2**20} MB are accepted.")
@@ -80,10 +108,12 @@ def pending_jobs(engine: Engine, files: list[UploadedFile]) -> list[Job]:
             continue
         data = f.getvalue()
         sha = hashlib.sha256(data).hexdigest()
+        held[f.file_id] = (sha, f.name)
         known = state.get_track(sha)
         if sha not in jobs and (known is None or known.model.get("id") != engine.model_id):
             mime = MIME.get(f.name.rsplit(".", 1)[-1].lower(), f.type or "audio/wav")
             jobs[sha] = Job(f.name, data, mime, f.file_id)
+    state.note_uploads(key, held)
     for a in state.analysed_tracks():
         audio = state.track_audio(a.sha256)
         if a.model.get("id") != engine.model_id and audio and a.sha256 not in jobs:
@@ -91,19 +121,24 @@ def pending_jobs(engine: Engine, files: list[UploadedFile]) -> list[Job]:
     return list(jobs.values())
 
 
-def analyse_uploads(engine: Engine, files: list[UploadedFile]) -> list[tuple[str, str]]:
+def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOADER) -> list[tuple[str, str]]:
     """Analyse every pending file with a progress bar, keep results in the session; returns (name, error) pairs."""
-    todo = pending_jobs(engine, files)
+    todo = pending_jobs(engine, files, key)
     if todo:
         with st.status(f"Analysing {len(todo)} file{'s' if len(todo) > 1 else ''}…", expanded=True) as status:
             bar = st.progress(0.0)
             for i, job in enumerate(todo):
                 analyse_one(engine, job, lambda frac, msg, i=i, name=job.name: bar.progress(
-                    min(1.0, (i + frac) / len(todo)), text=f"{name}: {msg}"))
+                    min(1.0, (i + frac) / len(todo)), text=f"{md_escape(name)}: {public_progress(msg)}"))
             failed = sum(state.upload_error(job.error_key) is not None for job in todo)
             label = f"Analysed {len(todo) - failed} of {len(todo)} file(s) with model {engine.card.version}"
             status.update(label=label, state="error" if failed else "complete", expanded=False)
     return [(f.name, msg) for f in files if (msg := state.upload_error(f.file_id))]
+
+
+def public_progress(message: str) -> str:
+    """A progress line that does not tell this user whether someone else already analysed the same bytes."""
+    return "Done" if message.startswith("Done") else message
 
 
 def analyse_one(engine: Engine, job: Job, progress: Progress) -> None:
@@ -178,6 +213,17 @@ def chips(a: Analysis) -> str:
     return "".join(spans)
 
 
+def render_heading(a: Analysis) -> None:
+    """The track's file name, exactly as uploaded (HTML-escaped, never markdown), and "Forget" when no chip holds it."""
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    with left:
+        st.html(heading_html(a.name))
+    if not state.in_uploader(a.sha256):
+        right.button("Forget this track", key=f"forget-{a.sha256[:16]}", on_click=state.remove_track,
+                     args=(a.sha256,), help="Remove this result from the session (its file is no longer in the "
+                                            "upload box, so there is no chip to remove).")
+
+
 def render_summary(a: Analysis) -> None:
     """Verdict, chips, confidence bars and the audio's quality notes."""
     left, right = st.columns([3, 2], gap="large")
@@ -210,7 +256,9 @@ def render_timeline(a: Analysis) -> int:
     default = list(dict.fromkeys([*a.predicted, *(g for g, _ in a.ranking[:3])]))
     genres = c1.multiselect("Genres", a.labels, default=default, key=f"genres-{a.sha256[:16]}")
     mode = c2.segmented_control("Show", ["probability", "share"], default="probability",
-                                key=f"mode-{a.sha256[:16]}", help="Share stacks the genres normalised to 100 %.")
+                                key=f"mode-{a.sha256[:16]}",
+                                help="Share stacks each chosen genre's part of all ten genres' total; "
+                                     "the grey band is the genres not chosen.")
     index = pick_window(a)
     chart_key = f"timeline-{a.sha256[:16]}"
     fig = charts.window_timeline(a, genres or None, index, "share" if mode == "share" else "lines", a.threshold)
@@ -255,18 +303,20 @@ def page() -> None:
     engine = load_engine()
     if engine is None:
         return
-    for name, message in analyse_uploads(engine, upload_widget()):
-        st.error(f"**{name}**: {message}", icon=":material/error:")
+    key, files = upload_widget()
+    for name, message in analyse_uploads(engine, files, key):
+        st.error(f"**{md_escape(name)}**: {message}", icon=":material/error:")
     tracks = [state.with_threshold(t) for t in state.analysed_tracks()]
     if not tracks:
         st.info("Upload one or more songs to begin. Longer files are analysed window by window; the first "
                 f"{engine.max_duration_s / 60:.0f} minutes of a very long file are used.", icon=":material/upload:")
         return
+    session_controls(tracks)
     if len(tracks) > 1:
         render_compare(tracks)
         st.divider()
     a = state.with_threshold(pick_track(tracks))
-    st.subheader(a.name, anchor=False)
+    render_heading(a)
     render_summary(a)
     index = render_timeline(a)
     render_window(a, index)

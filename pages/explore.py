@@ -14,6 +14,7 @@ import streamlit as st
 
 from app import charts, explain_charts, explain_views, state
 from app.analysis import Analysis
+from app.text import heading_html
 from utils.embedding_map import METHODS, EmbeddingMap
 
 log = logging.getLogger("genre_lens.explore")
@@ -51,7 +52,7 @@ def render_point(key: str, emap: EmbeddingMap, reference: explain_views.Referenc
     shas = [a.sha256 for a in uploads]
     if key in shas:
         a = state.with_threshold(uploads[shas.index(key)])
-        st.markdown(f"#### {a.name}")
+        st.html(heading_html(a.name, 4))  # the name exactly as uploaded, never markdown
         st.caption(f"Your upload · predicted **{a.top_genre}** ({a.probabilities.max():.0%})")
         st.plotly_chart(charts.genre_bars(a.labels, a.probabilities, a.threshold), key="explore-bars")
         vector, exclude = vectors[shas.index(key)], None

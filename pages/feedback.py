@@ -3,58 +3,61 @@
 Thin by design: `utils.feedback.FeedbackStore` stores, `models.retrain.retrain` retrains, and this
 file wires widgets to them. Everything a user typed or uploaded (notes, file names) is shown as
 plain text or in dataframe cells, never as markdown or HTML. Errors end as a friendly message.
+
+Roles (`app.admin_view`): everyone may submit corrections, each recorded with this session's opaque
+id. With an admin token set, only an unlocked admin sees every correction, deletes, retrains and
+promotes; others see the corrections of their own session. Without a token, the local user does all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from app import state
+from app import admin_view, state
 from app.analysis import Analysis
+from app.feedback_views import browse, store
+from app.text import md_escape
 from models.checkpoint import CheckpointError, current_version, read_card
 from utils.audio import AudioError
 from utils.constants import GENRES
-from utils.feedback import MAX_NOTE_CHARS, Correction, FeedbackError, FeedbackStore
-from utils.feedback_db import default_url
+from utils.feedback import MAX_NOTE_CHARS, FeedbackError
 from utils.tables import TableError
 
 log = logging.getLogger("genre_lens.feedback")
 ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]
-_RESULT, _PENDING_DELETE = "gl.fb.retrain_result", "gl.fb.pending_delete"
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
+_RESULT = "gl.fb.retrain_result"
+UPLOADER = "gl.fb.upload"
 
 
 def md(text: Any) -> str:
     """Escape markdown so dynamic text in st.success/st.error/labels shows literally."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
-
-
-@st.cache_resource(show_spinner=False)
-def _open_store(url: str) -> FeedbackStore:
-    """One store (connection pool, schema checked once) per database for the whole server."""
-    return FeedbackStore(url)
-
-
-def store() -> FeedbackStore:
-    """The feedback store of the configured database ($GENRE_LENS_DB_URL or data/feedback.sqlite3)."""
-    return _open_store(default_url())
+    return md_escape(text)
 
 
 # ------------------------------------------------------------------------------------ correcting
+def _on_upload_change(key: str) -> None:
+    """The chip was removed or replaced: its result leaves the session (unless another chip holds it)."""
+    f = st.session_state.get(key)
+    state.uploads_changed(key, {f.file_id} if f is not None else set())
+
+
 def upload_track() -> None:
     """Analyse a file dropped here (once per file) and add it to the session's tracks."""
-    f = st.file_uploader("…or analyse another file here", type=ACCEPTED, key="gl.fb.upload")
+    key = state.uploader_key(UPLOADER)
+    f = st.file_uploader("…or analyse another file here", type=ACCEPTED, key=key, on_change=_on_upload_change,
+                         args=(key,))
     if f is None:
+        state.note_uploads(key, {})
         return
     data = f.getvalue()
-    if state.get_track(hashlib.sha256(data).hexdigest()) is not None:
+    sha = hashlib.sha256(data).hexdigest()
+    state.note_uploads(key, {f.file_id: (sha, f.name)})
+    if state.get_track(sha) is not None:
         return
     try:
         engine = state.get_engine()
@@ -67,17 +70,24 @@ def upload_track() -> None:
     state.add_track(analysis, data)
 
 
+PICK_KEY = "gl.fb.pick_track"
+
+
 def pick_track() -> Analysis | None:
-    """The session track to correct (the one selected on the Analyze page by default)."""
+    """The session track to correct (the one selected on the Analyze page by default).
+
+    Keyed and bound to the session's selection like the Analyze page's picker, so every pick shows
+    at once and the two pages agree on the track.
+    """
     tracks = state.analysed_tracks()
     if not tracks:
         st.info("No analysed track in this session yet: analyse one on the Analyze page or drop a file above.")
         return None
     by_sha = {a.sha256: a for a in reversed(tracks)}  # newest first
-    options = list(by_sha)
     chosen = state.selected_track()
-    index = options.index(chosen.sha256) if chosen is not None and chosen.sha256 in by_sha else 0
-    sha = st.selectbox("Track", options, index=index,
+    st.session_state[PICK_KEY] = chosen.sha256 if chosen is not None and chosen.sha256 in by_sha else next(iter(by_sha))
+    sha = st.selectbox("Track", list(by_sha), key=PICK_KEY,
+                       on_change=lambda: state.select_track(st.session_state[PICK_KEY]),
                        format_func=lambda s: f"{by_sha[s].name} (predicted {' + '.join(by_sha[s].predicted)})")
     return by_sha[sha]
 
@@ -117,84 +127,15 @@ def correction_form(a: Analysis) -> None:
         st.warning("Choose at least one genre.")
         return
     hop, frame = embedder_geometry(a)
-    result = store().add_analysis(a, genres, hop_seconds=hop, frame_seconds=frame, note=note,
-                                  window_start_s=start)  # the store derives the idempotency key
+    result = store().add_analysis(a, genres, hop_seconds=hop, frame_seconds=frame, note=note, window_start_s=start,
+                                  session_id=state.session_id() or None)  # the key includes the session
     c = result.correction
-    if result.created:
-        st.success(f"Stored correction #{c.id}.")
-    else:
+    st.success(f"Stored correction #{c.id}.")  # a double click's second rerun must not hide this
+    if not result.created:
         st.info(f"This correction was already stored as #{c.id}; nothing was added.")
     st.dataframe(pd.DataFrame({"field": ["file", "corrected to", "model said", "about", "note", "model version"],
                                "value": [c.file_name, " + ".join(c.genres), c.predicted, windows.get(start, ""),
                                          c.note or "", c.model_version]}), hide_index=True)
-
-
-# ------------------------------------------------------------------------------------ browsing
-def _date_bounds(items: list[Correction]) -> tuple[date, date]:
-    """First and last day (UTC) with corrections."""
-    days = [c.created_at.date() for c in items]
-    return min(days), max(days)
-
-
-def filtered_corrections(items: list[Correction]) -> list[Correction]:
-    """Filter widgets (genre, model version, date range) and the matching corrections."""
-    c1, c2, c3 = st.columns(3)
-    genre = c1.selectbox("Genre", ["all", *GENRES])
-    versions = sorted({c.model_version for c in items})
-    version = c2.selectbox("Model version", ["all", *versions])
-    first, last = _date_bounds(items)
-    picked = c3.date_input("Date range (UTC)", value=(first, last))
-    days = list(picked) if isinstance(picked, tuple | list) else [picked]
-    since = datetime.combine(days[0], time.min, UTC) if days else None
-    until = datetime.combine(days[-1] + timedelta(days=1), time.min, UTC) if days else None
-    return store().list(genre=None if genre == "all" else genre,
-                        model_version=None if version == "all" else version, since=since, until=until)
-
-
-def corrections_table(items: list[Correction], usage: dict[int, list[str]]) -> None:
-    """The corrections as dataframe cells (text, never markup)."""
-    rows = [{"id": c.id, "created (UTC)": c.created_at.strftime("%Y-%m-%d %H:%M"), "file": c.file_name,
-             "corrected to": " + ".join(c.genres), "model said": c.predicted,
-             "window (s)": "" if c.window_start_s is None else f"{c.window_start_s:g}–{c.window_end_s:g}",
-             "note": c.note or "", "model version": c.model_version, "used by": ", ".join(usage.get(c.id, []))}
-            for c in items]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
-
-
-def delete_controls(items: list[Correction]) -> None:
-    """Pick a correction, then confirm, to delete it."""
-    by_id = {c.id: c for c in items}
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    picked = c1.selectbox("Delete a correction", [None, *by_id], key="gl.fb.delete_pick",
-                          format_func=lambda i: "—" if i is None else f"#{i} {by_id[i].file_name}")
-    if c2.button("Delete…", disabled=picked is None):
-        st.session_state[_PENDING_DELETE] = picked
-    pending = st.session_state.get(_PENDING_DELETE)
-    if pending is None:
-        return
-    st.warning(f"Delete correction #{int(pending)}? This cannot be undone.")
-    yes, no = st.columns(2)
-    if yes.button("Yes, delete it", type="primary"):
-        st.session_state.pop(_PENDING_DELETE, None)
-        gone = store().delete(int(pending))
-        st.toast(f"Deleted correction #{gone.id}.")
-        st.rerun()
-    if no.button("Cancel"):
-        st.session_state.pop(_PENDING_DELETE, None)
-        st.rerun()
-
-
-def browse() -> None:
-    """Stored corrections with filters, CSV export and deletion."""
-    items = store().list()
-    if not items:
-        st.caption("No corrections stored yet.")
-        return
-    shown = filtered_corrections(items)
-    corrections_table(shown, store().usage())
-    st.download_button(f"Export {len(shown)} as CSV", data=store().to_csv(shown),
-                       file_name="genre-lens-corrections.csv", mime="text/csv")
-    delete_controls(shown)
 
 
 # ------------------------------------------------------------------------------------ retraining
@@ -204,9 +145,14 @@ def retrain_section() -> None:
     from utils.tables import load_table, load_tables
 
     root = state.checkpoint_root()
-    version = current_version(root)
+    version = current_version(root)  # read on every rerun: a promotion shows at once
     if version is None:
         st.info("There is no model to retrain yet.")
+        return
+    if not admin_view.is_admin():
+        st.text(f"Current model: {version}.")
+        st.caption("Retraining and promoting a new version change the model for everyone, so they are for "
+                   "the admin (unlock above).")
         return
     card = read_card(root / version)
     usable = [c for c in store().list() if c.embedder_id == card.embedder.get("id")]
@@ -234,6 +180,7 @@ def retrain_section() -> None:
                              force=force, progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=md(m)))
             status.update(label="Retraining finished", state="complete", expanded=False)
         st.session_state[_RESULT] = result.to_dict()
+        st.rerun()  # the sidebar, the counts and this button were drawn before the new version existed
     show_result(st.session_state.get(_RESULT))
 
 
@@ -290,6 +237,7 @@ def page() -> None:
     except FeedbackError as exc:
         st.error(md(exc))
         return
+    admin_view.admin_panel()
     section("Correct a prediction", correct)
     section("Stored corrections", browse)
     section("Retrain", retrain_section)

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, state, version_compare
+from app.text import md_escape
 from models.checkpoint import CURVES_FILE, METRICS_FILE, CheckpointError, ModelCard, read_card, read_json
 
 log = logging.getLogger("genre_lens.metrics")
@@ -23,16 +24,19 @@ HIDDEN_TRAINING_KEYS = {"val_tracks"}  # long lists that belong in the JSON, not
 
 
 def pick_version() -> str | None:
-    """Version whose metrics to show (picker only when several exist); None when there is no model."""
-    versions = state.available_versions()
-    if not versions:
-        return None
-    active = state.active_version()
-    if len(versions) == 1:
-        return versions[0]
-    options = list(reversed(versions))
-    return st.selectbox("Model version", options, index=options.index(active) if active in options else 0,
-                        help="Browse any version's metrics; the sidebar picks the one used for analysis.")
+    """Version whose metrics to show: the session's model choice, the same one the sidebar shows and
+    sets (picking here picks for analysis too); None when there is no model."""
+    return state.version_select("gl.metrics_version_pick",
+                                help="The same choice as the sidebar's: the version picked here also analyses "
+                                     "your uploads.")
+
+
+def current_line(card: ModelCard) -> str:
+    """Whether this version is the current default, read from CURRENT now (a card's notes may be older)."""
+    current = state.current_model_version()
+    if card.version == current:
+        return f"{card.version} is the current default model."
+    return f"{card.version} is not the current default; the current default is {current}."
 
 
 def render_card(card: ModelCard) -> None:
@@ -62,8 +66,10 @@ def render_card(card: ModelCard) -> None:
                   help=f"data: {training.get('data', '?')}, validation tracks: {training.get('n_val_tracks', '?')}")
         c4.metric("Validation accuracy", val_text,
                   help=f"best epoch {training.get('best_epoch', '?')}; the checkpoint kept is the best on validation")
+    st.markdown(f"**{md_escape(current_line(card))}**")
     if card.notes:
-        st.caption(card.notes)
+        st.caption(f"Notes written when {md_escape(card.version)} was built (the line above is what holds now): "
+                   f"{md_escape(card.notes)}")
     with st.expander("Model card details: embedder, classifier and training hyper-parameters"):
         left, right = st.columns(2)
         left.markdown("**Embedder**")
@@ -155,7 +161,7 @@ def render_versions() -> None:
     if len(metrics) < 2:
         return
     st.subheader("All versions side by side", anchor=False)
-    st.dataframe(version_compare.headline_table(metrics, state.current_version(root)), hide_index=True)
+    st.dataframe(version_compare.headline_table(metrics, state.current_model_version()), hide_index=True)
     st.plotly_chart(version_compare.recall_figure(metrics), key="versions-recall")
     st.caption("Each version's own test report. Versions evaluated on different test tables (see 'test tracks') "
                "are not directly comparable.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -65,13 +66,18 @@ def test_genre_bars_sorted_with_threshold_and_faded_losers() -> None:
 def test_window_timeline_plots_chosen_genres_at_window_centres(mode: str) -> None:
     a = fake_analysis()
     fig = charts.window_timeline(a, ["jazz", "rock"], selected=1, mode=mode, threshold=0.5)
-    assert [t.name for t in fig.data] == ["jazz", "rock"]
+    assert [t.name for t in fig.data][:2] == ["jazz", "rock"]
     assert list(fig.data[0].x) == [7.5, 12.5, 17.5, 22.5]
     assert fig.data[1].line.color == charts.GENRE_COLORS["rock"]
     rect = [s for s in shapes_of(fig) if s.type == "rect"]
     assert (rect[0].x0, rect[0].x1) == (5.0, 20.0)
-    if mode == "share":
-        assert fig.data[0].groupnorm == "percent"
+    if mode == "share":  # shares of all ten genres, never of the chosen ones only
+        probs = a.window_probabilities
+        jazz = 100 * probs[:, GENRES.index("jazz")] / probs.sum(axis=1)
+        np.testing.assert_allclose(fig.data[0].y, jazz)
+        assert fig.data[2].name == "other 8 genres" and not fig.data[0].groupnorm
+        np.testing.assert_allclose(np.sum([t.y for t in fig.data], axis=0), 100.0)
+        assert "all ten" in fig.layout.yaxis.title.text
 
 
 def test_window_timeline_defaults_to_the_top_three() -> None:
@@ -100,6 +106,38 @@ def test_spectrogram_without_selection_and_single_window() -> None:
     assert not fig.layout.annotations
     assert len(a.windows) == 1
     charts.window_timeline(a, selected=0)
+
+
+@pytest.mark.parametrize("duration", [30.0, 120.0, 600.0])
+def test_slice_labels_never_overlap(duration: float) -> None:
+    a = fake_analysis(duration=duration)
+    fig = charts.spectrogram(a, selected=len(a.windows) // 2)
+    notes = sorted(fig.layout.annotations, key=lambda n: n.x)
+    px_per_s = charts.PLOT_WIDTH_PX / duration
+    spans = [(n.x * px_per_s - len(n.text) * charts.LABEL_CHAR_PX / 2,
+              n.x * px_per_s + len(n.text) * charts.LABEL_CHAR_PX / 2) for n in notes]
+    assert all(left[1] <= right[0] for left, right in itertools.pairwise(spans)), [n.text for n in notes]
+    w = a.windows[len(a.windows) // 2]
+    for att in w.attention:  # every slice's attention is still said
+        assert any(f"{att:.0%}" in n.text for n in notes)
+    if duration == 30.0:
+        assert [n.text.split(":")[0] for n in notes] == ["slice 1", "slice 2", "slice 3"]
+    if duration == 600.0:
+        assert len(notes) == 1
+
+
+def test_probability_heatmaps_have_percent_colour_bars() -> None:
+    a = fake_analysis()
+    for fig in (charts.compare_heatmap([a]), charts.slice_heatmap(a.windows[0], a.labels)):
+        assert "(%)" in fig.layout.title.text and fig.data[0].colorbar.tickformat == ".0%"
+
+
+def test_hostile_names_are_plotly_text_not_markup() -> None:
+    name = "bob <b>&amp; 'co' <img src=x onerror=alert(1)>.flac"
+    fig = charts.compare_heatmap([fake_analysis(seed=1, name=name), fake_analysis(seed=2, name=name)])
+    ticks = list(fig.layout.yaxis.ticktext)
+    assert len(ticks) == 2 and list(fig.data[0].y) == [0, 1]  # two rows although the names are equal
+    assert "<" not in ticks[0] and "&amp;amp;" in ticks[0] and "&lt;img" in ticks[0]
 
 
 def test_long_track_draws_only_the_selected_windows_slice_lines() -> None:
@@ -139,7 +177,7 @@ def test_compare_table_and_heatmap() -> None:
     assert table.loc[0, "top genre"] == tracks[0].top_genre
     fig = charts.compare_heatmap(tracks)
     assert np.asarray(fig.data[0].z).shape == (2, C)
-    assert all(len(n) <= 31 for n in fig.data[0].y)
+    assert all(len(n) <= 31 for n in fig.layout.yaxis.ticktext)
     assert charts.compare_table([], 0.5).empty
     charts.compare_heatmap([])
 

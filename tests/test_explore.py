@@ -100,6 +100,25 @@ def test_map_figure_has_genres_uploads_and_hover_data(split) -> None:
     assert list(blues.customdata[0]) == [emap.track_ids[0], "blues", "rock"]
     assert "diamond" in blues.marker.symbol  # blues predicted as rock: marked wrong
     assert fig.data[names.index("your tracks")].customdata[0][0] == "abc"
+    # the legend: every genre a plain circle (the data traces stay out of it), one diamond for "wrong"
+    legend = [t for t in fig.data if t.showlegend is not False]
+    genre_entries = [t for t in legend if t.name in set(emap.genres)]
+    assert len(genre_entries) == 10 and all(t.marker.symbol == "circle" for t in genre_entries)
+    assert all(t.legendgroup == t.name for t in genre_entries)
+    assert any(t.name == "predicted wrong" and t.marker.symbol == "diamond" for t in legend)
+    uploads = fig.data[names.index("your tracks")]
+    assert uploads.cliponaxis is False  # labels near the edge draw past it instead of being cut
+    assert fig.layout.yaxis.range[1] > max(emap.coords[:, 1].max(), 1.0)  # room above the top point
+
+
+def test_map_draws_hostile_upload_names_as_text(split) -> None:
+    reference, _ = split
+    emap = build_map(track_means(reference), "PCA")
+    name = "x <b>bold</b> &amp;.wav"
+    fig = embedding_map(emap, {}, [PlacedTrack("k", name, "jazz", (0.0, 0.0))])
+    up = next(t for t in fig.data if t.name == "your tracks")
+    assert list(up.text) == ["x &lt;b&gt;bold&lt;/b&gt; &amp;amp;.wav"]  # plotly decodes it back to the name
+    assert up.customdata[0][1] == "x &lt;b&gt;bold&lt;/b&gt; &amp;amp;.wav"
 
 
 def test_reference_table_comes_from_the_card_or_the_environment(tmp_path: Path, monkeypatch) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, func, literal, select
+from sqlalchemy import and_, delete, false, func, literal, select
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
@@ -81,6 +81,7 @@ class Correction:
     window_end_s: float | None
     note: str | None
     created_at: datetime
+    session_id: str | None = None  # opaque id of the browser session that submitted it; None: CLI / before v3
 
     @property
     def predicted(self) -> str:
@@ -95,7 +96,7 @@ class Correction:
             "window_start_s": self.window_start_s, "window_end_s": self.window_end_s, "note": self.note,
             "model_version": self.model_version, "model_id": self.model_id, "embedder_id": self.embedder_id,
             "audio_sha256": self.audio_sha256, "probabilities": json.dumps(self.probabilities),
-            "idempotency_key": self.idempotency_key,
+            "idempotency_key": self.idempotency_key, "session_id": self.session_id,
         }
 
 
@@ -172,11 +173,27 @@ def _short_text(value: str, what: str, limit: int = 200) -> str:
     return value
 
 
-def idempotency_key(audio_sha256: str, genres: Iterable[str], note: str | None, window_start_s: float | None) -> str:
-    """Key of a submission: the same audio, genres, note and window give the same key (one stored row)."""
+def idempotency_key(audio_sha256: str, genres: Iterable[str], note: str | None, window_start_s: float | None,
+                    session_id: str | None = None) -> str:
+    """Key of a submission: the same audio, genres, note and window give the same key (one stored row).
+
+    With a session, the session is part of the key: two users sending the same correction get a row
+    each, and neither is told about (or shown) the other's.
+    """
     start = None if window_start_s is None else round(float(window_start_s), 3)
-    payload = json.dumps([audio_sha256, sorted(validate_genres(genres)), validate_note(note), start])
-    return "auto-" + hashlib.sha256(payload.encode()).hexdigest()
+    fields: list[Any] = [audio_sha256, sorted(validate_genres(genres)), validate_note(note), start]
+    if session_id:
+        fields.append(session_id)
+    return "auto-" + hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+
+def validate_session(session_id: str | None) -> str | None:
+    """An opaque session id (1-64 characters of [A-Za-z0-9_-]) or None."""
+    if session_id is None or session_id == "":
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(session_id)):
+        raise FeedbackError("A session id must be 1-64 letters, digits, '-' or '_'.")
+    return str(session_id)
 
 
 # ------------------------------------------------------------------------------------ blobs
@@ -221,7 +238,7 @@ def _correction(r: RowMapping) -> Correction:
         file_name=r["file_name"], model_id=r["model_id"], model_version=r["model_version"],
         embedder_id=r["embedder_id"], probabilities=json.loads(r["probabilities"]),
         genres=tuple(r["genres"].split("|")), window_start_s=r["window_start_s"], window_end_s=r["window_end_s"],
-        note=r["note"], created_at=_utc(r["created_at"]),
+        note=r["note"], created_at=_utc(r["created_at"]), session_id=r.get("session_id"),
     )
 
 
@@ -269,18 +286,24 @@ class FeedbackStore:
         self, *, audio_sha256: str, file_name: str | None, model_id: str, model_version: str, embedder_id: str,
         probabilities: Mapping[str, float] | Sequence[float] | np.ndarray, genres: Iterable[str] | str,
         window_start_s: float | None = None, window_end_s: float | None = None, note: str | None = None,
-        key: str | None = None, embeddings: SliceEmbeddings | None = None,
+        key: str | None = None, embeddings: SliceEmbeddings | None = None, session_id: str | None = None,
     ) -> AddResult:
-        """Store one correction (and the audio's embeddings, once); an identical resubmission returns the first."""
+        """Store one correction (and the audio's embeddings, once); an identical resubmission returns the first.
+
+        `session_id` records who submitted it (an opaque id, never anything personal); a resubmission
+        under another session's key is refused rather than answered with that session's row.
+        """
         sha = str(audio_sha256).lower()
         if not _SHA256.match(sha):
             raise FeedbackError("The audio fingerprint must be a 64-character hex sha256.")
         chosen = validate_genres(genres)
         text_note = validate_note(note)
         start, end = validate_window(window_start_s, window_end_s)
+        session = validate_session(session_id)
         values = {
             "idempotency_key": _short_text(key, "idempotency key", MAX_KEY_CHARS) if key
-            else idempotency_key(sha, chosen, text_note, start),
+            else idempotency_key(sha, chosen, text_note, start, session),
+            "session_id": session,
             "audio_sha256": sha, "file_name": safe_display_name(file_name),
             "model_id": _short_text(model_id, "model id"), "model_version": _short_text(model_version, "model version"),
             "embedder_id": _short_text(embedder_id, "embedder id"),
@@ -298,8 +321,8 @@ class FeedbackStore:
                 corrections.c.idempotency_key == values["idempotency_key"])).mappings().first()
             if found is not None:
                 existing = _correction(found)
-                same = (existing.audio_sha256, existing.genres, existing.note, existing.window_start_s) == (
-                    sha, chosen, text_note, start)
+                same = (existing.audio_sha256, existing.genres, existing.note, existing.window_start_s,
+                        existing.session_id) == (sha, chosen, text_note, start, session)
                 if not same:
                     raise FeedbackError("This idempotency key was already used for a different correction.")
                 return AddResult(existing, created=False)
@@ -320,6 +343,7 @@ class FeedbackStore:
     def add_analysis(
         self, analysis: Any, genres: Iterable[str] | str, *, hop_seconds: float, frame_seconds: float,
         note: str | None = None, window_start_s: float | None = None, key: str | None = None,
+        session_id: str | None = None,
     ) -> AddResult:
         """Store a correction of an engine `Analysis`, with its slice embeddings (hop/frame of the embedder)."""
         embedder_id = str(analysis.model.get("embedder", ""))
@@ -331,7 +355,7 @@ class FeedbackStore:
             audio_sha256=analysis.sha256, file_name=analysis.name, model_id=str(analysis.model.get("id", "")),
             model_version=str(analysis.model.get("version", "")), embedder_id=embedder_id,
             probabilities=analysis.probabilities, genres=genres, window_start_s=window_start_s, note=note,
-            key=key, embeddings=embeddings,
+            key=key, embeddings=embeddings, session_id=session_id,
         )
 
     @staticmethod
@@ -390,10 +414,13 @@ class FeedbackStore:
 
     def list(
         self, genre: str | None = None, model_version: str | None = None,
-        since: datetime | None = None, until: datetime | None = None,
+        since: datetime | None = None, until: datetime | None = None, session_id: str | None = None,
     ) -> list[Correction]:
-        """Corrections, oldest first, filtered by corrected genre, model version and [since, until)."""
+        """Corrections, oldest first, filtered by corrected genre, model version, [since, until) and session."""
         q = select(corrections).order_by(corrections.c.id)
+        if session_id is not None:  # "" or a bad id match nothing, never the session-less (CLI) rows
+            sid = validate_session(session_id) if session_id else None
+            q = q.where(corrections.c.session_id == sid) if sid else q.where(false())
         if genre:
             g = validate_genres(genre)[0]
             q = q.where((literal("|") + corrections.c.genres + literal("|")).like(f"%|{g}|%"))
@@ -443,7 +470,8 @@ class FeedbackStore:
         buf = io.StringIO()
         fields = [
             "id", "created_at", "file_name", "genres", "predicted", "window_start_s", "window_end_s", "note",
-            "model_version", "model_id", "embedder_id", "audio_sha256", "probabilities", "idempotency_key"]
+            "model_version", "model_id", "embedder_id", "audio_sha256", "probabilities", "idempotency_key",
+            "session_id"]
         writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for r in rows:

@@ -44,7 +44,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 DB_URL_ENV = "GENRE_LENS_DB_URL"
 DATA_DIR_ENV = "GENRE_LENS_DATA"
@@ -113,6 +113,7 @@ corrections = Table(
     Column("window_start_s", Float, nullable=True),  # v2
     Column("window_end_s", Float, nullable=True),  # v2
     Column("note", Text, nullable=True),  # v2
+    Column("session_id", String(64), nullable=True, index=True),  # v3: opaque id of the submitting session
 )
 
 correction_usage = Table(  # v2: which model versions were trained with which corrections
@@ -166,9 +167,16 @@ def _migrate_to_v2(conn: Connection) -> None:
     correction_usage.create(conn)
 
 
+def _migrate_to_v3(conn: Connection) -> None:
+    """v3: the opaque id of the browser session that submitted a correction (NULL: CLI or older rows)."""
+    conn.execute(text("ALTER TABLE corrections ADD COLUMN session_id VARCHAR(64)"))
+    conn.execute(text("CREATE INDEX ix_corrections_session_id ON corrections (session_id)"))
+
+
 MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
     1: ("corrections, slice embeddings", _migrate_to_v1),
     2: ("correction window and note; correction usage", _migrate_to_v2),
+    3: ("the submitting session of each correction", _migrate_to_v3),
 }
 
 

@@ -1,0 +1,113 @@
+"""The Feedback page's shared pieces: the feedback store handle and the stored-corrections browser.
+
+Split out of pages/feedback.py to keep the page short. What a session may see follows its role
+(`app.admin_view`): the admin (or the local user when no token is set) sees and deletes every
+correction; anyone else sees only the corrections their own session made. Text is shown in
+dataframe cells and plain text, never as markup.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from app import admin_view, state
+from utils.constants import GENRES
+from utils.feedback import Correction, FeedbackStore
+from utils.feedback_db import default_url
+
+_PENDING_DELETE = "gl.fb.pending_delete"
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(url: str) -> FeedbackStore:
+    """One store (connection pool, schema checked once) per database for the whole server."""
+    return FeedbackStore(url)
+
+
+def store() -> FeedbackStore:
+    """The feedback store of the configured database ($GENRE_LENS_DB_URL or data/feedback.sqlite3)."""
+    return _open_store(default_url())
+
+
+# ------------------------------------------------------------------------------------ browsing
+def _date_bounds(items: list[Correction]) -> tuple[date, date]:
+    """First and last day (UTC) with corrections."""
+    days = [c.created_at.date() for c in items]
+    return min(days), max(days)
+
+
+def visible_session() -> str | None:
+    """Whose corrections this session may see: None = everyone's (admin), else its own session id."""
+    return None if admin_view.is_admin() else state.session_id()
+
+
+def filtered_corrections(items: list[Correction]) -> list[Correction]:
+    """Filter widgets (genre, model version, date range) and the matching corrections."""
+    c1, c2, c3 = st.columns(3)
+    genre = c1.selectbox("Genre", ["all", *GENRES])
+    versions = sorted({c.model_version for c in items})
+    version = c2.selectbox("Model version", ["all", *versions])
+    first, last = _date_bounds(items)
+    picked = c3.date_input("Date range (UTC)", value=(first, last))
+    days = list(picked) if isinstance(picked, tuple | list) else [picked]
+    since = datetime.combine(days[0], time.min, UTC) if days else None
+    until = datetime.combine(days[-1] + timedelta(days=1), time.min, UTC) if days else None
+    return store().list(genre=None if genre == "all" else genre, model_version=None if version == "all" else version,
+                        since=since, until=until, session_id=visible_session())
+
+
+def corrections_table(items: list[Correction], usage: dict[int, list[str]]) -> None:
+    """The corrections as dataframe cells (text, never markup); the admin also sees each one's session."""
+    with_session = admin_view.enabled() and admin_view.is_admin()
+    rows = [{"id": c.id, "created (UTC)": c.created_at.strftime("%Y-%m-%d %H:%M"), "file": c.file_name,
+             "corrected to": " + ".join(c.genres), "model said": c.predicted,
+             "window (s)": "" if c.window_start_s is None else f"{c.window_start_s:g}–{c.window_end_s:g}",
+             "note": c.note or "", "model version": c.model_version, "used by": ", ".join(usage.get(c.id, []))}
+            | ({"session": (c.session_id or "local")[:8]} if with_session else {})
+            for c in items]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def delete_controls(items: list[Correction]) -> None:
+    """Pick a correction, then confirm, to delete it."""
+    by_id = {c.id: c for c in items}
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    picked = c1.selectbox("Delete a correction", [None, *by_id], key="gl.fb.delete_pick",
+                          format_func=lambda i: "—" if i is None else f"#{i} {by_id[i].file_name}")
+    if c2.button("Delete…", disabled=picked is None):
+        st.session_state[_PENDING_DELETE] = picked
+    pending = st.session_state.get(_PENDING_DELETE)
+    if pending is None:
+        return
+    st.warning(f"Delete correction #{int(pending)}? This cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete it", type="primary"):
+        st.session_state.pop(_PENDING_DELETE, None)
+        if not admin_view.is_admin():  # locked since the confirmation was asked for
+            st.rerun()
+        gone = store().delete(int(pending))
+        st.toast(f"Deleted correction #{gone.id}.")
+        st.rerun()
+    if no.button("Cancel"):
+        st.session_state.pop(_PENDING_DELETE, None)
+        st.rerun()
+
+
+def browse() -> None:
+    """Stored corrections with filters and CSV export; deletion for the admin."""
+    items = store().list(session_id=visible_session())
+    if not items:
+        st.caption("No corrections stored yet." if visible_session() is None
+                   else "You have not stored a correction in this session yet.")
+        return
+    if visible_session() is not None:
+        st.caption("These are the corrections made in this browser session; the admin sees everyone's.")
+    shown = filtered_corrections(items)
+    corrections_table(shown, store().usage())
+    st.download_button(f"Export {len(shown)} as CSV", data=store().to_csv(shown),
+                       file_name="genre-lens-corrections.csv", mime="text/csv")
+    if admin_view.is_admin():
+        delete_controls(shown)

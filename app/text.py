@@ -1,0 +1,41 @@
+"""User text (file names, notes) made safe for each place it is drawn, without changing a character.
+
+A file name is whatever the uploader chose: `bob <b>&amp; 'co' <img src=x onerror=alert(1)>.flac`
+must appear exactly like that. Markdown would turn `*x*` into italics and `&amp;` into `&`,
+plotly reads `<b>` and entities in its labels, and HTML would run the `<img>`. Each helper here
+encodes for one of those so the reader sees the literal characters. No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character CommonMark can escape
+
+
+def md_escape(text: object) -> str:
+    """Backslash-escape every ASCII punctuation character so markdown shows `text` literally.
+
+    Streamlit also expands emoji short codes (`:smile:`) after parsing; escaping cannot stop that,
+    so names are drawn with `html_text` or as plain widgets/cells where exactness matters.
+    """
+    return _MD_PUNCTUATION.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def plotly_text(text: object) -> str:
+    """Text for plotly labels, titles and hover: plotly parses a little HTML (`<b>`, `&amp;`), so encode it."""
+    return html.escape(str(text), quote=False)
+
+
+def html_text(text: object) -> str:
+    """Text for an HTML fragment: every markup character as an entity, quotes included."""
+    return html.escape(str(text), quote=True)
+
+
+def heading_html(text: object, level: int = 3) -> str:
+    """An HTML heading whose visible text is exactly `text` (for `st.html`)."""
+    level = min(max(int(level), 1), 6)
+    size = {1: 2.5, 2: 2.0, 3: 1.6, 4: 1.3}.get(level, 1.1)  # Streamlit's heading scale (st.html has none)
+    style = f"margin:0.4rem 0 0.2rem 0;font-size:{size}rem;font-weight:600;line-height:1.25;overflow-wrap:anywhere"
+    return f'<h{level} style="{style}">{html_text(text)}</h{level}>'
