@@ -37,7 +37,7 @@ def test_a_promotion_shows_on_every_page_at_the_next_rerun(tmp_path: Path, monke
     for name in ("train.npz", "test.npz"):
         (tmp_path / name).write_bytes(b"")
 
-    def fake_retrain(store_, table, test, *, root, **kwargs) -> RetrainResult:  # what a promoting retrain leaves
+    def fake_retrain(store_, table, valid, *, root, **kwargs) -> RetrainResult:  # what a promoting retrain leaves
         folder = make_test_bundle(root, version="base-r1", metrics=False)
         ids = [c.id for c in store_.list()]
         store_.mark_used("base-r1", ids)
@@ -49,9 +49,11 @@ def test_a_promotion_shows_on_every_page_at_the_next_rerun(tmp_path: Path, monke
     monkeypatch.setenv("GENRE_LENS_DEVICE", "cpu")
     monkeypatch.setenv(feedback_db.DB_URL_ENV, url)
     monkeypatch.delenv(ADMIN_TOKEN_ENV, raising=False)
-    monkeypatch.setattr(retrain_module, "default_tables", lambda card: (tmp_path / "train.npz", tmp_path / "test.npz"))
+    monkeypatch.setattr(retrain_module, "default_tables", lambda card: ([tmp_path / "train.npz"], None))
+    monkeypatch.setattr(retrain_module, "test_table_of", lambda card: tmp_path / "test.npz")
     monkeypatch.setattr(retrain_module, "retrain", fake_retrain)
     monkeypatch.setattr(tables_module, "load_table", lambda path: None)
+    monkeypatch.setattr(tables_module, "load_tables", lambda paths: None)
 
     at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
     at.switch_page("../pages/feedback.py").run()
