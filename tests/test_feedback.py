@@ -114,6 +114,8 @@ def test_fields_validation_and_hostile_input(store: FeedbackStore) -> None:
         submit(store, note="bell \x07 and \x1b[31m escape")
     with pytest.raises(FeedbackError, match="window"):
         submit(store, window=-5)
+    with pytest.raises(FeedbackError, match="idempotency key contains control characters"):
+        submit(store, key="nul\x00inside")  # PostgreSQL text cannot hold it: a clear error, not a driver one
     assert store.count() == 0
     assert submit(store, audio="max", note="y" * MAX_NOTE_CHARS).correction.note == "y" * MAX_NOTE_CHARS
 
