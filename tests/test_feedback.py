@@ -102,6 +102,17 @@ def test_embeddings_are_stored_once_per_audio_and_round_trip(store: FeedbackStor
     store.delete(store.list()[0].id)  # last user gone: the embeddings go too
     assert store.embeddings(sha("a"), EMBEDDER) is None and store.count() == 0
 
+    # a 10-minute track of 512-d OpenL3 frames (120 slices x 50 frames, 12 MB): a BLOB / BYTEA, bit-exact
+    big = np.random.default_rng(7).normal(0, 1, (120, 50, 512)).astype(np.float32)
+    big[0, 0, :3] = [np.float32(1e-45), np.float32(-0.0), np.finfo(np.float32).max]  # subnormal, -0, max
+    openl3 = "openl3/mel128/music/512"
+    store.add(audio_sha256=sha("long"), file_name="long.flac", model_id="o@1", model_version="o", embedder_id=openl3,
+              probabilities=np.full(10, 0.1), genres="rock",
+              embeddings=SliceEmbeddings(sha("long"), openl3, big, np.arange(120) * 5.0, 0.1, 1.0))
+    back = store.embeddings(sha("long"), openl3)
+    assert back.embeddings.tobytes() == big.tobytes() and back.embeddings.shape == big.shape
+    assert back.slice_starts[-1] == 595.0 and (back.hop_seconds, back.frame_seconds) == (0.1, 1.0)
+
 
 def test_fields_validation_and_hostile_input(store: FeedbackStore) -> None:
     with pytest.raises(FeedbackError, match="Unknown genre 'polka'"):
