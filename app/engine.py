@@ -23,6 +23,7 @@ from app.analysis import Analysis, WindowResult
 from models.checkpoint import DEFAULT_ROOT, load_bundle, resolve_bundle, sha256_file
 from models.embedder import Embedder, build_embedder
 from models.predict import combine_windows, predict_windows
+from utils.analysis_gate import analysis_slot
 from utils.audio import DecodedAudio, load_audio, safe_display_name
 from utils.constants import DEFAULT_THRESHOLD, SLICE_S, WINDOW_S
 from utils.spectrogram import display_spectrogram
@@ -105,17 +106,18 @@ class Engine:
                 self._cache.move_to_end(key)
                 report(1.0, "Done (cached)")
                 return replace(self._cache[key], name=name)
-        t0 = time.perf_counter()
-        report(0.0, "Decoding audio")
-        decoded = load_audio(
-            source,
-            self.embedder.sample_rate,
-            filename=filename,
-            max_duration_s=self.max_duration_s,
-            pad_to_s=WINDOW_S,
-        )
-        t_decode = time.perf_counter() - t0
-        analysis = self.analyze_decoded(decoded, name, report, t_decode)
+        with analysis_slot(lambda message: report(0.0, message)):  # bursts queue, first come first served
+            t0 = time.perf_counter()
+            report(0.0, "Decoding audio")
+            decoded = load_audio(
+                source,
+                self.embedder.sample_rate,
+                filename=filename,
+                max_duration_s=self.max_duration_s,
+                pad_to_s=WINDOW_S,
+            )
+            t_decode = time.perf_counter() - t0
+            analysis = self.analyze_decoded(decoded, name, report, t_decode)
         with self._cache_lock:
             self._cache[key] = replace(analysis, name="")  # model outputs only: no session's name
             while len(self._cache) > self._cache_size:

@@ -10,6 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from tests.postgres import db_url, postgres_server, postgres_url  # noqa: F401  (fixtures for every test module)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 

@@ -1,4 +1,7 @@
-"""The feedback store: validation, idempotency, concurrency, migrations, the CLI and the Streamlit page."""
+"""The feedback store on SQLite and PostgreSQL: validation, idempotency, deletes, embeddings, export, the CLI, the page.
+
+Concurrency and migrations are in tests/test_feedback_db.py.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +9,16 @@ import csv
 import hashlib
 import io
 import json
-import sqlite3
-import subprocess
-import sys
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import inspect
 
 from tests.conftest import ROOT
 from tests.test_retrain import FRAME, HOP, random_bundle
 from utils import feedback_db
-from utils.constants import GENRES
 from utils.feedback import MAX_NOTE_CHARS, FeedbackError, FeedbackStore, SliceEmbeddings, idempotency_key
-from utils.feedback_db import SCHEMA_VERSION, metadata
 
 EMBEDDER = "musicnn-msd/taggram/v1"
 
@@ -48,8 +43,9 @@ def submit(store: FeedbackStore, audio: str = "a", genres=("jazz",), note: str |
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> FeedbackStore:
-    s = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.sqlite3'}")
+def store(db_url: str) -> FeedbackStore:
+    """An empty store on each backend (SQLite file, PostgreSQL database)."""
+    s = FeedbackStore(db_url)
     yield s
     s.close()
 
@@ -106,6 +102,17 @@ def test_embeddings_are_stored_once_per_audio_and_round_trip(store: FeedbackStor
     store.delete(store.list()[0].id)  # last user gone: the embeddings go too
     assert store.embeddings(sha("a"), EMBEDDER) is None and store.count() == 0
 
+    # a 10-minute track of 512-d OpenL3 frames (120 slices x 50 frames, 12 MB): a BLOB / BYTEA, bit-exact
+    big = np.random.default_rng(7).normal(0, 1, (120, 50, 512)).astype(np.float32)
+    big[0, 0, :3] = [np.float32(1e-45), np.float32(-0.0), np.finfo(np.float32).max]  # subnormal, -0, max
+    openl3 = "openl3/mel128/music/512"
+    store.add(audio_sha256=sha("long"), file_name="long.flac", model_id="o@1", model_version="o", embedder_id=openl3,
+              probabilities=np.full(10, 0.1), genres="rock",
+              embeddings=SliceEmbeddings(sha("long"), openl3, big, np.arange(120) * 5.0, 0.1, 1.0))
+    back = store.embeddings(sha("long"), openl3)
+    assert back.embeddings.tobytes() == big.tobytes() and back.embeddings.shape == big.shape
+    assert back.slice_starts[-1] == 595.0 and (back.hop_seconds, back.frame_seconds) == (0.1, 1.0)
+
 
 def test_fields_validation_and_hostile_input(store: FeedbackStore) -> None:
     with pytest.raises(FeedbackError, match="Unknown genre 'polka'"):
@@ -118,6 +125,8 @@ def test_fields_validation_and_hostile_input(store: FeedbackStore) -> None:
         submit(store, note="bell \x07 and \x1b[31m escape")
     with pytest.raises(FeedbackError, match="window"):
         submit(store, window=-5)
+    with pytest.raises(FeedbackError, match="idempotency key contains control characters"):
+        submit(store, key="nul\x00inside")  # PostgreSQL text cannot hold it: a clear error, not a driver one
     assert store.count() == 0
     assert submit(store, audio="max", note="y" * MAX_NOTE_CHARS).correction.note == "y" * MAX_NOTE_CHARS
 
@@ -160,131 +169,6 @@ def test_filters_usage_and_csv_export(store: FeedbackStore, tmp_path: Path) -> N
     assert rows[1]["note"] == "'@SUM(A1)" and rows[1]["file_name"] == "'-cmd.wav"  # no formula injection
 
 
-# ------------------------------------------------------------------------------------ concurrency
-WORKER = """
-import hashlib, os, sys, time
-import numpy as np
-sys.path.insert(0, {root!r})
-from utils import feedback_db
-from utils.feedback import FeedbackStore, SliceEmbeddings
-
-url, go, who, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-while not os.path.exists(go):
-    time.sleep(0.002)
-store = FeedbackStore(url)
-for i in range(n):
-    h = hashlib.sha256(f"shared-{{i % 5}}".encode()).hexdigest()
-    emb = SliceEmbeddings(h, {embedder!r}, np.zeros((6, 3, 50), np.float32), np.arange(6) * 5.0, 0.976, 2.992)
-    for _ in range(2):  # a double click: stored once
-        store.add(audio_sha256=h, file_name="song.wav", model_id="base@0123456789ab", model_version="base",
-                  embedder_id={embedder!r}, probabilities=np.full(10, 0.1), genres=["jazz"],
-                  note=f"{{who}} #{{i}}", embeddings=emb)
-print("retries", feedback_db.stats["retries"])
-"""
-
-
-def test_threads_and_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'busy.sqlite3'}"  # fresh: the schema migration races too
-    go, n, n_threads, n_procs = tmp_path / "go", 25, 4, 3
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER.format(root=str(ROOT), embedder=EMBEDDER))
-    procs = [subprocess.Popen([sys.executable, str(script), url, str(go), f"proc{p}", str(n)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in range(n_procs)]
-    errors: list[BaseException] = []
-    ready = threading.Barrier(n_threads + 1)
-
-    def thread_worker(who: str) -> None:
-        try:
-            ready.wait()
-            s = FeedbackStore(url)
-            for i in range(n):
-                submit(s, audio=f"shared-{i % 5}", note=f"{who} #{i}")
-                submit(s, audio=f"shared-{i % 5}", note=f"{who} #{i}")
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=thread_worker, args=(f"thread{t}",)) for t in range(n_threads)]
-    for t in threads:
-        t.start()
-    time.sleep(1.0)  # let the processes import and wait on the start file
-    go.touch()
-    ready.wait()
-    for t in threads:
-        t.join(120)
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert not errors, errors
-    for p, (_out, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err
-        assert "locked" not in err.lower()
-    store = FeedbackStore(url)
-    assert store.count() == (n_threads + n_procs) * n
-    notes = [c.note for c in store.list()]
-    assert len(set(notes)) == len(notes) == (n_threads + n_procs) * n
-    with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT count(*) FROM slice_embeddings").scalar() == 5
-        assert conn.exec_driver_sql("SELECT count(*) FROM schema_version").scalar() == SCHEMA_VERSION
-    retries = [int(out.split()[-1]) for out, _ in outputs]
-    print(f"rows {store.count()}, retries in processes {retries}, in threads {feedback_db.stats['retries']}")
-
-
-# ------------------------------------------------------------------------------------ migrations
-V1_SCHEMA = """
-CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at DATETIME NOT NULL,
-    description VARCHAR(200) NOT NULL, PRIMARY KEY (version));
-CREATE TABLE slice_embeddings (id INTEGER NOT NULL, audio_sha256 VARCHAR(64) NOT NULL,
-    embedder_id VARCHAR(200) NOT NULL, data BLOB NOT NULL, shape VARCHAR(100) NOT NULL, dtype VARCHAR(20) NOT NULL,
-    slice_starts TEXT NOT NULL, hop_seconds FLOAT NOT NULL, frame_seconds FLOAT NOT NULL,
-    created_at DATETIME NOT NULL, PRIMARY KEY (id),
-    CONSTRAINT uq_slice_embeddings_audio_embedder UNIQUE (audio_sha256, embedder_id));
-CREATE TABLE corrections (id INTEGER NOT NULL, idempotency_key VARCHAR(200) NOT NULL,
-    audio_sha256 VARCHAR(64) NOT NULL, file_name VARCHAR(200) NOT NULL, model_id VARCHAR(200) NOT NULL,
-    model_version VARCHAR(200) NOT NULL, embedder_id VARCHAR(200) NOT NULL, embedding_id INTEGER,
-    probabilities TEXT NOT NULL, genres VARCHAR(200) NOT NULL, created_at DATETIME NOT NULL, PRIMARY KEY (id),
-    UNIQUE (idempotency_key), FOREIGN KEY(embedding_id) REFERENCES slice_embeddings (id));
-CREATE INDEX ix_corrections_audio_sha256 ON corrections (audio_sha256);
-CREATE INDEX ix_corrections_created_at ON corrections (created_at);
-"""
-
-
-def test_a_v1_database_opens_and_migrates(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
-    blob = io.BytesIO()
-    np.save(blob, np.ones((3, 3, 50), np.float32))
-    probs = json.dumps(dict.fromkeys(GENRES, 0.1))
-    with sqlite3.connect(path) as db:  # what Genre Lens with schema v1 left behind
-        db.executescript(V1_SCHEMA)
-        db.execute("INSERT INTO schema_version VALUES (1, '2026-01-02 03:04:05.000000', 'v1')")
-        db.execute("INSERT INTO slice_embeddings VALUES (1, ?, ?, ?, '[3, 3, 50]', 'float32', '[0.0, 5.0, 10.0]',"
-                   " 0.976, 2.992, '2026-01-02 03:04:05.000000')", (sha("old"), EMBEDDER, blob.getvalue()))
-        db.execute("INSERT INTO corrections VALUES (1, 'k1', ?, 'old.wav', 'base@x', 'base', ?, 1, ?, 'disco',"
-                   " '2026-01-02 03:04:05.000000')", (sha("old"), EMBEDDER, probs))
-
-    store = FeedbackStore(f"sqlite:///{path}")
-
-    with store.engine.connect() as conn:
-        assert feedback_db.current_schema_version(conn) == SCHEMA_VERSION == 3
-        insp = inspect(conn)
-        for table in metadata.sorted_tables:  # the migrated schema is exactly the one the code queries
-            assert {c["name"] for c in insp.get_columns(table.name)} == set(table.columns.keys()), table.name
-    old = store.get(1)
-    assert old.genres == ("disco",) and old.note is None and old.window_start_s is None
-    assert old.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert store.embeddings(sha("old"), EMBEDDER).embeddings.shape == (3, 3, 50)
-    new = submit(store, audio="new", note="after the upgrade", window=5.0).correction
-    assert store.get(new.id).note == "after the upgrade" and store.count() == 2
-    store.mark_used("base-r1", [1, new.id])
-    assert FeedbackStore(f"sqlite:///{path}").count() == 2  # reopening migrates nothing twice
-
-
-def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "future.sqlite3"
-    FeedbackStore(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO schema_version VALUES (99, '2030-01-01 00:00:00', 'future')")
-    with pytest.raises(FeedbackError, match="schema v99, newer"):
-        FeedbackStore(f"sqlite:///{path}")
-
-
 # ------------------------------------------------------------------------------------ CLI and page
 @pytest.fixture(scope="module")
 def bundle_and_wav(tmp_path_factory: pytest.TempPathFactory):
@@ -306,13 +190,13 @@ def bundle_and_wav(tmp_path_factory: pytest.TempPathFactory):
     torch.set_num_threads(threads)
 
 
-def test_cli_round_trip(bundle_and_wav, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_round_trip(bundle_and_wav, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from app.cli import main
     from models.retrain import window_tracks
     from utils.windows import windows_from_frames
 
     root, wav, analysis = bundle_and_wav
-    db = ["--db", f"sqlite:///{tmp_path / 'cli.sqlite3'}"]
+    db = ["--db", db_url]
     add = ["feedback", "add", str(wav), "--genre", "jazz", "--genre", "Blues", "--note", "<b>not bold</b>",
            "--root", str(root), *db]
     assert main(add) == 0
@@ -355,12 +239,12 @@ def test_cli_round_trip(bundle_and_wav, tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_page_renders_stores_a_correction_and_escapes_text(
-    bundle_and_wav, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    bundle_and_wav, db_url: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from streamlit.testing.v1 import AppTest
 
     root, _, analysis = bundle_and_wav
-    url = f"sqlite:///{tmp_path / 'page.sqlite3'}"
+    url = db_url
     monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(root))
     monkeypatch.setenv(feedback_db.DB_URL_ENV, url)
     seed = FeedbackStore(url)

@@ -38,10 +38,12 @@ from utils.feedback_db import (
     corrections,
     default_url,
     display_url,
+    insert_if_absent,
     make_engine,
     migrate,
     read,
     slice_embeddings,
+    stats,
     write_transaction,
 )
 
@@ -170,6 +172,8 @@ def _short_text(value: str, what: str, limit: int = 200) -> str:
     value = str(value or "").strip()
     if not value or len(value) > limit:
         raise FeedbackError(f"The {what} must be 1-{limit} characters long.")
+    if any(unicodedata.category(c) == "Cc" for c in value):  # PostgreSQL text cannot even hold a NUL
+        raise FeedbackError(f"The {what} contains control characters.")
     return value
 
 
@@ -334,7 +338,8 @@ class FeedbackStore:
 
         try:
             return write_transaction(self.engine, work)
-        except IntegrityError:  # a concurrent writer (PostgreSQL) inserted the same key or embeddings first
+        except IntegrityError:  # a concurrent writer (PostgreSQL) stored the same key first: the rerun finds it
+            stats["conflicts"] += 1
             try:
                 return write_transaction(self.engine, work)
             except IntegrityError as exc:
@@ -360,17 +365,24 @@ class FeedbackStore:
 
     @staticmethod
     def _embedding_id(conn: Connection, sha: str, embedder_id: str, emb: SliceEmbeddings | None) -> int | None:
-        """Id of the stored embeddings of this audio and embedder, inserting them when new."""
+        """Id of the stored embeddings of this audio and embedder, inserting them when new.
+
+        The row is read FOR KEY SHARE (PostgreSQL; SQLite's write lock already serialises), so a delete of the
+        audio's last other correction cannot remove it before this correction refers to it; a concurrent first
+        insert of the same embeddings is no error either (`insert_if_absent`).
+        """
         where = and_(slice_embeddings.c.audio_sha256 == sha, slice_embeddings.c.embedder_id == embedder_id)
-        found = conn.execute(select(slice_embeddings.c.id).where(where)).scalar()
+        locked = select(slice_embeddings.c.id).where(where).with_for_update(read=True, key_share=True)
+        found = conn.execute(locked).scalar()
         if found is not None or emb is None:
             return found
-        return conn.execute(slice_embeddings.insert().values(
+        insert_if_absent(conn, slice_embeddings, dict(
             audio_sha256=sha, embedder_id=embedder_id, data=_to_npy(emb.embeddings),
             shape=json.dumps(list(emb.embeddings.shape)), dtype=str(emb.embeddings.dtype),
             slice_starts=json.dumps([round(float(s), 6) for s in emb.slice_starts]),
             hop_seconds=emb.hop_seconds, frame_seconds=emb.frame_seconds, created_at=datetime.now(UTC),
-        )).inserted_primary_key[0]
+        ), unique=("audio_sha256", "embedder_id"))
+        return conn.execute(locked).scalar_one()
 
     def delete(self, correction_id: int) -> Correction:
         """Delete one correction (its usage records go with it; its embeddings too when nothing else uses them)."""
@@ -382,6 +394,8 @@ class FeedbackStore:
             conn.execute(delete(correction_usage).where(correction_usage.c.correction_id == found["id"]))
             conn.execute(delete(corrections).where(corrections.c.id == found["id"]))
             emb_id = found["embedding_id"]
+            if emb_id is not None:  # lock first: an add committing a new user of it is then counted below
+                conn.execute(select(slice_embeddings.c.id).where(slice_embeddings.c.id == emb_id).with_for_update())
             if emb_id is not None and not conn.execute(
                     select(func.count()).where(corrections.c.embedding_id == emb_id)).scalar():
                 conn.execute(delete(slice_embeddings).where(slice_embeddings.c.id == emb_id))

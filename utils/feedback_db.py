@@ -2,10 +2,12 @@
 
 SQLite (the default) is opened in WAL mode with a busy timeout and foreign keys on, and every
 write runs in `BEGIN IMMEDIATE`, so concurrent writers queue for the lock instead of failing
-half-way; transient "database is locked" errors are retried with backoff. Any other SQLAlchemy URL
-(PostgreSQL) works through the same code. The schema is versioned (`schema_version`): a fresh
-database runs every migration from v1, an older one runs the missing ones, always inside one
-locked transaction so two processes never migrate at once.
+half-way; transient "database is locked" errors are retried with backoff. PostgreSQL (tested against a
+real server) runs the same code at READ COMMITTED, where writers do interleave: first inserts of shared
+rows use ON CONFLICT DO NOTHING (`insert_if_absent`), row locks keep a delete from removing embeddings a
+concurrent add is about to use, and deadlocks/serialisation failures are retried like SQLite's locks.
+The schema is versioned (`schema_version`): a fresh database runs every migration from v1, an older
+one runs the missing ones, always inside one locked transaction so two processes never migrate at once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -39,6 +41,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -50,7 +53,8 @@ DB_URL_ENV = "GENRE_LENS_DB_URL"
 DATA_DIR_ENV = "GENRE_LENS_DATA"
 DB_FILE = "feedback.sqlite3"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-stats = {"retries": 0}  # transient lock errors retried in this process (tests and diagnostics read it)
+# transient lock errors retried, and adds rerun after a concurrent writer stored the same key, in this process
+stats = {"retries": 0, "conflicts": 0}
 
 
 class FeedbackError(ValueError):
@@ -272,6 +276,16 @@ def write_transaction(engine: Engine, work: Callable[[Connection], T], attempts:
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
     raise AssertionError("unreachable")
+
+
+def insert_if_absent(conn: Connection, table: Table, values: Mapping, unique: Sequence[str]) -> None:
+    """Insert a row unless one with the same `unique` columns exists, without an error when a concurrent writer
+    stored it first (ON CONFLICT DO NOTHING; PostgreSQL waits for that writer). Other databases: a plain insert."""
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
+    if dialect is None:
+        conn.execute(table.insert().values(**values))
+        return
+    conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(unique)))
 
 
 def read(engine: Engine, work: Callable[[Connection], T]) -> T:
