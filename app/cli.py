@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train on every track for the configured epochs, with the configured temperatures "
                             "(the final fit after choosing them on --valid)")
     p.add_argument("--version", default=None, help="name of the new bundle (default: timestamped)")
+    p.add_argument("--notes", default=None, help="a sentence for the model card (how this model was chosen)")
     p.add_argument("--root", type=Path, default=None, help="checkpoints folder (default: models/checkpoints)")
     p.add_argument("--no-set-current", action="store_true", help="do not make the new bundle current")
     p.add_argument("--config", type=Path, default=None, help="JSON file of TrainConfig overrides")

@@ -138,6 +138,20 @@ def data_name(path: Path) -> str:
         return Path(path).name
 
 
+def _protocol(args: argparse.Namespace) -> str:
+    """How validation worked for this run, in words, for the model card."""
+    if args.valid:
+        return (f"settings and calibration judged on the tracks of {data_name(args.valid)} (never trained on); "
+                "the test split was not used for any choice")
+    if args.no_validation:
+        return ("final fit on every track of the training tables with settings chosen before on a validation "
+                "split (see notes); no tracks held out, calibration out of fold; the test split was not used "
+                "for any choice")
+    if args.val_list:
+        return f"validation tracks from {Path(args.val_list).name}; the test split was not used for any choice"
+    return "validation on whole id blocks of the training tracks; the test split was not used for any choice"
+
+
 def train(args: argparse.Namespace) -> int:
     """`train --table T`: fit, calibrate, save a bundle; evaluate once on --test when given."""
     paths = list(args.table)
@@ -181,9 +195,10 @@ def train(args: argparse.Namespace) -> int:
         training={
             "data": data_name(paths[0]) if len(paths) == 1 else [data_name(p) for p in paths],
             **({"validation_data": data_name(args.valid)} if args.valid else {}),
-            "data_sha256": table.fingerprint(), "config": cfg.to_dict(),
+            "data_sha256": table.fingerprint(), "config": cfg.to_dict(), "protocol": _protocol(args),
             **result.card_fields(), "command": "python -m app " + " ".join(sys.argv[1:]),
         },
+        notes=args.notes or "",
     )
     folder = save_bundle(result.model, card, root)
     atomic_write_text(folder / CURVES_FILE, json.dumps(result.curves(), indent=1))
@@ -255,7 +270,10 @@ def evaluate(args: argparse.Namespace) -> int:
         table = load_table(args.source)
         if wanted is not None:
             table = table.subset(wanted)
-        model, _ = load_bundle(folder)
+        model, bundle_card = load_bundle(folder)
+        if table.embedder_id != bundle_card.embedder.get("id"):
+            raise ValueError(f"{args.source} holds {table.embedder_id} embeddings, but {bundle_card.version} was "
+                             f"trained on {bundle_card.embedder.get('id')} embeddings.")
         report = evaluate_table(model, table, train_table, args.seed)
     card = read_card(folder)
     report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}

@@ -20,19 +20,9 @@ from sklearn.linear_model import LogisticRegression
 
 from models.ensemble import build_member
 from models.pooled_head import PooledHead
-from utils.constants import GENRES, N_GENRES
 from utils.tables import TrackFrames
 
 CALIBRATION_FOLDS = 5
-
-
-def _targets(genres: list[str]) -> np.ndarray:
-    """(N, C) multi-hot targets ('|' separates the genres of a multi-genre correction)."""
-    y = np.zeros((len(genres), N_GENRES), dtype=np.float32)
-    for i, g in enumerate(genres):
-        for part in str(g).split("|"):
-            y[i, GENRES.index(part)] = 1.0
-    return y
 
 
 def _standardised_means(model: PooledHead, tracks: list[TrackFrames]) -> np.ndarray:

@@ -139,11 +139,19 @@ class ParallelCNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> ClassifierOutput:
         """Classify (B, 3, F, D) windows; logits are divided by the calibration temperature."""
-        v = self.slice_vectors(x, mask)
-        scores = self.attn_score(torch.tanh(self.attn_hidden(v))).squeeze(-1)  # (B, 3)
-        attention = torch.softmax(scores, dim=1)
-        pooled = (attention.unsqueeze(-1) * v).sum(1)
-        t = self.temperature
-        logits = self.head(self.dropout(pooled)) / t
-        slice_logits = self.head(self.dropout(v)) / t
-        return ClassifierOutput(logits, attention, slice_logits)
+        return attend(self, self.slice_vectors(x, mask))
+
+
+def attend(model: nn.Module, v: torch.Tensor) -> ClassifierOutput:
+    """Attention over (B, 3, H) slice vectors, then the shared head on the window and on each slice.
+
+    Shared by every classifier with `attn_hidden`, `attn_score`, `dropout`, `head` and a
+    `temperature` buffer, so they all pool and calibrate alike.
+    """
+    scores = model.attn_score(torch.tanh(model.attn_hidden(v))).squeeze(-1)  # (B, 3)
+    attention = torch.softmax(scores, dim=1)
+    pooled = (attention.unsqueeze(-1) * v).sum(1)
+    t = model.temperature
+    logits = model.head(model.dropout(pooled)) / t
+    slice_logits = model.head(model.dropout(v)) / t
+    return ClassifierOutput(logits, attention, slice_logits)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.parallel_cnn import ClassifierConfig, ClassifierOutput
+from models.parallel_cnn import ClassifierConfig, ClassifierOutput, attend
 from utils.constants import SLICES_PER_WINDOW
 
 DEAD_STD = 1e-4  # training spread below which a column counts as constant (informative ones: > 1e-2)
@@ -76,9 +76,4 @@ class PooledHead(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> ClassifierOutput:
         """Classify windows; logits are divided by the calibration temperature."""
-        v = self.slice_vectors(x, mask)
-        scores = self.attn_score(torch.tanh(self.attn_hidden(v))).squeeze(-1)  # (B, 3)
-        attention = torch.softmax(scores, dim=1)
-        pooled = (attention.unsqueeze(-1) * v).sum(1)
-        t = self.temperature
-        return ClassifierOutput(self.head(self.dropout(pooled)) / t, attention, self.head(self.dropout(v)) / t)
+        return attend(self, self.slice_vectors(x, mask))

@@ -92,12 +92,12 @@ def test_train_cli_selects_on_valid_then_fits_everything(tmp_path: Path, capsys:
                  "--version", "sel"]) == 0
     sel = json.loads((tmp_path / "ckpt" / "sel" / "card.json").read_text())["training"]
     assert sel["n_train_tracks"] == 50 and sel["n_val_tracks"] == 20 and sel["val_accuracy"] >= 0.9
-    assert sel["validation_data"] == "valid.npz"
+    assert sel["validation_data"] == "valid.npz" and "valid.npz (never trained on)" in sel["protocol"]
     assert main([*base, "--table", str(tmp_path / "train.npz"), str(tmp_path / "valid.npz"), "--no-validation",
                  "--version", "all"]) == 0
     final = json.loads((tmp_path / "ckpt" / "all" / "card.json").read_text())["training"]
     assert final["n_train_tracks"] == 70 and final["n_val_tracks"] == 0 and final["val_accuracy"] is None
-    assert final["data"] == ["train.npz", "valid.npz"]
+    assert final["data"] == ["train.npz", "valid.npz"] and final["protocol"].startswith("final fit on every track")
     assert "one-vs-rest logistic regression" in capsys.readouterr().out
     assert main([*base, "--table", str(tmp_path / "train.npz"), str(tmp_path / "train.npz"), "--version", "x"]) == 2
     assert "repeats 50 tracks" in capsys.readouterr().err

@@ -14,7 +14,11 @@ $PY -m app train --table $P/train.npz --valid $P/valid.npz --config $RECIPE --ro
     --version msd-musicnn-v3-select --no-set-current --seed 0
 # 2. the shipped model: train + valid, the same recipe, evaluated once on test (baseline in the same run)
 $PY -m app train --table $P/train.npz $P/valid.npz --no-validation --config $RECIPE \
-    --test $P/test.npz --version msd-musicnn-v3 --seed 0
+    --test $P/test.npz --version msd-musicnn-v3 --seed 0 \
+    --notes "Chosen on the artist-disjoint valid split with a train-only selection model (msd-musicnn-v3-select: \
+valid accuracy in evaluation.valid_selection); candidates were judged on valid and, end to end, on realworld_dev, \
+preferring what held on real music (strong L2, track means, no PCA). Fitted with the same recipe on train + valid; \
+evaluated once on test."
 # 3. the selection model's numbers, recorded in v3's card
 $PY -m app evaluate $P/valid.npz --checkpoint $SEL/msd-musicnn-v3-select --train-table $P/train.npz \
     --record-as valid_selection --record-in msd-musicnn-v3 --out $V3/metrics_valid_selection.json
