@@ -271,9 +271,10 @@ def evaluate(args: argparse.Namespace) -> int:
         if wanted is not None:
             table = table.subset(wanted)
         model, bundle_card = load_bundle(folder)
-        if table.embedder_id != bundle_card.embedder.get("id"):
-            raise ValueError(f"{args.source} holds {table.embedder_id} embeddings, but {bundle_card.version} was "
-                             f"trained on {bundle_card.embedder.get('id')} embeddings.")
+        want = bundle_card.classifier.get("input_dim")
+        if want is not None and table.dim != int(want):
+            raise ValueError(f"{args.source} holds {table.dim}-dimensional {table.embedder_id} vectors, but "
+                             f"{bundle_card.version} takes {want}-dimensional {bundle_card.embedder.get('id')} ones.")
         report = evaluate_table(model, table, train_table, args.seed)
     card = read_card(folder)
     report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}

@@ -11,15 +11,14 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from models.pooled_head import DEAD_SCALE, DEAD_STD
-from utils.constants import GENRES
+from utils.constants import DEAD_SCALE, DEAD_STD, GENRES
 from utils.tables import TrackFrames
 
 
 class FlooredScaler(StandardScaler):
     """StandardScaler that zeroes columns constant in training instead of dividing float noise by ~0.
 
-    Pooled MusiCNN features have hundreds of such columns (see `models.pooled_head.DEAD_STD`); a plain
+    Pooled MusiCNN features have hundreds of such columns (see `utils.constants.DEAD_STD`); a plain
     scaler turns their last-bit differences on new audio into huge inputs. Taggram columns all vary.
     """
 

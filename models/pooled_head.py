@@ -17,10 +17,7 @@ import torch
 from torch import nn
 
 from models.parallel_cnn import ClassifierConfig, ClassifierOutput, attend
-from utils.constants import SLICES_PER_WINDOW
-
-DEAD_STD = 1e-4  # training spread below which a column counts as constant (informative ones: > 1e-2)
-DEAD_SCALE = 1e6  # such a column is divided by this, i.e. standardised to ~0 whatever its value
+from utils.constants import DEAD_SCALE, DEAD_STD, SLICES_PER_WINDOW
 
 
 class PooledHead(nn.Module):

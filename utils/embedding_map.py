@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
+from utils.constants import DEAD_SCALE, DEAD_STD
 from utils.tables import EmbeddingTable
 
 METHODS = ("PCA", "t-SNE")
@@ -114,7 +115,7 @@ def build_map(tracks: TrackVectors, method: str = "PCA", seed: int = 0) -> Embed
     if len(x) < 3:
         raise ValueError("a map needs at least 3 reference tracks")
     mean, std = x.mean(axis=0), x.std(axis=0)
-    std = np.where(std > 1e-9, std, 1.0)
+    std = np.where(std < DEAD_STD, DEAD_SCALE, std)  # constant columns must not amplify float noise
     z = (x - mean) / std
     components = explained = None
     if method == "PCA":
