@@ -217,7 +217,7 @@ def train(args: argparse.Namespace) -> int:
         print(f"saved {folder} (best epoch {result.best_epoch}, validation accuracy {result.val_accuracy:.3f}, "
               f"temperature {result.temperature:.2f})")
     if args.test:
-        evaluate_and_record(folder, load_table(args.test), table, cfg.seed)
+        evaluate_and_record(folder, load_table(args.test), table, cfg.seed, card.training["command"])
     if not args.no_set_current:
         set_current(version, root)
         print(f"{version} is now the current model")
@@ -281,7 +281,8 @@ def evaluate(args: argparse.Namespace) -> int:
     _write_report(report, args.out)
     if args.record_as:  # into the evaluated bundle's card, or another's (a selection model's check of v3)
         target = resolve_bundle(args.record_in, args.root or checkpoint_root()) if args.record_in else folder
-        record_in_card(target, args.record_as, report | {"evaluated_model": card.version})
+        record_in_card(target, args.record_as, report | {"evaluated_model": card.version,
+                                                         "command": "python -m app " + " ".join(sys.argv[1:])})
     b = report.get("baseline")
     print(f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} tracks"
           + (f"; baseline accuracy {b['accuracy']:.3f}" if b else ""))

@@ -122,14 +122,14 @@ def evaluate_analyses(
     return report
 
 
-def evaluate_and_record(folder: Path, test_table, train_table, seed: int) -> dict:
+def evaluate_and_record(folder: Path, test_table, train_table, seed: int, command: str | None = None) -> dict:
     """Evaluate a bundle on a test table (with baseline), write metrics.json and the card's summary."""
     model, card = load_bundle(folder)
     report = evaluate_table(model, test_table, train_table, seed)
     report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
     report["test_data"] = test_table.fingerprint()
     atomic_write_text(folder / METRICS_FILE, json.dumps(report, indent=1))
-    record_in_card(folder, "test", report)
+    record_in_card(folder, "test", report | ({"command": command} if command else {}))
     b = report.get("baseline", {})
     print(f"test: accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} "
           f"tracks; baseline accuracy {b.get('accuracy', float('nan')):.3f}")
@@ -138,7 +138,7 @@ def evaluate_and_record(folder: Path, test_table, train_table, seed: int) -> dic
 
 def record_in_card(folder: Path, key: str, report: dict) -> None:
     """Store headline numbers of an evaluation in the model card (weights and their hash unchanged)."""
-    summary = {k: report[k] for k in ("accuracy", "macro_f1", "n_tracks", "evaluated_model") if k in report}
+    summary = {k: report[k] for k in ("accuracy", "macro_f1", "n_tracks", "evaluated_model", "command") if k in report}
     if "baseline" in report:
         summary["baseline_accuracy"] = report["baseline"]["accuracy"]
     update_card(folder, lambda card: card.evaluation.__setitem__(key, summary))

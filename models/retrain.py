@@ -236,7 +236,9 @@ def _check_tables(card: ModelCard, tables: dict[str, EmbeddingTable | None]) -> 
     if bad:
         raise TableError(f"The training table has labels outside the GTZAN genres: {', '.join(bad)}.")
     sha = card.training.get("data_sha256")
-    if sha and sha != table.fingerprint() and not card.training.get("validation_data"):
+    valid = tables.get("validation")
+    trained_on = table if valid is None else EmbeddingTable.concat([table, valid], table.meta)  # as `train --valid`
+    if sha and sha != trained_on.fingerprint():
         return ["the base table differs from the one the current model was trained on"]
     return []
 
