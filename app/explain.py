@@ -25,6 +25,7 @@ from app.engine import Engine
 from models.checkpoint import METRICS_FILE, ModelCard, read_json
 from models.musicnn import MusiCNNEmbedder
 from models.predict import combine_windows, predict_windows
+from models.retrain import test_table_of
 from models.saliency import METHOD, SaliencyError, embed_logmels, logmel_saliency, to_display_grid
 from utils.audio import DecodedAudio, load_audio
 from utils.constants import WINDOW_S
@@ -120,13 +121,12 @@ def _top_genre(engine: Engine, embedder: MusiCNNEmbedder, mel: torch.Tensor, win
 
 # ------------------------------------------------------------------------------- reference tracks
 REFERENCE_ENV = "GENRE_LENS_REFERENCE_TABLE"  # overrides the test table named by the model card
-PUBLISHED_TEST_TABLE = ROOT.parent / "shared" / "data" / "gtzan_ff_msd_musicnn" / "test.npz"
 
 
 def reference_table_path(card: ModelCard) -> Path:
     """The test table of a model: $GENRE_LENS_REFERENCE_TABLE, else the `--test` table of the card's
-    training command (relative to the project root), else the published MSD-MusiCNN test table when
-    the model was trained on that embedder. The file may not exist: callers say so."""
+    training command (relative to the project root), else the test table beside the card's training
+    tables (`models.retrain.test_table_of`). The file may not exist: callers say so."""
     override = os.environ.get(REFERENCE_ENV)
     if override:
         return Path(override)
@@ -135,7 +135,7 @@ def reference_table_path(card: ModelCard) -> Path:
         if flag == "--test" or flag.startswith("--test="):
             path = Path(value if flag == "--test" else flag.split("=", 1)[1])
             return path if path.is_absolute() else ROOT / path
-    return PUBLISHED_TEST_TABLE
+    return test_table_of(card)
 
 
 def reference_predictions(bundle: Path) -> tuple[dict[str, dict[str, Any]], str | None]:

@@ -25,7 +25,7 @@ from utils.tables import TrackFrames
 CALIBRATION_FOLDS = 5
 
 
-def _standardised_means(model: PooledHead, tracks: list[TrackFrames]) -> np.ndarray:
+def standardised_means(model: PooledHead, tracks: list[TrackFrames]) -> np.ndarray:
     """(T, D) track means in the head's standardised space (the mean of standardised frames)."""
     with torch.no_grad():
         means = torch.stack([model.transform(torch.from_numpy(t.vectors)).mean(0) for t in tracks])

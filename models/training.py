@@ -526,7 +526,7 @@ def _fit_logistic_member(
     probe = build_member(config)
     mean, std = _standardisation(probe, tracks)
     probe.set_normalisation(mean, std)
-    x, y = linear_fit._standardised_means(probe, tracks), one_hot([t.genre for t in tracks])
+    x, y = linear_fit.standardised_means(probe, tracks), one_hot([t.genre for t in tracks])
     model = linear_fit.linear_head(config, mean, std, *linear_fit.fit_weights(x, y, weights, cfg.c))
     index = {t.track_id: i for i, t in enumerate(train_tracks)}
     folds = fold_splits(list(index), [t.genre for t in train_tracks], linear_fit.CALIBRATION_FOLDS, cfg.seed,
