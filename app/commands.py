@@ -245,7 +245,7 @@ def evaluate(args: argparse.Namespace) -> int:
         from app.ray_jobs import evaluate_with_ray
 
         return evaluate_with_ray(args)
-    from utils.parquet_tables import is_shard_folder
+    from utils.tables.parquet import is_shard_folder
 
     folder = resolve_bundle(args.checkpoint)
     wanted = None

@@ -31,8 +31,8 @@ from models.checkpoint import atomic_write_text
 from models.embedder import build_embedder
 from utils.audio import AudioError, load_audio
 from utils.constants import GENRES
-from utils.parquet_tables import shard_meta, shard_paths, shard_track_ids, write_shard
 from utils.tables import EmbeddingTable
+from utils.tables.parquet import shard_meta, shard_paths, shard_track_ids, write_shard
 
 FAILURES_FILE = "_failures.json"
 Batch = dict[str, np.ndarray]

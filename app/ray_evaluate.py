@@ -31,8 +31,8 @@ from models.training import max_slice_frames, track_probabilities
 from utils.audio import AudioError
 from utils.constants import GENRES
 from utils.metrics import classification_report
-from utils.parquet_tables import iter_shards, load_any_table, read_shard, shard_paths, shards_fingerprint
 from utils.tables import EmbeddingTable, TableError, TrackFrames, load_table
+from utils.tables.parquet import iter_shards, read_shard, shard_paths, shards_fingerprint
 
 Batch = dict[str, np.ndarray]
 BASELINE_KEYS = ("accuracy", "macro_f1", "weighted_f1", "mAP", "roc_auc", "ece", "per_genre", "confusion_matrix")
@@ -229,7 +229,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     wanted = None
     if args.list:
         wanted = {Path(line.strip()).stem for line in Path(args.list).read_text().splitlines() if line.strip()}
-    train_table = load_any_table(args.train_table) if args.train_table else None
+    train_table = load_table(args.train_table) if args.train_table else None
     is_table = not source.is_dir() or bool(shard_paths(source))
     with ray_session(args.address) as ray:
         resources = ray.cluster_resources()

@@ -98,7 +98,7 @@ def bench_ray(source: Path, work: Path, tracks: int, workers: int, address: str 
     finally:
         ray.shutdown()
         os.environ.pop("GENRE_LENS_RAY_ACTORS", None)
-    from utils.parquet_tables import read_parquet_table
+    from utils.tables.parquet import read_parquet_table
 
     assert len(read_parquet_table(out).track_ids()) == tracks
     return {"engine": "ray", "workers": workers, "seconds": elapsed, "tracks_per_s": tracks / elapsed,

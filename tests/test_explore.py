@@ -173,7 +173,7 @@ def test_explore_page_with_the_shipped_model(monkeypatch) -> None:
     at.session_state["gl.tracks"] = {upload.sha256: upload}
     at.switch_page("../pages/explore.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.title[0].value == "Explore" and not at.error
+    assert at.title[0].value == "Explore" and not at.error, [e.value for e in at.error]
     assert any("test tracks coloured by their true genre" in c.value for c in at.caption)
     nearest = at.dataframe[0].value
     assert nearest.iloc[0]["track"] == track.track_id and nearest.iloc[0]["similarity"] == pytest.approx(1.0)

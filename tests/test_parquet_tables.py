@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import synthetic_table
-from utils.tables import EmbeddingTable, TableError
+from utils.tables import EmbeddingTable, TableError, load_table
 
 pa = pytest.importorskip("pyarrow", reason="Parquet tables need pyarrow (installed with streamlit)")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from utils.parquet_tables import (  # noqa: E402
+from utils.tables.parquet import (  # noqa: E402
     META_KEY,
-    load_any_table,
     read_parquet_table,
     read_shard,
     shard_meta,
@@ -44,8 +43,8 @@ def test_round_trip_matches_npz(tmp_path):
     paths = write_parquet_table(table, tmp_path / "shards", tracks_per_shard=7)
     assert [p.name for p in paths] == [f"part-{k:05d}.parquet" for k in range(5)]
     back = read_parquet_table(tmp_path / "shards")
-    assert_same(back, load_any_table(tmp_path / "t.npz"))
-    assert_same(load_any_table(tmp_path / "shards"), back)
+    assert_same(back, load_table(tmp_path / "t.npz"))
+    assert_same(load_table(tmp_path / "shards"), back)
     assert shard_track_ids(paths[0]) == table.track_ids()[:7]
 
 
@@ -120,8 +119,8 @@ def test_load_table_reads_a_shard_folder_and_local_evaluate_accepts_it(tmp_path)
     from models.parallel_cnn import ClassifierConfig, ParallelCNN
     from tests.conftest import synthetic_table
     from utils.constants import GENRES
-    from utils.parquet_tables import write_parquet_table
     from utils.tables import load_table
+    from utils.tables.parquet import write_parquet_table
 
     table = synthetic_table(n_per_genre=1, dim=6)
     write_parquet_table(table, tmp_path / "shards", tracks_per_shard=3)

@@ -132,7 +132,7 @@ def assert_same_tracks(a: EmbeddingTable, b: EmbeddingTable) -> None:
 
 @needs_ray
 def test_embed_matches_local_and_resumes(ray_cluster, work, local_table, capsys, monkeypatch):
-    from utils.parquet_tables import read_parquet_table, shard_paths, shard_track_ids
+    from utils.tables.parquet import read_parquet_table, shard_paths, shard_track_ids
 
     out = work / "shards"
     monkeypatch.setenv("GENRE_LENS_RAY_TRACKS_PER_SHARD", "3")
@@ -158,7 +158,7 @@ def test_gpu_shaped_pipeline(ray_cluster, work, local_table):
     from app.embed_job import list_source, table_meta
     from app.ray_embed import run_pipeline
     from models.embedder import build_embedder
-    from utils.parquet_tables import read_parquet_table
+    from utils.tables.parquet import read_parquet_table
 
     assert plan_actors(ray_cluster.cluster_resources()).num_gpus == 1
     probe = build_embedder("musicnn-msd", device="cpu")
@@ -173,7 +173,7 @@ def test_gpu_shaped_pipeline(ray_cluster, work, local_table):
 @needs_ray
 def test_evaluate_tables_match_local(ray_cluster, work, bundle, tmp_path, one_thread):
     from app.ray_jobs import evaluate_with_ray
-    from utils.parquet_tables import write_parquet_table
+    from utils.tables.parquet import write_parquet_table
 
     table = synthetic_table(n_per_genre=6, dim=50, seed=1)  # 60 tracks: more than max_slice_frames looks at
     train = synthetic_table(n_per_genre=3, dim=50, seed=2)

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from models.checkpoint import set_current, update_card
+from tests.conftest import synthetic_table
 from tests.test_app import MAIN, TIMEOUT, make_test_bundle, no_exceptions
 from utils import feedback_db
 from utils.admin import ADMIN_TOKEN_ENV
@@ -24,7 +25,6 @@ def sidebar_versions(at: AppTest) -> list[str]:
 
 def test_a_promotion_shows_on_every_page_at_the_next_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import models.retrain as retrain_module
-    import utils.tables as tables_module
     from models.retrain import RetrainResult
 
     root = tmp_path / "ckpt"
@@ -34,8 +34,8 @@ def test_a_promotion_shows_on_every_page_at_the_next_rerun(tmp_path: Path, monke
     store = FeedbackStore(url)
     store.add(audio_sha256="a" * 64, file_name="x.wav", model_id="base@1", model_version="base",
               embedder_id="musicnn-msd/taggram/v1", probabilities=np.full(10, 0.1), genres=["jazz"])
-    for name in ("train.npz", "test.npz"):
-        (tmp_path / name).write_bytes(b"")
+    for name in ("train.npz", "test.npz"):  # real (tiny) tables: the page reads them before retraining
+        synthetic_table(n_per_genre=1, dim=4).save(tmp_path / name)
 
     def fake_retrain(store_, table, valid, *, root, **kwargs) -> RetrainResult:  # what a promoting retrain leaves
         folder = make_test_bundle(root, version="base-r1", metrics=False)
@@ -52,8 +52,6 @@ def test_a_promotion_shows_on_every_page_at_the_next_rerun(tmp_path: Path, monke
     monkeypatch.setattr(retrain_module, "default_tables", lambda card: ([tmp_path / "train.npz"], None))
     monkeypatch.setattr(retrain_module, "test_table_of", lambda card: tmp_path / "test.npz")
     monkeypatch.setattr(retrain_module, "retrain", fake_retrain)
-    monkeypatch.setattr(tables_module, "load_table", lambda path: None)
-    monkeypatch.setattr(tables_module, "load_tables", lambda paths: None)
 
     at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
     at.switch_page("../pages/feedback.py").run()

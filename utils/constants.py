@@ -5,6 +5,11 @@ Kept in one place so training, the engine and the UI can never disagree about th
 
 from __future__ import annotations
 
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"  # the team's tables, beside the checkout
+
 GENRES: tuple[str, ...] = (
     "blues",
     "classical",

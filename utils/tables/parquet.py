@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from utils.tables import EmbeddingTable, TableError, load_table
+from utils.atomic import atomic_path
+from utils.tables.core import EmbeddingTable, TableError
 
 META_KEY = b"genre_lens.meta"
 COLUMNS = ("track_id", "genre", "frame_start_s", "vector")
@@ -70,12 +71,9 @@ def to_arrow(table: EmbeddingTable) -> Any:
 def write_shard(path: str | os.PathLike, table: EmbeddingTable) -> Path:
     """Write one shard atomically: a crash leaves no half shard that a re-run would trust."""
     pa = _pa()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pa.parquet.write_table(to_arrow(table), tmp, compression="zstd")
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path, suffix=".tmp") as tmp:
+        pa.parquet.write_table(to_arrow(table), tmp, compression="zstd")
+    return Path(path)
 
 
 def shard_paths(folder: str | os.PathLike) -> list[Path]:
@@ -200,8 +198,6 @@ def write_parquet_table(table: EmbeddingTable, folder: str | os.PathLike, tracks
         out.append(write_shard(Path(folder) / f"part-{k:05d}.parquet", part))
     return out
 
-
-load_any_table = load_table  # `load_table` reads `.npz` tables and shard folders alike
 
 
 def shards_fingerprint(paths: list[Path], track_ids: set[str] | None = None) -> str:
