@@ -16,7 +16,6 @@ from models.checkpoint import (
     CURVES_FILE,
     DEFAULT_ROOT,
     ModelCard,
-    atomic_write_text,
     checkpoint_root,
     load_bundle,
     read_card,
@@ -28,6 +27,7 @@ from models.embedder import Embedder, build_embedder
 from models.evaluation import evaluate_and_record, record_in_card
 from models.training import TrainConfig
 from models.training import train as train_model
+from utils.atomic import atomic_write_text
 from utils.audio import AudioError
 from utils.constants import GENRES
 from utils.tables import SHARED_DATA, load_table, load_tables

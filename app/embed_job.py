@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 
 from models.embedder import Embedder, cache_root
 from models.evaluation import audio_folder_items
+from utils.atomic import atomic_path
 from utils.audio import AudioError, load_audio
 from utils.constants import GENRES
 from utils.tables import EmbeddingTable, load_table
@@ -89,11 +88,8 @@ def embed_track(embedder: Embedder, path: Path) -> tuple[np.ndarray, np.ndarray,
             return d["vectors"], d["frame_start_s"], audio_sha
     vectors, starts = embedder.track_frames(decoded.samples)
     vectors, starts = vectors.astype(np.float32), starts.astype(np.float32)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".npz")
-    os.close(fd)
-    np.savez(tmp, vectors=vectors, frame_start_s=starts)
-    os.replace(tmp, cached)
+    with atomic_path(cached, suffix=".npz") as tmp:
+        np.savez(tmp, vectors=vectors, frame_start_s=starts)
     return vectors, starts, audio_sha
 
 

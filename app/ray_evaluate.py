@@ -25,9 +25,10 @@ import numpy as np
 
 from app.ray_jobs import ActorPlan, plan_actors, ray_session
 from models.baseline import baseline_probabilities, fit_baseline
-from models.checkpoint import CARD_FILE, WEIGHTS_FILE, atomic_write_text, load_bundle, read_card, resolve_bundle
+from models.checkpoint import CARD_FILE, WEIGHTS_FILE, load_bundle, read_card, resolve_bundle
 from models.evaluation import audio_folder_items, evaluate_analyses, record_in_card
 from models.training import max_slice_frames, track_probabilities
+from utils.atomic import atomic_write_text
 from utils.audio import AudioError
 from utils.constants import GENRES
 from utils.metrics import classification_report

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 
 from models.ensemble import Classifier, build_classifier, classifier_spec
+from utils.atomic import atomic_path, atomic_write_text
 from utils.constants import GENRES
 
 DEFAULT_ROOT = Path(__file__).resolve().parent / "checkpoints"
@@ -76,26 +76,13 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file so readers never see a half-written one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; bundles must be readable by the app's user
-    os.replace(tmp, path)
-
-
 def save_bundle(model: Classifier, card: ModelCard, root: Path = DEFAULT_ROOT) -> Path:
     """Write model.pt and card.json (with the weights' sha256) under root/version."""
     folder = Path(root) / card.version
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model.")
-    os.close(fd)
-    torch.save(state, tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, folder / WEIGHTS_FILE)
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        torch.save(state, tmp)
     card.weights_sha256 = sha256_file(folder / WEIGHTS_FILE)
     card.classifier = classifier_spec(model)
     atomic_write_text(folder / CARD_FILE, card.to_json())

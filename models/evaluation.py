@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from models.baseline import baseline_probabilities, fit_baseline
-from models.checkpoint import METRICS_FILE, atomic_write_text, load_bundle, update_card
+from models.checkpoint import METRICS_FILE, load_bundle, update_card
 from models.ensemble import Classifier
 from models.training import TrainConfig, max_slice_frames, track_probabilities, train
+from utils.atomic import atomic_write_text
 from utils.constants import GENRES
 from utils.metrics import classification_report
 from utils.tables import EmbeddingTable, TrackFrames

@@ -11,10 +11,8 @@ import contextlib
 import gzip
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from tqdm import tqdm
 from models.checkpoint import sha256_file as file_sha256
 from models.embedder import CACHE_ENV, EmbedderError, cache_root  # noqa: F401  (CACHE_ENV: re-exported)
 from models.openl3_frontend import OpenL3Error
+from utils.atomic import atomic_path
 
 WEIGHTS_ENV = "GENRE_LENS_OPENL3_WEIGHTS"  # explicit weights file (.h5 or converted .pt)
 URL_ENV = "GENRE_LENS_OPENL3_URL"  # download base URL (mirrors, tests)
@@ -153,24 +152,10 @@ def convert_h5(path: str | Path) -> LoadedWeights:
     return LoadedWeights(state, file_sha256(path), str(path))
 
 
-@contextlib.contextmanager
-def _atomic_path(dest: Path) -> Iterator[Path]:
-    """A temp file beside `dest` that replaces it only if the block succeeds (no half-written files)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_converted(weights: LoadedWeights, dest: Path) -> None:
     """Write a converted state dict that `torch.load(weights_only=True)` can read back."""
     payload = {"format": FORMAT, "sha256": weights.sha256, "source": weights.source, "state_dict": weights.state_dict}
-    with _atomic_path(dest) as tmp:
+    with atomic_path(dest) as tmp:
         torch.save(payload, tmp)
 
 
@@ -209,7 +194,7 @@ def missing_message(input_repr: str, content_type: str, url: str, reason: str = 
 
 def download(url: str, dest: Path, progress: bool = True, timeout: float = 60.0) -> None:
     """Fetch `url` (gzipped or plain .h5) into `dest` atomically, with a tqdm bar."""
-    with _atomic_path(dest) as tmp:
+    with atomic_path(dest) as tmp:
         with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
@@ -219,7 +204,7 @@ def download(url: str, dest: Path, progress: bool = True, timeout: float = 60.0)
         with open(tmp, "rb") as f:
             magic = f.read(8)
         if magic.startswith(_GZIP_MAGIC):
-            with _atomic_path(tmp) as plain, gzip.open(tmp, "rb") as src, open(plain, "wb") as dst:
+            with atomic_path(tmp) as plain, gzip.open(tmp, "rb") as src, open(plain, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
         elif not magic.startswith(_HDF5_MAGIC):
             raise OpenL3WeightsError(f"{url} did not return a gzip or HDF5 file (got {magic!r}...).")

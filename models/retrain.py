@@ -34,7 +34,6 @@ from models.checkpoint import (
     CURVES_FILE,
     DEFAULT_ROOT,
     ModelCard,
-    atomic_write_text,
     current_version,
     load_bundle,
     save_bundle,
@@ -44,6 +43,7 @@ from models.checkpoint import (
 from models.evaluation import evaluate_and_record
 from models.promotion import held_out_ids, judge
 from models.training import TrainConfig, train
+from utils.atomic import atomic_write_text
 from utils.constants import GENRES, SLICE_S, SLICES_PER_WINDOW
 from utils.feedback import Correction, FeedbackStore, SliceEmbeddings
 from utils.tables import SHARED_DATA, EmbeddingTable, TableError, TrackFrames

@@ -18,9 +18,10 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from models.checkpoint import CURVES_FILE, METRICS_FILE, ModelCard, atomic_write_text, save_bundle
+from models.checkpoint import CURVES_FILE, METRICS_FILE, ModelCard, save_bundle
 from models.parallel_cnn import ClassifierConfig, ParallelCNN
 from tests.conftest import ROOT, SHARED, synth_music, wav_bytes
+from utils.atomic import atomic_write_text
 from utils.constants import GENRES
 from utils.metrics import classification_report
 

@@ -17,12 +17,10 @@ import json
 import math
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +28,7 @@ from sqlalchemy import and_, delete, false, func, literal, select
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
+from utils.atomic import atomic_write_text
 from utils.audio import safe_display_name
 from utils.constants import GENRES, WINDOW_S
 from utils.feedback_db import (
@@ -495,10 +494,5 @@ class FeedbackStore:
     def export_csv(self, path: str | os.PathLike) -> int:
         """Write every correction to a CSV file (atomically); returns the number of rows."""
         items = self.list()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(self.to_csv(items))
-        os.replace(tmp, path)
+        atomic_write_text(path, self.to_csv(items))
         return len(items)
