@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -112,13 +111,13 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     overrides: dict[str, Any] = {}
     if args.config:
         overrides.update(json.loads(Path(args.config).read_text()))
-    unknown = set(overrides) - {f.name for f in fields(TrainConfig)}
-    if unknown:
-        raise ValueError(f"Unknown training settings in {args.config}: {', '.join(sorted(unknown))}.")
     overrides["seed"] = args.seed
     if args.epochs:
         overrides["epochs"] = args.epochs
-    return TrainConfig(**overrides | _members(args))
+    try:
+        return TrainConfig.from_dict(overrides | _members(args))
+    except ValueError as exc:
+        raise ValueError(f"{exc} (in {args.config})") from exc
 
 
 def _members(args: argparse.Namespace) -> dict[str, int]:

@@ -81,7 +81,8 @@ def save_bundle(model: Classifier, card: ModelCard, root: Path = DEFAULT_ROOT) -
     folder = Path(root) / card.version
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+    # torch.save names its zip archive after the file's stem: ".model" keeps bundles byte-identical
+    with atomic_path(folder / WEIGHTS_FILE, prefix=".model.") as tmp:
         torch.save(state, tmp)
     card.weights_sha256 = sha256_file(folder / WEIGHTS_FILE)
     card.classifier = classifier_spec(model)

@@ -24,12 +24,12 @@ class ClassifierConfig:
     """Hyper-parameters that define the architecture; stored in every model card."""
 
     input_dim: int
-    channels: int = 64
+    channels: int = 32  # 32/64/0.5: chosen by grouped CV on the training tracks (README, "The bundled model")
     n_blocks: int = 2
     kernel_size: int = 3
     se_reduction: int = 4
-    hidden: int = 128
-    dropout: float = 0.3
+    hidden: int = 64
+    dropout: float = 0.5
     share_branches: bool = False
     input_transform: str = "none"  # "logit" turns sigmoid taggram probabilities into log-odds
     n_classes: int = N_GENRES

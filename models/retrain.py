@@ -24,7 +24,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -196,9 +196,8 @@ def parent_config(
 ) -> TrainConfig:
     """The parent's hyper-parameters (or `cfg`), with optional seed and epoch overrides."""
     if cfg is None:
-        known = {f.name for f in fields(TrainConfig)}
         stored = {"members": 1} | card.training.get("config", {})  # cards from before ensembles: one model
-        cfg = TrainConfig(**{k: v for k, v in stored.items() if k in known})
+        cfg = TrainConfig.from_dict(stored, strict=False)
     if seed is not None:
         cfg = replace(cfg, seed=seed)
     if epochs:

@@ -17,7 +17,8 @@ import copy
 import math
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,12 +36,23 @@ from utils.windows import track_duration, window_starts, windows_from_frames
 Log = Callable[[dict], None]
 
 
+ARCH_FIELDS = ("channels", "n_blocks", "kernel_size", "se_reduction", "hidden", "dropout", "share_branches",
+               "input_transform", "arch")  # the ClassifierConfig fields a card's flat `config` carries
+
+
+def _default_classifier() -> ClassifierConfig:
+    """The architecture defaults (ClassifierConfig's own); the input size comes from the table."""
+    return ClassifierConfig(input_dim=0)
+
+
 @dataclass
 class TrainConfig:
     """Every training hyper-parameter; recorded in the model card.
 
-    Defaults were chosen by 3-fold cross-validation on the training tracks, grouped by blocks of
-    consecutive track ids (see README, "The bundled model"); never on the test split.
+    The architecture is a `ClassifierConfig` (one set of defaults, never restated here); the card
+    and `--config` files use a flat form, see `to_dict` / `from_dict`. Defaults were chosen by
+    3-fold cross-validation on the training tracks, grouped by blocks of consecutive track ids
+    (see README, "The bundled model"); never on the test split.
     """
 
     seed: int = 0
@@ -57,13 +69,7 @@ class TrainConfig:
     frame_dropout: float = 0.3
     mixup_alpha: float = 0.4
     slice_loss_weight: float = 0.3
-    channels: int = 32
-    n_blocks: int = 2
-    hidden: int = 64
-    dropout: float = 0.5
-    share_branches: bool = False
-    input_transform: str = "none"
-    arch: str = "parallel_cnn"  # "pooled": models.pooled_head (channels, n_blocks, share_branches unused)
+    classifier: ClassifierConfig = field(default_factory=_default_classifier)
     members: int = 10  # ensemble size (1: a single model validated on a `val_fraction` split)
     member_folds: int = 5  # members validate on the folds of repeated K-fold splits of the training tracks
     solver: str = "adamw"  # "logistic": models.linear_fit (arch="pooled", hidden=0), convex, no epochs
@@ -73,16 +79,28 @@ class TrainConfig:
     ensemble_temperature: float = 1.0  # the ensemble's, likewise, when no track was held out
 
     def classifier_config(self, input_dim: int) -> ClassifierConfig:
-        """The architecture these settings ask for."""
-        return ClassifierConfig(
-            input_dim=input_dim, channels=self.channels, n_blocks=self.n_blocks, hidden=self.hidden,
-            dropout=self.dropout, share_branches=self.share_branches, input_transform=self.input_transform,
-            arch=self.arch,
-        )
+        """The architecture these settings ask for, for inputs of `input_dim`."""
+        return replace(self.classifier, input_dim=input_dim)
 
     def to_dict(self) -> dict:
-        """JSON-friendly form."""
-        return asdict(self)
+        """JSON-friendly flat form (the card's `config`): training fields plus the architecture's."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "classifier"}
+        arch = asdict(self.classifier)
+        return out | {k: arch[k] for k in ARCH_FIELDS}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, strict: bool = True) -> TrainConfig:
+        """Read the flat form (a card's `config`, a `--config` file); unknown keys raise unless not `strict`."""
+        own = {f.name for f in fields(cls)} - {"classifier"}
+        unknown = set(values) - own - set(ARCH_FIELDS)
+        if unknown and strict:
+            raise ValueError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
+        arch = {k: values[k] for k in ARCH_FIELDS if k in values}
+        return cls(**{k: v for k, v in values.items() if k in own}, classifier=replace(_default_classifier(), **arch))
+
+    def with_values(self, **values: Any) -> TrainConfig:
+        """A copy with flat-form fields changed (architecture fields included)."""
+        return TrainConfig.from_dict(self.to_dict() | values)
 
 
 @dataclass

@@ -89,8 +89,8 @@ def test_training_an_ensemble_learns_and_reports_out_of_fold_validation() -> Non
     table = synthetic_table(n_per_genre=6, seed=0)
     test = synthetic_table(n_per_genre=3, seed=0)  # same genre means; fresh noise below
     test.vectors = test.vectors + np.random.default_rng(5).normal(0, 0.3, test.vectors.shape).astype(np.float32)
-    cfg = TrainConfig(epochs=8, patience=8, lr=5e-3, warmup_epochs=1, channels=16, hidden=32, windows_per_track=4,
-                      batch_size=16, members=3, member_folds=3)
+    cfg = TrainConfig.from_dict(dict(epochs=8, patience=8, lr=5e-3, warmup_epochs=1, channels=16, hidden=32,
+                                     windows_per_track=4, batch_size=16, members=3, member_folds=3))
     rows = []
     result = train(table, cfg, log=rows.append)
     assert isinstance(result.model, GenreEnsemble) and len(result.model.members) == 3

@@ -19,7 +19,7 @@ from models.training import TrainConfig, track_probabilities, train
 from tests.conftest import synthetic_table
 from utils.constants import GENRES
 
-LOGISTIC = TrainConfig(arch="pooled", hidden=0, dropout=0.0, members=1, solver="logistic", c=0.1)
+LOGISTIC = TrainConfig.from_dict(dict(arch="pooled", hidden=0, dropout=0.0, members=1, solver="logistic", c=0.1))
 
 
 def test_window_logits_are_the_mean_of_slice_logits_under_uniform_attention() -> None:

@@ -78,8 +78,9 @@ def engine_slices(
 
 def tiny_config(epochs: int = 8, seed: int = 0, members: int = 1) -> TrainConfig:
     """A small, fast training recipe for tests (converges in a few epochs on the synthetic tables)."""
-    return TrainConfig(seed=seed, epochs=epochs, channels=16, hidden=32, n_blocks=1, warmup_epochs=1, patience=100,
-                       dropout=0.1, frame_dropout=0.1, batch_size=16, lr=5e-3, members=members)
+    return TrainConfig.from_dict(dict(seed=seed, epochs=epochs, channels=16, hidden=32, n_blocks=1, warmup_epochs=1,
+                                      patience=100, dropout=0.1, frame_dropout=0.1, batch_size=16, lr=5e-3,
+                                      members=members))
 
 
 def card_for(version: str, table: EmbeddingTable | None = None) -> ModelCard:

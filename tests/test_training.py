@@ -12,10 +12,10 @@ from tests.conftest import synthetic_table
 from utils.constants import GENRES
 from utils.metrics import classification_report, reliability
 
-FAST = TrainConfig(
+FAST = TrainConfig.from_dict(dict(
     epochs=12, patience=12, lr=5e-3, warmup_epochs=1, channels=16, hidden=32, windows_per_track=6, batch_size=16,
     members=1,
-)
+))
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +51,10 @@ def test_training_learns_a_separable_problem(tables):
 
 def test_same_seed_gives_identical_weights(tables):
     train_t, _ = tables
-    cfg = TrainConfig(epochs=2, patience=2, channels=8, hidden=16, windows_per_track=2, members=2)
+    cfg = TrainConfig.from_dict(dict(epochs=2, patience=2, channels=8, hidden=16, windows_per_track=2, members=2))
     a, b = train(train_t, cfg).model.state_dict(), train(train_t, cfg).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    c = train(train_t, TrainConfig(**{**cfg.to_dict(), "seed": 1})).model.state_dict()
+    c = train(train_t, TrainConfig.from_dict({**cfg.to_dict(), "seed": 1})).model.state_dict()
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 

@@ -29,15 +29,18 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "", mode: int = 0o644) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, suffix: str = "", mode: int = 0o644, prefix: str | None = None,
+) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on a clean exit it replaces `path`, on an error it is removed.
 
     `suffix` matters to writers that append one themselves (np.savez adds `.npz` unless it is there);
     `mode` replaces mkstemp's 0600, since bundles and tables must be readable by the app's user.
+    `prefix` names the temporary file (default `.<name>.`) for writers that embed it in the data.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=prefix or f".{target.name}.", suffix=suffix)
     os.close(fd)
     tmp = Path(name)
     try:
