@@ -14,26 +14,16 @@ import logging
 import streamlit as st
 
 from app import state
-from utils.admin import ADMIN_TOKEN_ENV, AdminGate, token_from_env
+from utils.admin import AdminGate
+from utils.settings import ADMIN_SECRET_KEY, ADMIN_TOKEN_ENV
 
 log = logging.getLogger("genre_lens.admin")
 _UNLOCKED = "gl.admin"  # the fingerprint of the token this session unlocked with
-SECRET_KEY = "admin_token"
 
 
 def configured_token() -> str | None:
     """The admin token: the environment first, then Streamlit secrets (absent secrets file = none)."""
-    token = token_from_env()
-    if token:
-        return token
-    try:
-        value = st.secrets.get(SECRET_KEY)
-    except Exception:  # no secrets file, or an unreadable one: treat as "no token", say why in the log
-        log.debug("no Streamlit secrets readable", exc_info=True)
-        return None
-    if value is None:
-        return None
-    return str(value).strip() or None
+    return state.app_settings().admin_token
 
 
 def _fingerprint(token: str | None) -> str:
@@ -70,7 +60,7 @@ def admin_panel() -> None:
     """Who may do what, and the unlock form when a token is set."""
     g = gate()
     if not g.enabled:
-        st.caption(f"No admin token is set (${ADMIN_TOKEN_ENV} or `{SECRET_KEY}` in the secrets), so this is a "
+        st.caption(f"No admin token is set (${ADMIN_TOKEN_ENV} or `{ADMIN_SECRET_KEY}` in the secrets), so this is a "
                    "single-user local setup: you may delete corrections, retrain and promote. Set a token "
                    "before you share this app.")
         return

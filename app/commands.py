@@ -13,7 +13,6 @@ from tqdm import tqdm
 
 from models.checkpoint import (
     CURVES_FILE,
-    DEFAULT_ROOT,
     ModelCard,
     checkpoint_root,
     load_bundle,
@@ -184,7 +183,7 @@ def train(args: argparse.Namespace) -> int:
     bar.n = cfg.members
     bar.close()
     version = args.version or time.strftime("model-%Y%m%d-%H%M%S")
-    root = args.root or DEFAULT_ROOT
+    root = args.root or checkpoint_root()
     card = ModelCard(
         version=version,
         labels=list(GENRES),

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from app.analysis import Analysis, WindowResult
-from models.checkpoint import DEFAULT_ROOT, load_bundle, resolve_bundle, sha256_file
+from models.checkpoint import load_bundle, resolve_bundle, sha256_file
 from models.embedder import Embedder, build_embedder
 from models.predict import combine_windows, predict_windows
 from utils.analysis_gate import analysis_slot
@@ -54,7 +54,7 @@ class Engine:
         self,
         checkpoint: str | PathLike | None = None,
         device: str | torch.device | None = None,
-        root: Path = DEFAULT_ROOT,
+        root: Path | None = None,
         embedder: Embedder | None = None,
         cache_size: int = 64,
         max_duration_s: float = 600.0,

@@ -10,7 +10,6 @@ keeps them: `app.state.track_audio`); they are re-decoded and checked against th
 from __future__ import annotations
 
 import itertools
-import os
 import shlex
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from models.musicnn import MusiCNNEmbedder
 from models.predict import combine_windows, predict_windows
 from models.retrain import test_table_of
 from models.saliency import METHOD, SaliencyError, embed_logmels, logmel_saliency, to_display_grid
+from utils import settings
 from utils.audio import DecodedAudio, load_audio
 from utils.constants import WINDOW_S
 from utils.spectrogram import DisplaySpectrogram, display_spectrogram
@@ -120,16 +120,15 @@ def _top_genre(engine: Engine, embedder: MusiCNNEmbedder, mel: torch.Tensor, win
 
 
 # ------------------------------------------------------------------------------- reference tracks
-REFERENCE_ENV = "GENRE_LENS_REFERENCE_TABLE"  # overrides the test table named by the model card
 
 
 def reference_table_path(card: ModelCard) -> Path:
     """The test table of a model: $GENRE_LENS_REFERENCE_TABLE, else the `--test` table of the card's
     training command (relative to the project root), else the test table beside the card's training
     tables (`models.retrain.test_table_of`). The file may not exist: callers say so."""
-    override = os.environ.get(REFERENCE_ENV)
+    override = settings.load().reference_table
     if override:
-        return Path(override)
+        return override
     command = shlex.split(str(card.training.get("command", "")))
     for flag, value in itertools.pairwise([*command, ""]):
         if flag == "--test" or flag.startswith("--test="):

@@ -24,6 +24,7 @@ from models.embedder import EmbedderError
 from models.saliency import SaliencyError
 from utils.audio import AudioError
 from utils.embedding_map import EmbeddingMap, TrackVectors, build_map, slice_embeddings_mean, track_means
+from utils.settings import REFERENCE_ENV
 from utils.tables import TableError, load_table
 
 log = logging.getLogger("genre_lens.explain")
@@ -65,7 +66,7 @@ def load_reference() -> tuple[Reference | None, str | None]:
     path = explain.reference_table_path(card)
     if not path.is_file():
         return None, (f"The test embeddings of model {card.version} are not here (expected `{path}`). "
-                      f"Put the test table there, or point ${explain.REFERENCE_ENV} at it.")
+                      f"Put the test table there, or point ${REFERENCE_ENV} at it.")
     try:
         stat = path.stat()
         tracks, fingerprint, embedder_id = _table_vectors(str(path), stat.st_mtime_ns, stat.st_size)

@@ -6,9 +6,10 @@ the root is added first; pages then import `app.*`, `models.*` and `utils.*` as 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
+
+from utils import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -37,7 +38,7 @@ def build_pages() -> dict[str, list[st.Page]]:
 
 def device_line() -> str:
     """Where inference runs, without loading the model (the sidebar must stay instant)."""
-    wanted = os.environ.get(state.DEVICE_ENV)
+    wanted = settings.load().device
     if (wanted or "cuda").startswith("cuda") and torch.cuda.is_available():
         return f"GPU · {torch.cuda.get_device_name(0)}"
     return f"CPU · {torch.get_num_threads()} threads · torch {torch.__version__.split('+')[0]}"

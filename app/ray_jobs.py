@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from utils import settings
+
 ROOT = Path(__file__).resolve().parents[1]
 # What a remote cluster does not need of the checkout: only app/, models/ (code), utils/ travel.
 RUNTIME_EXCLUDES = [
@@ -90,12 +92,13 @@ def plan_actors(resources: dict[str, float], device: str | None = None) -> Actor
     GPU actors leave the other CPUs to the decode tasks; CPU actors decode their own tracks
     (decoding + resampling a 30 s track costs ~2% of embedding it on one core).
     """
-    env_actors = int(os.environ.get("GENRE_LENS_RAY_ACTORS", "0") or 0)
+    config = settings.load()
+    env_actors = config.ray_actors
     gpus = float(resources.get("GPU", 0.0))
     cpus = float(resources.get("CPU", 1.0))
     want_gpu = device is None or device.startswith("cuda")
     if gpus > 0 and want_gpu:
-        per = float(os.environ.get("GENRE_LENS_RAY_GPUS_PER_ACTOR", "1") or 1)
+        per = config.ray_gpus_per_actor
         actors = env_actors or max(1, int(gpus / per))
         if actors >= cpus:
             raise ValueError(f"{actors} GPU actors leave none of the cluster's {cpus:g} CPUs for decoding.")
@@ -105,9 +108,9 @@ def plan_actors(resources: dict[str, float], device: str | None = None) -> Actor
     return ActorPlan(env_actors or max(1, int(cpus)), 1.0, 0.0, "cpu")
 
 
-def tracks_per_shard(default: int = 256) -> int:
+def tracks_per_shard() -> int:
     """Tracks written per Parquet shard: larger shards, fewer files; smaller, finer resume points."""
-    return max(1, int(os.environ.get("GENRE_LENS_RAY_TRACKS_PER_SHARD", str(default)) or default))
+    return settings.load().ray_tracks_per_shard
 
 
 def embed_with_ray(args: argparse.Namespace) -> int:

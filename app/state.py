@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +38,18 @@ import streamlit as st
 from app.analysis import Analysis
 from app.engine import Engine
 from app.session_store import SessionData, SessionStore, browser_key, is_token, public_id
-from models.checkpoint import (  # noqa: F401  (CHECKPOINTS_ENV is re-exported for pages and tests)
-    CHECKPOINTS_ENV,
+from models.checkpoint import (
     checkpoint_root,
     current_version,
     list_versions,
     read_card,
     resolve_bundle,
 )
+from utils import settings
 from utils.constants import DEFAULT_THRESHOLD
+from utils.settings import Settings
 
 log = logging.getLogger("genre_lens.state")
-DEVICE_ENV = "GENRE_LENS_DEVICE"  # "cpu", "cuda", "cuda:1"; default: CUDA when present
 SESSION_PARAM = "s"  # the URL query parameter that carries the session token
 XSRF_COOKIE = "_streamlit_xsrf"  # the browser already holds it; its secret binds a record to the browser
 
@@ -126,11 +125,25 @@ def _load_engine(folder: str, weights_sha256: str, device: str | None) -> Engine
     return Engine(checkpoint=folder, device=device)
 
 
+def _secrets() -> dict[str, Any] | None:
+    """Streamlit secrets as a plain dict (None when there is no readable secrets file)."""
+    try:
+        return dict(st.secrets)
+    except Exception:  # no secrets file, or an unreadable one: "no secrets", said in the log
+        log.debug("no Streamlit secrets readable", exc_info=True)
+        return None
+
+
+def app_settings() -> Settings:
+    """The dashboard's settings: the environment, then `.streamlit/secrets.toml` (admin token)."""
+    return settings.load(secrets=_secrets())
+
+
 def get_engine(version: str | None = None) -> Engine:
     """The shared engine for a version (default: active); raises CheckpointError if no model exists."""
     folder = bundle_dir(version).resolve()
     card = read_card(folder)
-    return _load_engine(str(folder), card.weights_sha256, os.environ.get(DEVICE_ENV) or None)
+    return _load_engine(str(folder), card.weights_sha256, settings.load().device)
 
 
 # --------------------------------------------------------------------------------- session identity

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -20,21 +19,21 @@ from typing import Any
 import torch
 
 from models.ensemble import Classifier, build_classifier, classifier_spec
+from utils import settings
 from utils.atomic import atomic_path, atomic_write_text
 from utils.constants import GENRES
 
-DEFAULT_ROOT = Path(__file__).resolve().parent / "checkpoints"
+DEFAULT_ROOT = settings.DEFAULT_CHECKPOINTS  # the bundled models
 WEIGHTS_FILE = "model.pt"
 CARD_FILE = "card.json"
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "curves.json"
 CURRENT_FILE = "CURRENT"
-CHECKPOINTS_ENV = "GENRE_LENS_CHECKPOINTS"  # the setting the dashboard and the CLI both read
 
 
 def checkpoint_root() -> Path:
-    """Where model bundles live: $GENRE_LENS_CHECKPOINTS or models/checkpoints."""
-    return Path(os.environ.get(CHECKPOINTS_ENV) or DEFAULT_ROOT)
+    """Where model bundles live: the `checkpoints` setting ($GENRE_LENS_CHECKPOINTS or models/checkpoints)."""
+    return settings.load().checkpoints
 
 
 class CheckpointError(RuntimeError):
@@ -76,8 +75,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_bundle(model: Classifier, card: ModelCard, root: Path = DEFAULT_ROOT) -> Path:
+def save_bundle(model: Classifier, card: ModelCard, root: Path | None = None) -> Path:
     """Write model.pt and card.json (with the weights' sha256) under root/version."""
+    root = Path(root) if root is not None else checkpoint_root()
     folder = Path(root) / card.version
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -132,8 +132,9 @@ def load_bundle(folder: Path, device: str | torch.device = "cpu") -> tuple[Class
     return model.to(device).eval(), card
 
 
-def list_versions(root: Path = DEFAULT_ROOT) -> list[str]:
+def list_versions(root: Path | None = None) -> list[str]:
     """Versions under root that have a card, oldest first by creation time."""
+    root = Path(root) if root is not None else checkpoint_root()
     root = Path(root)
     if not root.is_dir():
         return []
@@ -147,8 +148,9 @@ def list_versions(root: Path = DEFAULT_ROOT) -> list[str]:
     return [name for _, name in sorted(found)]
 
 
-def current_version(root: Path = DEFAULT_ROOT) -> str | None:
+def current_version(root: Path | None = None) -> str | None:
     """The version named in root/CURRENT, else the newest bundle, else None."""
+    root = Path(root) if root is not None else checkpoint_root()
     root = Path(root)
     marker = root / CURRENT_FILE
     if marker.is_file():
@@ -159,15 +161,17 @@ def current_version(root: Path = DEFAULT_ROOT) -> str | None:
     return versions[-1] if versions else None
 
 
-def set_current(version: str, root: Path = DEFAULT_ROOT) -> None:
+def set_current(version: str, root: Path | None = None) -> None:
     """Promote a version atomically; readers see the old or the new name, never a mix."""
+    root = Path(root) if root is not None else checkpoint_root()
     if not (Path(root) / version / CARD_FILE).is_file():
         raise CheckpointError(f"No bundle named {version!r} under {root}.")
     atomic_write_text(Path(root) / CURRENT_FILE, version + "\n")
 
 
-def resolve_bundle(checkpoint: str | Path | None = None, root: Path = DEFAULT_ROOT) -> Path:
+def resolve_bundle(checkpoint: str | Path | None = None, root: Path | None = None) -> Path:
     """Turn a CLI/setting value (bundle folder, card or model.pt path, version name, None) into a folder."""
+    root = Path(root) if root is not None else checkpoint_root()
     if checkpoint is None or str(checkpoint) == "":
         version = current_version(root)
         if version is None:

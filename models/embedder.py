@@ -6,7 +6,6 @@ new embedding (OpenL3, MusiCNN features, ...) plugs in without touching them.
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -15,13 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-CACHE_ENV = "GENRE_LENS_CACHE"
+from utils import settings
 
 
 def cache_root() -> Path:
     """Per-user cache of converted weights and per-track embeddings: `$GENRE_LENS_CACHE` or ~/.cache/genre-lens."""
-    root = os.environ.get(CACHE_ENV)
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "genre-lens"
+    return settings.load().cache_dir
 
 
 class EmbedderError(RuntimeError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
 import shutil
 import urllib.error
 import urllib.request
@@ -22,12 +21,11 @@ import torch
 from tqdm import tqdm
 
 from models.checkpoint import sha256_file as file_sha256
-from models.embedder import CACHE_ENV, EmbedderError, cache_root  # noqa: F401  (CACHE_ENV: re-exported)
+from models.embedder import EmbedderError, cache_root
 from models.openl3_frontend import OpenL3Error
+from utils import settings
 from utils.atomic import atomic_path
 
-WEIGHTS_ENV = "GENRE_LENS_OPENL3_WEIGHTS"  # explicit weights file (.h5 or converted .pt)
-URL_ENV = "GENRE_LENS_OPENL3_URL"  # download base URL (mirrors, tests)
 # openl3 0.4.x setup.py: base_url + 'openl3_audio_<repr>_<content>-v0_4_0.h5.gz', gunzipped on install.
 DEFAULT_BASE_URL = "https://github.com/marl/openl3/raw/models/"
 MODEL_VERSION = "v0_4_0"
@@ -70,7 +68,7 @@ def weights_filename(input_repr: str, content_type: str) -> str:
 
 def download_url(input_repr: str, content_type: str, base_url: str | None = None) -> str:
     """Where openl3's installer downloads the gzipped file from (overridable for mirrors and tests)."""
-    base = base_url or os.environ.get(URL_ENV) or DEFAULT_BASE_URL
+    base = base_url or settings.load().openl3_url or DEFAULT_BASE_URL
     stem = weights_filename(input_repr, content_type)[: -len(".h5")]
     return f"{base.rstrip('/')}/{stem}-{MODEL_VERSION}.h5.gz"
 
@@ -188,7 +186,7 @@ def missing_message(input_repr: str, content_type: str, url: str, reason: str = 
     return (
         f"OpenL3 weights {name} not found{' (' + reason + ')' if reason else ''}. "
         f"Download {url}, gunzip it to {name} and put it in {cache_dir()}/, "
-        f"or point {WEIGHTS_ENV} or --openl3-weights at the file (see docs/openl3.md)."
+        f"or point {settings.OPENL3_WEIGHTS_ENV} or --openl3-weights at the file (see docs/openl3.md)."
     )
 
 
@@ -224,7 +222,7 @@ def resolve_weights(
 
     Downloads and user-placed `.h5` files are converted once into `<name>.pt` beside them.
     """
-    explicit = weights or os.environ.get(WEIGHTS_ENV)
+    explicit = weights or settings.load().openl3_weights
     if explicit:
         return load_weights_file(explicit)
     folder = cache_dir()

@@ -32,8 +32,8 @@ import numpy as np
 
 from models.checkpoint import (
     CURVES_FILE,
-    DEFAULT_ROOT,
     ModelCard,
+    checkpoint_root,
     current_version,
     load_bundle,
     save_bundle,
@@ -248,7 +248,7 @@ def retrain(
     valid: EmbeddingTable | None,
     *,
     test: EmbeddingTable | None = None,
-    root: Path = DEFAULT_ROOT,
+    root: Path | None = None,
     margin: float = 1.0,
     force: bool = False,
     weight: float | None = None,
@@ -263,7 +263,7 @@ def retrain(
     version's reported metrics after the decision is made.
     """
     report = progress or (lambda fraction, message: None)
-    root = Path(root)
+    root = Path(root) if root is not None else checkpoint_root()
     report(0.0, "Loading the current model")
     parent = current_version(root)
     if parent is None:

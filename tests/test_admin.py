@@ -15,9 +15,10 @@ from tests.conftest import ROOT
 from tests.test_app import make_test_bundle
 from tests.test_charts import fake_analysis
 from utils import admin as admin_mod
-from utils import feedback_db
-from utils.admin import ADMIN_TOKEN_ENV, AdminGate, token_from_env
+from utils import settings
+from utils.admin import AdminGate, token_from_env
 from utils.feedback import FeedbackStore
+from utils.settings import ADMIN_TOKEN_ENV
 
 TOKEN = "correct-horse-battery-staple"
 PAGE = str(ROOT / "pages" / "feedback.py")
@@ -85,7 +86,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FeedbackStore:
                                                                             "frame_seconds": 2.992}))
     url = f"sqlite:///{tmp_path / 'fb.sqlite3'}"
     monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path / "ckpt"))
-    monkeypatch.setenv(feedback_db.DB_URL_ENV, url)
+    monkeypatch.setenv(settings.DB_URL_ENV, url)
     monkeypatch.delenv(ADMIN_TOKEN_ENV, raising=False)
     admin_view._gate.clear()  # failure counters are server-wide: start each test clean
     store = FeedbackStore(url)

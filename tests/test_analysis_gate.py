@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import synth_music, wav_bytes
 from tests.test_engine import engine as random_engine  # noqa: F401  (a fixture: a random-weights engine)
-from utils import analysis_gate
+from utils import analysis_gate, settings
 from utils.analysis_gate import AnalysisGate, queued_message
 
 
@@ -69,7 +69,7 @@ def test_messages_and_settings(monkeypatch: pytest.MonkeyPatch) -> None:
                                     "it starts by itself.")
     assert "1 other upload is being analysed and 1 more is waiting" in queued_message(1, 1)
     for raw, want in (("4", 4), ("0", 2), ("lots", 2)):
-        monkeypatch.setenv(analysis_gate.MAX_ANALYSES_ENV, raw)
+        monkeypatch.setenv(settings.MAX_ANALYSES_ENV, raw)
         assert analysis_gate.max_analyses() == want
     with pytest.raises(ValueError):
         AnalysisGate(0)

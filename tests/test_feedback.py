@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.test_retrain import FRAME, HOP, random_bundle
-from utils import feedback_db
+from utils import settings
 from utils.feedback import MAX_NOTE_CHARS, FeedbackError, FeedbackStore, SliceEmbeddings, idempotency_key
 
 EMBEDDER = "musicnn-msd/taggram/v1"
@@ -52,15 +52,15 @@ def store(db_url: str) -> FeedbackStore:
 
 # ------------------------------------------------------------------------------------ store basics
 def test_sqlite_defaults_wal_and_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(feedback_db.DB_URL_ENV, raising=False)
-    monkeypatch.setenv(feedback_db.DATA_DIR_ENV, str(tmp_path / "data"))
+    monkeypatch.delenv(settings.DB_URL_ENV, raising=False)
+    monkeypatch.setenv(settings.DATA_DIR_ENV, str(tmp_path / "data"))
     s = FeedbackStore()
     assert s.location.endswith("data/feedback.sqlite3") and (tmp_path / "data" / "feedback.sqlite3").is_file()
     with s.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
-    monkeypatch.setenv(feedback_db.DB_URL_ENV, f"sqlite:///{tmp_path / 'other.db'}")
+    monkeypatch.setenv(settings.DB_URL_ENV, f"sqlite:///{tmp_path / 'other.db'}")
     assert FeedbackStore().location.endswith("other.db")
 
 
@@ -246,7 +246,7 @@ def test_page_renders_stores_a_correction_and_escapes_text(
     root, _, analysis = bundle_and_wav
     url = db_url
     monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(root))
-    monkeypatch.setenv(feedback_db.DB_URL_ENV, url)
+    monkeypatch.setenv(settings.DB_URL_ENV, url)
     seed = FeedbackStore(url)
     submit(seed, audio="earlier", name="*not* markdown.wav", note="<script>alert(1)</script>")
 
@@ -285,7 +285,7 @@ def test_page_filters_and_deletes_with_confirmation(
     root, _, _ = bundle_and_wav
     url = f"sqlite:///{tmp_path / 'page.sqlite3'}"
     monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(root))
-    monkeypatch.setenv(feedback_db.DB_URL_ENV, url)
+    monkeypatch.setenv(settings.DB_URL_ENV, url)
     seed = FeedbackStore(url)
     a = submit(seed, audio="a", genres=["rock"], name="a.wav").correction
     b = submit(seed, audio="b", genres=["jazz"], name="b.wav").correction

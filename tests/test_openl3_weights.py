@@ -19,6 +19,7 @@ from models import openl3_weights as ow
 from models.embedder import EmbedderError
 from models.openl3 import OpenL3Error, OpenL3Net
 from tests.conftest import shared_path
+from utils import settings
 
 _FILLER = ["input_1", "activation", "max_pooling2d"]
 
@@ -95,9 +96,9 @@ def layers() -> list[list[np.ndarray]]:
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty private cache; no explicit weights from the environment."""
-    monkeypatch.setenv(ow.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.delenv(ow.WEIGHTS_ENV, raising=False)
-    monkeypatch.delenv(ow.URL_ENV, raising=False)
+    monkeypatch.setenv(settings.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(settings.OPENL3_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(settings.OPENL3_URL_ENV, raising=False)
     return tmp_path / "cache" / "openl3"
 
 
@@ -174,7 +175,7 @@ def test_lookup_order_explicit_env_then_cache(
     raw = torch.load(pt, weights_only=True)
     assert raw["sha256"] == got.sha256 and set(raw["state_dict"]) == set(got.state_dict)
 
-    monkeypatch.setenv(ow.WEIGHTS_ENV, str(env_file))
+    monkeypatch.setenv(settings.OPENL3_WEIGHTS_ENV, str(env_file))
     assert ow.resolve_weights("mel128", "music").sha256 == ow.file_sha256(env_file)
     assert ow.resolve_weights("mel128", "music", other).sha256 == ow.file_sha256(other)  # argument first
     assert ow.load_weights_file(pt).sha256 == got.sha256  # an explicit converted .pt works too
@@ -243,7 +244,7 @@ def test_download_plain_h5_via_env_url(
     cache: Path, server: _Server, tmp_path: Path, layers: list[list[np.ndarray]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_keras_h5(tmp_path / "www" / "models" / "openl3_audio_mel128_env-v0_4_0.h5.gz", layers)
-    monkeypatch.setenv(ow.URL_ENV, server.url)
+    monkeypatch.setenv(settings.OPENL3_URL_ENV, server.url)
     assert_state_matches(ow.resolve_weights("mel128", "env", progress=False).state_dict, layers)
 
 
@@ -261,7 +262,8 @@ def test_offline_error_says_what_and_where(cache: Path) -> None:
         ow.resolve_weights("mel256", "music", base_url="http://127.0.0.1:9/", progress=False)
     message = str(info.value)
     assert "openl3_audio_mel256_music.h5" in message and str(cache) in message
-    assert ow.WEIGHTS_ENV in message and "http://127.0.0.1:9/openl3_audio_mel256_music-v0_4_0.h5.gz" in message
+    url = "http://127.0.0.1:9/openl3_audio_mel256_music-v0_4_0.h5.gz"
+    assert settings.OPENL3_WEIGHTS_ENV in message and url in message
     assert isinstance(info.value, EmbedderError) and isinstance(info.value, OpenL3Error)
     with pytest.raises(ow.OpenL3WeightsError, match="downloads disabled"):
         ow.resolve_weights("mel256", "music", allow_download=False)

@@ -179,9 +179,9 @@ def _saliency_view_script() -> None:
 def test_saliency_and_nearest_views_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from app.explain import REFERENCE_ENV
     from tests.conftest import synthetic_table
     from tests.test_app import make_test_bundle
+    from utils.settings import REFERENCE_ENV
     from utils.tables import PUBLISHED_MUSICNN_META
 
     make_test_bundle(tmp_path / "ck")

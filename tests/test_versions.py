@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 from models.checkpoint import set_current, update_card
 from tests.conftest import synthetic_table
 from tests.test_app import MAIN, TIMEOUT, make_test_bundle, no_exceptions
-from utils import feedback_db
-from utils.admin import ADMIN_TOKEN_ENV
+from utils import settings
 from utils.feedback import FeedbackStore
+from utils.settings import ADMIN_TOKEN_ENV
 
 
 def sidebar_versions(at: AppTest) -> list[str]:
@@ -47,7 +47,7 @@ def test_a_promotion_shows_on_every_page_at_the_next_rerun(tmp_path: Path, monke
 
     monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(root))
     monkeypatch.setenv("GENRE_LENS_DEVICE", "cpu")
-    monkeypatch.setenv(feedback_db.DB_URL_ENV, url)
+    monkeypatch.setenv(settings.DB_URL_ENV, url)
     monkeypatch.delenv(ADMIN_TOKEN_ENV, raising=False)
     monkeypatch.setattr(retrain_module, "default_tables", lambda card: ([tmp_path / "train.npz"], None))
     monkeypatch.setattr(retrain_module, "test_table_of", lambda card: tmp_path / "test.npz")

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-ADMIN_TOKEN_ENV = "GENRE_LENS_ADMIN_TOKEN"
+from utils import settings
+
 MIN_TOKEN_CHARS = 12
 MAX_FAILURES = 5
 LOCKOUT_S = 300.0
@@ -29,8 +29,7 @@ GLOBAL_WINDOW_S = 300.0
 
 def token_from_env() -> str | None:
     """The admin token from $GENRE_LENS_ADMIN_TOKEN (None when unset or blank)."""
-    value = os.environ.get(ADMIN_TOKEN_ENV, "").strip()
-    return value or None
+    return settings.load().admin_token
 
 
 def _digest(value: str) -> bytes:

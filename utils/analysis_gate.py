@@ -14,14 +14,13 @@ that they are queued and how many are ahead. No Streamlit here: the engine passe
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-MAX_ANALYSES_ENV = "GENRE_LENS_MAX_ANALYSES"
-DEFAULT_MAX_ANALYSES = 2
+from utils import settings
+
 RECHECK_S = 0.5  # a waiter re-reads its place this often (and is told when it changed)
 
 
@@ -101,11 +100,7 @@ _gate_lock = threading.Lock()
 
 def max_analyses() -> int:
     """$GENRE_LENS_MAX_ANALYSES when it is a positive integer, else the default."""
-    try:
-        value = int(os.environ.get(MAX_ANALYSES_ENV, DEFAULT_MAX_ANALYSES))
-    except ValueError:
-        return DEFAULT_MAX_ANALYSES
-    return value if value >= 1 else DEFAULT_MAX_ANALYSES
+    return settings.load().max_analyses
 
 
 def analysis_gate() -> AnalysisGate:

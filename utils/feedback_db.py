@@ -12,7 +12,6 @@ one runs the missing ones, always inside one locked transaction so two processes
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,14 +44,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from utils import settings
+
 T = TypeVar("T")
 
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
-DB_URL_ENV = "GENRE_LENS_DB_URL"
-DATA_DIR_ENV = "GENRE_LENS_DATA"
-DB_FILE = "feedback.sqlite3"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # transient lock errors retried, and adds rerun after a concurrent writer stored the same key, in this process
 stats = {"retries": 0, "conflicts": 0}
 
@@ -63,12 +60,12 @@ class FeedbackError(ValueError):
 
 def data_dir() -> Path:
     """Where local data lives: $GENRE_LENS_DATA, else the project's gitignored data/ folder."""
-    return Path(os.environ.get(DATA_DIR_ENV) or PROJECT_ROOT / "data")
+    return settings.load().data_dir
 
 
 def default_url() -> str:
     """The database to use: $GENRE_LENS_DB_URL, else a SQLite file in the data folder."""
-    return os.environ.get(DB_URL_ENV) or f"sqlite:///{data_dir() / DB_FILE}"
+    return settings.load().db_url
 
 
 def display_url(url: str) -> str:
