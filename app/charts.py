@@ -16,8 +16,8 @@ from plotly.colors import sequential
 from plotly.subplots import make_subplots
 
 from app.analysis import Analysis, WindowResult
-from app.text import plotly_text
 from utils.constants import GENRES, SLICE_S
+from utils.text import plotly_text
 
 # Tableau 10, assigned by association (blues blue, reggae green, rock red), lightened for a dark theme.
 GENRE_COLORS: dict[str, str] = {

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app import commands
-from models.checkpoint import CheckpointError
-from models.embedder import EmbedderError
+from models.classifier.bundle import CheckpointError
+from models.embedders.base import EmbedderError
 from utils.audio import AudioError
 from utils.tables import TableError
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from models.checkpoint import (
+from models.classifier.bundle import (
     CURVES_FILE,
     ModelCard,
     checkpoint_root,
@@ -21,10 +21,10 @@ from models.checkpoint import (
     save_bundle,
     set_current,
 )
-from models.embedder import Embedder, build_embedder
-from models.evaluation import evaluate_and_record, record_in_card
-from models.training import TrainConfig
-from models.training import train as train_model
+from models.embedders.base import Embedder, build_embedder
+from models.training.config import TrainConfig
+from models.training.evaluation import evaluate_and_record, record_in_card
+from models.training.loop import train as train_model
 from utils.atomic import atomic_write_text
 from utils.audio import AudioError
 from utils.constants import GENRES
@@ -224,7 +224,7 @@ def train(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     """`evaluate SOURCE`: metrics on a table or an audio folder (or --cv K on a training table)."""
-    from models.evaluation import cross_validate, evaluate_analyses, evaluate_table
+    from models.training.evaluation import cross_validate, evaluate_analyses, evaluate_table
 
     train_table = load_table(args.train_table) if args.train_table else None
     if args.cv:
@@ -251,7 +251,7 @@ def evaluate(args: argparse.Namespace) -> int:
         wanted = {Path(line.strip()).stem for line in Path(args.list).read_text().splitlines() if line.strip()}
     if args.source.is_dir() and not is_shard_folder(args.source):
         from app.engine import Engine
-        from models.evaluation import audio_folder_items
+        from models.training.evaluation import audio_folder_items
 
         engine = Engine(checkpoint=folder, device=args.device)
         items = [(p, g) for p, g in audio_folder_items(args.source) if wanted is None or p.stem in wanted]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.embedder import Embedder, cache_root
-from models.evaluation import audio_folder_items
+from models.embedders.base import Embedder, cache_root
+from models.training.evaluation import audio_folder_items
 from utils.atomic import atomic_path
 from utils.audio import AudioError, load_audio
 from utils.constants import GENRES

@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from app.analysis import Analysis, WindowResult
-from models.checkpoint import load_bundle, resolve_bundle, sha256_file
-from models.embedder import Embedder, build_embedder
-from models.predict import combine_windows, predict_windows
+from models.classifier.bundle import load_bundle, resolve_bundle, sha256_file
+from models.classifier.predict import combine_windows, predict_windows
+from models.embedders.base import Embedder, build_embedder
 from utils.analysis_gate import analysis_slot
-from utils.audio import DecodedAudio, load_audio, safe_display_name
+from utils.audio import DecodedAudio, load_audio
 from utils.constants import DEFAULT_THRESHOLD, SLICE_S, WINDOW_S
 from utils.spectrogram import display_spectrogram
+from utils.text import safe_display_name
 from utils.windows import cut_slices, plan_windows
 
 Progress = Callable[[float, str], None]

@@ -21,11 +21,11 @@ import torch
 
 from app.analysis import Analysis
 from app.engine import Engine
-from models.checkpoint import METRICS_FILE, ModelCard, read_json
-from models.musicnn import MusiCNNEmbedder
-from models.predict import combine_windows, predict_windows
-from models.retrain import test_table_of
-from models.saliency import METHOD, SaliencyError, embed_logmels, logmel_saliency, to_display_grid
+from models.classifier.bundle import METRICS_FILE, ModelCard, read_json
+from models.classifier.predict import combine_windows, predict_windows
+from models.classifier.saliency import METHOD, SaliencyError, embed_logmels, logmel_saliency, to_display_grid
+from models.embedders.musicnn.embedder import MusiCNNEmbedder
+from models.training.retrain import test_table_of
 from utils import settings
 from utils.audio import DecodedAudio, load_audio
 from utils.constants import WINDOW_S

@@ -16,8 +16,8 @@ from scipy.ndimage import gaussian_filter
 
 from app.charts import ACCENT, ALIGNED, FREQ_TICKS_HZ, _layout, genre_color
 from app.explain import Saliency
-from app.text import plotly_text
 from utils.embedding_map import EmbeddingMap
+from utils.text import plotly_text
 
 FOR_COLOR = (61, 245, 210)  # aqua: evidence for the genre
 AGAINST_COLOR = (255, 92, 168)  # pink: evidence against

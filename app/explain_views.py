@@ -19,9 +19,9 @@ import streamlit as st
 from app import explain, explain_charts, state
 from app.analysis import Analysis
 from app.engine import Engine
-from models.checkpoint import CheckpointError, read_card
-from models.embedder import EmbedderError
-from models.saliency import SaliencyError
+from models.classifier.bundle import CheckpointError, read_card
+from models.classifier.saliency import SaliencyError
+from models.embedders.base import EmbedderError
 from utils.audio import AudioError
 from utils.embedding_map import EmbeddingMap, TrackVectors, build_map, slice_embeddings_mean, track_means
 from utils.settings import REFERENCE_ENV

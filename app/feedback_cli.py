@@ -11,13 +11,13 @@ import argparse
 import functools
 import json
 import sys
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
 from utils.feedback import Correction, FeedbackError, FeedbackStore
+from utils.text import terminal_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -94,15 +94,14 @@ def _add_common(p: argparse.ArgumentParser, root: bool = True) -> None:
 
 def _root(args: argparse.Namespace) -> Path:
     """The checkpoints folder from --root, the environment, or the default."""
-    from models.checkpoint import checkpoint_root
+    from models.classifier.bundle import checkpoint_root
 
     return Path(args.root) if args.root else checkpoint_root()
 
 
 def _plain(text: str | None, limit: int | None = None) -> str:
     """Text safe for a terminal: control characters (escape sequences) shown escaped, one line."""
-    text = "" if text is None else str(text)
-    out = "".join(c if unicodedata.category(c)[0] != "C" else c.encode("unicode_escape").decode() for c in text)
+    out = terminal_text("" if text is None else text)
     return out if limit is None or len(out) <= limit else out[: limit - 1] + "…"
 
 
@@ -167,9 +166,9 @@ def delete(args: argparse.Namespace) -> int:
 
 def retrain(args: argparse.Namespace) -> int:
     """`retrain`: base table + corrections -> new version, promoted only if not worse on validation data."""
-    from models.checkpoint import read_card, resolve_bundle
-    from models.retrain import RetrainError, default_tables, parent_config, test_table_of
-    from models.retrain import retrain as run_retrain
+    from models.classifier.bundle import read_card, resolve_bundle
+    from models.training.retrain import RetrainError, default_tables, parent_config, test_table_of
+    from models.training.retrain import retrain as run_retrain
     from utils.tables import load_table, load_tables
 
     root = _root(args)

@@ -19,7 +19,7 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from app import state  # noqa: E402
-from models.checkpoint import CheckpointError, read_card  # noqa: E402
+from models.classifier.bundle import CheckpointError, read_card  # noqa: E402
 
 PAGES = ROOT / "pages"
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from app.embed_job import MAX_TRACK_S, list_source, table_meta
 from app.ray_jobs import ActorPlan, plan_actors, ray_session, tracks_per_shard
-from models.embedder import build_embedder
+from models.embedders.base import build_embedder
 from utils.atomic import atomic_write_text
 from utils.audio import AudioError, load_audio
 from utils.constants import GENRES

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from app.ray_jobs import ActorPlan, plan_actors, ray_session
-from models.baseline import baseline_probabilities, fit_baseline
-from models.checkpoint import CARD_FILE, WEIGHTS_FILE, load_bundle, read_card, resolve_bundle
-from models.evaluation import audio_folder_items, evaluate_analyses, record_in_card
-from models.training import max_slice_frames, track_probabilities
+from models.classifier.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, read_card, resolve_bundle
+from models.training.baseline import baseline_probabilities, fit_baseline
+from models.training.data import max_slice_frames, track_probabilities
+from models.training.evaluation import audio_folder_items, evaluate_analyses, record_in_card
 from utils.atomic import atomic_write_text
 from utils.audio import AudioError
 from utils.constants import GENRES

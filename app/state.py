@@ -38,13 +38,7 @@ import streamlit as st
 from app.analysis import Analysis
 from app.engine import Engine
 from app.session_store import SessionData, SessionStore, browser_key, is_token, public_id
-from models.checkpoint import (
-    checkpoint_root,
-    current_version,
-    list_versions,
-    read_card,
-    resolve_bundle,
-)
+from models.classifier.bundle import checkpoint_root, current_version, list_versions, read_card, resolve_bundle
 from utils import settings
 from utils.constants import DEFAULT_THRESHOLD
 from utils.settings import Settings

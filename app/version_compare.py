@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from models.checkpoint import METRICS_FILE, CheckpointError, list_versions, read_card, read_json
+from models.classifier.bundle import METRICS_FILE, CheckpointError, list_versions, read_card, read_json
 from utils.constants import GENRES
 
 HEADLINE = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("mAP", "mAP"), ("ece", "ECE"))

@@ -49,9 +49,9 @@ def clips(n: int) -> list[tuple[str, bytes]]:
 
 def dev_bundle(folder: Path) -> Path:
     """A random-weights bundle for timing when no trained model is installed."""
-    from models.checkpoint import ModelCard, save_bundle
-    from models.musicnn import MusiCNNEmbedder
-    from models.parallel_cnn import ClassifierConfig, ParallelCNN
+    from models.classifier.bundle import ModelCard, save_bundle
+    from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
+    from models.embedders.musicnn.embedder import MusiCNNEmbedder
     from utils.constants import GENRES
 
     embedder_id = f"{MusiCNNEmbedder.name}/taggram/v1"
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(cold_once(args.checkpoint, args.device, args.clip)))
         return 0
 
-    from models.checkpoint import CheckpointError, resolve_bundle
+    from models.classifier.bundle import CheckpointError, resolve_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
         try:

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.engine import Engine  # noqa: E402
-from models.checkpoint import CheckpointError, ModelCard, save_bundle  # noqa: E402
-from models.embedder import build_embedder  # noqa: E402
-from models.parallel_cnn import ClassifierConfig, ParallelCNN  # noqa: E402
-from models.predict import predict_windows  # noqa: E402
+from models.classifier.bundle import CheckpointError, ModelCard, save_bundle  # noqa: E402
+from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN  # noqa: E402
+from models.classifier.predict import predict_windows  # noqa: E402
+from models.embedders.base import build_embedder  # noqa: E402
 from utils.audio import load_audio  # noqa: E402
 from utils.constants import GENRES  # noqa: E402
 from utils.spectrogram import display_spectrogram  # noqa: E402
@@ -93,10 +93,12 @@ def main() -> None:
     windows = embeddings[plan.window_slices]
 
     stages = {"decode_resample": median_s(lambda: load_audio(data, emb.sample_rate), args.repeats, False)}
-    from models import musicnn
+    from models.embedders.musicnn.embedder import MusiCNNEmbedder
+    from models.embedders.musicnn.frontend import N_MELS, PATCH_FRAMES, logmel
+    from models.embedders.musicnn.weights import load_msd_musicnn
 
-    if isinstance(emb, musicnn.MusiCNNEmbedder):
-        stages["logmel"] = median_s(lambda: [musicnn.logmel(s) for s in slices], args.repeats, sync)
+    if isinstance(emb, MusiCNNEmbedder):
+        stages["logmel"] = median_s(lambda: [logmel(s) for s in slices], args.repeats, sync)
     stages["embedder_total"] = median_s(lambda: emb.embed(slices), args.repeats, sync)
     stages["classifier"] = median_s(lambda: predict_windows(engine.model, windows), args.repeats, sync)
     stages["spectrogram"] = median_s(lambda: display_spectrogram(decoded.samples, emb.sample_rate), args.repeats,
@@ -111,11 +113,11 @@ def main() -> None:
     audio_s = len(decoded.samples) / emb.sample_rate
 
     flops = FlopCounterMode(display=False)
-    net = musicnn.load_msd_musicnn(args.device) if isinstance(emb, musicnn.MusiCNNEmbedder) else None
+    net = load_msd_musicnn(args.device) if isinstance(emb, MusiCNNEmbedder) else None
     flops_per_audio_s = None
     if net is not None:
         n_patches = embeddings.shape[0] * embeddings.shape[1]
-        x = torch.zeros(n_patches, musicnn.PATCH_FRAMES, musicnn.N_MELS, device=args.device)
+        x = torch.zeros(n_patches, PATCH_FRAMES, N_MELS, device=args.device)
         with flops, torch.inference_mode():
             net(x)
         flops_per_audio_s = flops.get_total_flops() / audio_s

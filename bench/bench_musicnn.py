@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.musicnn import (
+from models.embedders.musicnn.frontend import (
     HOP,
     HOP_SECONDS,
     N_FFT,
@@ -30,8 +30,8 @@ from models.musicnn import (
     PATCH_HOP_FRAMES,
     SR,
     LogMel,
-    load_msd_musicnn,
 )
+from models.embedders.musicnn.weights import load_msd_musicnn
 
 
 def _times_ms(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, float]:

@@ -26,8 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 if __package__ in (None, ""):  # allow `python bench/bench_openl3.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.openl3 import OpenL3Model
-from models.openl3_frontend import TARGET_SR, n_frames_for
+from models.embedders.openl3.frontend import TARGET_SR, n_frames_for
+from models.embedders.openl3.network import OpenL3Model
 
 TRACK_SECONDS = 30.0
 REFERENCE_GPU_S_PER_TRACK = 9.4

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.cli import build_parser  # noqa: E402
 from app.embed_job import MAX_TRACK_S, build_table, list_source  # noqa: E402
-from models.embedder import build_embedder  # noqa: E402
+from models.embedders.base import build_embedder  # noqa: E402
 from tests.conftest import synth_music  # noqa: E402
 from utils.audio import load_audio  # noqa: E402
 from utils.constants import GENRES  # noqa: E402

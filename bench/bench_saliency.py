@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.explain import explain  # noqa: E402
 from bench.bench_engine import clip_bytes, make_engine, median_s  # noqa: E402
-from models.saliency import embed_logmels  # noqa: E402
+from models.classifier.saliency import embed_logmels  # noqa: E402
 from utils.audio import load_audio  # noqa: E402
 from utils.windows import cut_slices, plan_windows  # noqa: E402
 

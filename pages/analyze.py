@@ -18,10 +18,10 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from app import charts, explain_views, state
 from app.analysis import Analysis
 from app.engine import Engine, Progress
-from app.text import heading_html, md_escape
-from models.checkpoint import CheckpointError
-from models.embedder import EmbedderError
+from models.classifier.bundle import CheckpointError
+from models.embedders.base import EmbedderError
 from utils.audio import AudioError
+from utils.text import heading_html, md_escape
 
 log = logging.getLogger("genre_lens.analyze")
 ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]

@@ -14,8 +14,8 @@ import streamlit as st
 
 from app import charts, explain_charts, explain_views, state
 from app.analysis import Analysis
-from app.text import heading_html
 from utils.embedding_map import METHODS, EmbeddingMap
+from utils.text import heading_html
 
 log = logging.getLogger("genre_lens.explore")
 MAP_KEY, SELECTED_KEY = "explore-map", "explore.selected"

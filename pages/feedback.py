@@ -21,12 +21,12 @@ import streamlit as st
 from app import admin_view, state
 from app.analysis import Analysis
 from app.feedback_views import browse, store
-from app.text import md_escape
-from models.checkpoint import CheckpointError, current_version, read_card
+from models.classifier.bundle import CheckpointError, current_version, read_card
 from utils.audio import AudioError
 from utils.constants import GENRES
 from utils.feedback import MAX_NOTE_CHARS, FeedbackError
 from utils.tables import TableError
+from utils.text import md_escape
 
 log = logging.getLogger("genre_lens.feedback")
 ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]
@@ -141,7 +141,7 @@ def correction_form(a: Analysis) -> None:
 # ------------------------------------------------------------------------------------ retraining
 def retrain_section() -> None:
     """Counts, the guard margin, 'Retrain now' with progress, and the last result."""
-    from models.retrain import default_tables, retrain, test_table_of
+    from models.training.retrain import default_tables, retrain, test_table_of
     from utils.tables import load_table, load_tables
 
     root = state.checkpoint_root()

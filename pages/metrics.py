@@ -13,8 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, state, version_compare
-from app.text import md_escape
-from models.checkpoint import CURVES_FILE, METRICS_FILE, CheckpointError, ModelCard, read_card, read_json
+from models.classifier.bundle import CURVES_FILE, METRICS_FILE, CheckpointError, ModelCard, read_card, read_json
+from utils.text import md_escape
 
 log = logging.getLogger("genre_lens.metrics")
 # Published frozen-embedding results on the same fault-filtered GTZAN split (test accuracy).

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import admin_view
 from app.session_store import public_id
-from models.checkpoint import update_card
+from models.classifier.bundle import update_card
 from tests.conftest import ROOT
 from tests.test_app import make_test_bundle
 from tests.test_charts import fake_analysis

@@ -18,8 +18,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from models.checkpoint import CURVES_FILE, METRICS_FILE, ModelCard, save_bundle
-from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.classifier.bundle import CURVES_FILE, METRICS_FILE, ModelCard, save_bundle
+from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
 from tests.conftest import ROOT, SHARED, synth_music, wav_bytes
 from utils.atomic import atomic_write_text
 from utils.constants import GENRES

@@ -16,8 +16,9 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import shared_path, synth_music, wav_bytes
-from utils import audio, ffmpeg
-from utils.audio import AudioError, DecodedAudio, load_audio, safe_display_name, sniff_format
+from utils.audio import AudioError, DecodedAudio, ffmpeg, load_audio, sniff_format
+from utils.audio.sniff import _mpeg_frame
+from utils.text import safe_display_name
 
 SR = 16000
 HAS_FFMPEG = shutil.which("ffmpeg") is not None
@@ -369,7 +370,7 @@ def test_mpeg_sniff_needs_a_second_frame_where_the_first_ends():
 
 def _first_mpeg_frame() -> bytes:
     data = mp3_bytes(tone(seconds=1.0), SR)
-    length = audio._mpeg_frame(data)
+    length = _mpeg_frame(data)
     assert length is not None
     return data[: length[0]]
 

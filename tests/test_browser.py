@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.checkpoint import DEFAULT_ROOT, current_version
+from models.classifier.bundle import DEFAULT_ROOT, current_version
 from tests.conftest import ROOT, synth_music, wav_bytes
 from tests.test_app import CLIP, make_test_bundle
 

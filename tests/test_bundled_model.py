@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from models.checkpoint import DEFAULT_ROOT, METRICS_FILE, current_version, list_versions, load_bundle
-from models.evaluation import evaluate_table
+from models.classifier.bundle import DEFAULT_ROOT, METRICS_FILE, current_version, list_versions, load_bundle
+from models.training.evaluation import evaluate_table
 from tests.conftest import shared_path
 from utils.tables import SHARED_DATA, load_table
 
@@ -30,7 +30,7 @@ def test_every_bundled_version_loads_and_its_card_agrees_with_its_metrics() -> N
 
 @pytest.mark.parametrize("version", list_versions(DEFAULT_ROOT))
 def test_every_bundled_versions_test_numbers_come_from_its_weights(version: str) -> None:
-    from models.retrain import test_table_of
+    from models.training.retrain import test_table_of
 
     model, card = load_bundle(DEFAULT_ROOT / version)
     metrics = json.loads((DEFAULT_ROOT / version / METRICS_FILE).read_text())

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.checkpoint import (
+from models.classifier.bundle import (
     CheckpointError,
     ModelCard,
     current_version,
@@ -13,7 +13,7 @@ from models.checkpoint import (
     save_bundle,
     set_current,
 )
-from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
 from utils.constants import GENRES
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from app.engine import Engine
-from models.checkpoint import ModelCard, save_bundle
-from models.embedder import build_embedder
-from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.classifier.bundle import ModelCard, save_bundle
+from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.embedders.base import build_embedder
 from tests.conftest import synth_music, wav_bytes
 from utils.audio import AudioError
 from utils.constants import GENRES

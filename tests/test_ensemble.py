@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import CheckpointError, ModelCard, load_bundle, save_bundle, update_card
-from models.ensemble import GenreEnsemble, build_classifier, classifier_spec
-from models.evaluation import evaluate_table
-from models.parallel_cnn import ClassifierConfig, ParallelCNN
-from models.training import TrainConfig, member_splits, track_blocks, train
+from models.classifier.bundle import CheckpointError, ModelCard, load_bundle, save_bundle, update_card
+from models.classifier.ensemble import GenreEnsemble, build_classifier, classifier_spec
+from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.training.config import TrainConfig
+from models.training.evaluation import evaluate_table
+from models.training.loop import train
+from models.training.splits import member_splits, track_blocks
 from tests.conftest import synthetic_table
 from utils.constants import GENRES
 

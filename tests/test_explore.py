@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from app.analysis import Analysis
 from app.explain import reference_predictions, reference_table_path
 from app.explain_charts import PlacedTrack, embedding_map
-from models.checkpoint import DEFAULT_ROOT, ModelCard, current_version, read_card
+from models.classifier.bundle import DEFAULT_ROOT, ModelCard, current_version, read_card
 from tests.conftest import ROOT, synthetic_table
 from utils.embedding_map import build_map, slice_embeddings_mean, track_means
 from utils.settings import REFERENCE_ENV

@@ -192,7 +192,7 @@ def bundle_and_wav(tmp_path_factory: pytest.TempPathFactory):
 
 def test_cli_round_trip(bundle_and_wav, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from app.cli import main
-    from models.retrain import window_tracks
+    from models.training.retrain import window_tracks
     from utils.windows import windows_from_frames
 
     root, wav, analysis = bundle_and_wav

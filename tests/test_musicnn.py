@@ -12,16 +12,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from models.embedder import EmbedderError, build_embedder
-from models.musicnn import (
-    MSD_LABELS,
-    MusiCNNEmbedder,
-    checkpoint_prefix,
-    extractor,
-    load_msd_musicnn,
-    logmel,
-)
-from models.tf_checkpoint import read_checkpoint
+from models.embedders.base import EmbedderError, build_embedder
+from models.embedders.musicnn.embedder import MusiCNNEmbedder
+from models.embedders.musicnn.extractor import extractor
+from models.embedders.musicnn.frontend import logmel
+from models.embedders.musicnn.network import MSD_LABELS
+from models.embedders.musicnn.tf_checkpoint import read_checkpoint
+from models.embedders.musicnn.weights import checkpoint_prefix, load_msd_musicnn
 from tests.conftest import shared_path
 
 GOLDEN = ("golden", "musicnn")
@@ -179,7 +176,7 @@ def test_published_taggrams_are_reproduced(embedder: MusiCNNEmbedder) -> None:
 
 def test_sliding_features_equal_cut_out_patches(model: torch.nn.Module) -> None:
     """Sharing the timbral convs between overlapping patches, and chunking, must not change a number."""
-    from models.musicnn import _run_sliding
+    from models.embedders.musicnn.embedder import _run_sliding
 
     rng = np.random.default_rng(2)
     mel = torch.from_numpy(logmel((0.1 * rng.standard_normal(8 * 16000)).astype(np.float32)))[None]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from app.cli import main
-from models.musicnn_pool import POOL_DIM, patch_pool_vectors, pool_blocks
+from models.embedders.musicnn.pool import POOL_DIM, patch_pool_vectors, pool_blocks
 from tests.conftest import shared_path, synth_music
 from utils.tables import PUBLISHED_POOL_META, TableError, load_table
 
@@ -41,7 +41,7 @@ def test_wrong_pool_shapes_are_refused() -> None:
 @pytest.fixture(scope="module")
 def embedder():
     pytest.importorskip("musicnn", reason="needs the musicnn wheel's weights (pip install --no-deps musicnn==0.1.0)")
-    from models.embedder import build_embedder
+    from models.embedders.base import build_embedder
 
     return build_embedder("musicnn-msd", output="pool")
 

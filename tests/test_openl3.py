@@ -17,18 +17,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from models.embedder import EmbedderError, build_embedder
-from models.openl3 import (
-    OpenL3Embedder,
-    OpenL3Error,
-    OpenL3Model,
-    OpenL3Warning,
-    get_audio_embedding,
-    load_audio_embedding_model_from_path,
-    max_pool_same,
-    preprocess_audio,
-)
-from models.openl3_frontend import (
+from models.embedders.base import EmbedderError, build_embedder
+from models.embedders.openl3 import OpenL3Error, OpenL3Warning
+from models.embedders.openl3.api import get_audio_embedding, load_audio_embedding_model_from_path, preprocess_audio
+from models.embedders.openl3.embedder import OpenL3Embedder
+from models.embedders.openl3.frontend import (
     LibrosaFrontend,
     build_frontend,
     frame_audio,
@@ -36,7 +29,8 @@ from models.openl3_frontend import (
     prepare_audio,
     resample_kaiser_best,
 )
-from models.openl3_weights import LoadedWeights, convert_h5, keras_to_state_dict
+from models.embedders.openl3.network import OpenL3Model, max_pool_same
+from models.embedders.openl3.weights import LoadedWeights, convert_h5, keras_to_state_dict
 from tests.conftest import shared_path
 from tests.test_openl3_weights import random_layers, write_keras_h5
 
@@ -148,7 +142,7 @@ def test_resampler_is_band_limited_and_accurate() -> None:
 
 def _resampy_022_loop(x: np.ndarray, sr: float, sr_new: float) -> np.ndarray:
     """resampy 0.2.2's per-sample loop in plain Python: the reference for up- and down-sampling."""
-    from models.openl3_frontend import _kaiser_best_table
+    from models.embedders.openl3.frontend import _kaiser_best_table
 
     ratio = sr_new / sr
     win = _kaiser_best_table() * min(ratio, 1.0)
@@ -231,7 +225,7 @@ def test_openl3_input_validation() -> None:
         prepare_audio(ok, 48000)
 
 
-@pytest.mark.filterwarnings("ignore::models.openl3_frontend.OpenL3Warning")
+@pytest.mark.filterwarnings("ignore::models.embedders.openl3.frontend.OpenL3Warning")
 def test_api_shapes_lists_and_timestamps(random_weights: LoadedWeights) -> None:
     model = OpenL3Model("mel128", 6144).load_weights(random_weights)
     rng = np.random.default_rng(1)

@@ -10,9 +10,9 @@ import soundfile as sf
 
 from app.cli import main
 from app.engine import Engine
-from models.checkpoint import ModelCard, save_bundle
-from models.embedder import build_embedder
-from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.classifier.bundle import ModelCard, save_bundle
+from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.embedders.base import build_embedder
 from tests.conftest import shared_path, synth_music, wav_bytes
 from utils.constants import GENRES
 from utils.tables import load_table

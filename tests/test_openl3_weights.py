@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from models import openl3_weights as ow
-from models.embedder import EmbedderError
-from models.openl3 import OpenL3Error, OpenL3Net
+from models.embedders.base import EmbedderError
+from models.embedders.openl3 import OpenL3Error
+from models.embedders.openl3 import weights as ow
+from models.embedders.openl3.network import OpenL3Net
 from tests.conftest import shared_path
 from utils import settings
 

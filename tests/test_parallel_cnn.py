@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
 
 
 @pytest.mark.parametrize("dim,frames", [(50, 3), (200, 3), (512, 50)])

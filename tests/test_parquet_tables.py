@@ -115,8 +115,8 @@ def test_errors_are_table_errors(tmp_path):
 def test_load_table_reads_a_shard_folder_and_local_evaluate_accepts_it(tmp_path):
     """`load_table` dispatches folders to the Parquet reader; the CLI evaluates a shard folder locally."""
     from app.cli import main
-    from models.checkpoint import ModelCard, save_bundle
-    from models.parallel_cnn import ClassifierConfig, ParallelCNN
+    from models.classifier.bundle import ModelCard, save_bundle
+    from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
     from tests.conftest import synthetic_table
     from utils.constants import GENRES
     from utils.tables import load_table

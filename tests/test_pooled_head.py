@@ -11,11 +11,13 @@ import pytest
 import torch
 
 from app.cli import main
-from models.baseline import FlooredScaler
-from models.checkpoint import ModelCard, load_bundle, save_bundle
-from models.parallel_cnn import ClassifierConfig
-from models.pooled_head import PooledHead
-from models.training import TrainConfig, track_probabilities, train
+from models.classifier.bundle import ModelCard, load_bundle, save_bundle
+from models.classifier.parallel_cnn import ClassifierConfig
+from models.classifier.pooled_head import PooledHead
+from models.training.baseline import FlooredScaler
+from models.training.config import TrainConfig
+from models.training.data import track_probabilities
+from models.training.loop import train
 from tests.conftest import synthetic_table
 from utils.constants import GENRES
 

@@ -17,8 +17,8 @@ import soundfile as sf
 
 from app.cli import build_parser, main
 from app.ray_jobs import ActorPlan, plan_actors
-from models.checkpoint import ModelCard, save_bundle
-from models.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.classifier.bundle import ModelCard, save_bundle
+from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
 from tests.conftest import ROOT, synth_music, synthetic_table
 from utils.constants import GENRES
 from utils.tables import EmbeddingTable, load_table
@@ -157,7 +157,7 @@ def test_gpu_shaped_pipeline(ray_cluster, work, local_table):
     """Decode in CPU tasks, embed in an actor holding the (logical) GPU, write shards."""
     from app.embed_job import list_source, table_meta
     from app.ray_embed import run_pipeline
-    from models.embedder import build_embedder
+    from models.embedders.base import build_embedder
     from utils.tables.parquet import read_parquet_table
 
     assert plan_actors(ray_cluster.cluster_resources()).num_gpus == 1

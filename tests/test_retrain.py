@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.checkpoint import (
+from models.classifier.bundle import (
     ModelCard,
     current_version,
     list_versions,
@@ -18,10 +18,12 @@ from models.checkpoint import (
     save_bundle,
     set_current,
 )
-from models.parallel_cnn import ClassifierConfig, ParallelCNN
-from models.predict import combine_windows, predict_windows
-from models.retrain import RetrainError, retrain, slice_frames, window_starts_of, window_tracks
-from models.training import TrainConfig, grid_windows, train
+from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.classifier.predict import combine_windows, predict_windows
+from models.training.config import TrainConfig
+from models.training.data import grid_windows
+from models.training.loop import train
+from models.training.retrain import RetrainError, retrain, slice_frames, window_starts_of, window_tracks
 from utils.constants import GENRES
 from utils.feedback import FeedbackStore, SliceEmbeddings
 from utils.tables import MUSICNN_FRAME_S, MUSICNN_HOP_S, PUBLISHED_MUSICNN_META, EmbeddingTable
@@ -140,7 +142,7 @@ def quick_baseline(tracks, seed: int = 0, folds: int = 5):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from models.baseline import track_means
+    from models.training.baseline import track_means
 
     y = np.array([GENRES.index(t.genre) for t in tracks])
     return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500)).fit(track_means(tracks), y), 1.0
@@ -155,7 +157,7 @@ def fast_and_fair():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("models.evaluation.fit_baseline", quick_baseline)
+        mp.setattr("models.training.evaluation.fit_baseline", quick_baseline)
         yield
     torch.set_num_threads(before)
 
@@ -293,7 +295,7 @@ def test_corrections_teach_the_retrained_model_and_are_recorded(world: dict, tmp
 
 
 def test_held_out_corrections_are_the_newest_quarter() -> None:
-    from models.promotion import held_out_ids
+    from models.training.promotion import held_out_ids
 
     assert held_out_ids([5, 3, 9, 1, 7, 2, 8, 4], has_validation=False) == [8, 9]
     assert held_out_ids([4, 2], has_validation=False) == [4]
@@ -326,7 +328,7 @@ def test_guard_refuses_a_version_that_is_worse_on_the_validation_tracks(world: d
 
 def test_guard_never_reads_the_test_table(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The decision is the same whatever the test table says: it is for reported numbers only."""
-    import models.promotion as promotion
+    import models.training.promotion as promotion
 
     seen: list[int] = []
     real = promotion.evaluate_table
@@ -382,7 +384,7 @@ def test_feedback_page_retrains_with_progress_and_shows_the_decision(
 ) -> None:
     from streamlit.testing.v1 import AppTest
 
-    import models.retrain as retrain_module
+    import models.training.retrain as retrain_module
     from tests.conftest import ROOT
 
     root = fresh_root(world, tmp_path)
@@ -415,7 +417,7 @@ def test_feedback_page_retrains_with_progress_and_shows_the_decision(
 
 
 def test_an_ensemble_retrains_as_an_ensemble_on_its_parents_folds(world: dict, tmp_path: Path) -> None:
-    from models.ensemble import GenreEnsemble
+    from models.classifier.ensemble import GenreEnsemble
 
     cfg = tiny_config(members=2)
     parent = train(world["table"], cfg)

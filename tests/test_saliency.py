@@ -17,10 +17,10 @@ import torch
 from app.engine import Engine
 from app.explain import Saliency, explain
 from app.explain_charts import normalised_saliency, saliency_overlay, saliency_sentence, time_profile
-from models.checkpoint import ModelCard, save_bundle
-from models.parallel_cnn import ClassifierConfig, ParallelCNN
-from models.predict import combine_windows
-from models.saliency import SaliencyError, combine_windows_torch, logmel_saliency, to_display_grid
+from models.classifier.bundle import ModelCard, save_bundle
+from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
+from models.classifier.predict import combine_windows
+from models.classifier.saliency import SaliencyError, combine_windows_torch, logmel_saliency, to_display_grid
 from tests.conftest import synth_music, wav_bytes
 from utils.audio import load_audio
 from utils.constants import GENRES
@@ -108,7 +108,7 @@ def test_chunked_backward_equals_one_pass(engine: Engine) -> None:
 
 def test_an_ensembles_window_saliency_is_its_members_mean(engine: Engine) -> None:
     """Its window probability is the members' mean, so by linearity its gradient is theirs averaged."""
-    from models.ensemble import GenreEnsemble
+    from models.classifier.ensemble import GenreEnsemble
 
     torch.manual_seed(1)
     members = [engine.model, ParallelCNN(ClassifierConfig(input_dim=50)).eval()]

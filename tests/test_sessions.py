@@ -17,10 +17,10 @@ from streamlit.testing.v1 import AppTest
 
 from app import charts
 from app.session_store import SessionData, SessionStore, browser_key, is_token, public_id
-from app.text import heading_html, md_escape, plotly_text
 from tests.conftest import synth_music, wav_bytes
 from tests.test_app import MAIN, TIMEOUT, make_test_bundle, no_exceptions, track_heading
 from tests.test_charts import fake_analysis
+from utils.text import heading_html, md_escape, plotly_text
 
 HOSTILE = "bob <b>&amp; 'co' <img src=x onerror=alert(1)>.flac"
 MARKDOWNY = "alice *private* _demo_ `x` [l](e) :smile: $x$ &amp;.flac"

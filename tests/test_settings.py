@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from app.cli import main
-from models.checkpoint import current_version, set_current
+from models.classifier.bundle import current_version, set_current
 from tests.conftest import synth_music, synthetic_table
 from tests.test_app import make_test_bundle
 from utils import settings

@@ -5,9 +5,12 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from models.baseline import baseline_probabilities, fit_baseline
-from models.evaluation import evaluate_table
-from models.training import TrainConfig, fit_temperature, split_tracks, train
+from models.training.baseline import baseline_probabilities, fit_baseline
+from models.training.calibration import fit_temperature
+from models.training.config import TrainConfig
+from models.training.evaluation import evaluate_table
+from models.training.loop import train
+from models.training.splits import split_tracks
 from tests.conftest import synthetic_table
 from utils.constants import GENRES
 from utils.metrics import classification_report, reliability

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from app import version_compare
-from models.checkpoint import DEFAULT_ROOT, list_versions
+from models.classifier.bundle import DEFAULT_ROOT, list_versions
 from utils.constants import GENRES
 
 

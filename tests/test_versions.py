@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from models.checkpoint import set_current, update_card
+from models.classifier.bundle import set_current, update_card
 from tests.conftest import synthetic_table
 from tests.test_app import MAIN, TIMEOUT, make_test_bundle, no_exceptions
 from utils import settings
@@ -24,8 +24,8 @@ def sidebar_versions(at: AppTest) -> list[str]:
 
 
 def test_a_promotion_shows_on_every_page_at_the_next_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import models.retrain as retrain_module
-    from models.retrain import RetrainResult
+    import models.training.retrain as retrain_module
+    from models.training.retrain import RetrainResult
 
     root = tmp_path / "ckpt"
     make_test_bundle(root, version="base", metrics=False)

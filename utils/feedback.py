@@ -29,7 +29,6 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from utils.atomic import atomic_write_text
-from utils.audio import safe_display_name
 from utils.constants import GENRES, WINDOW_S
 from utils.feedback_db import (
     FeedbackError,
@@ -45,6 +44,7 @@ from utils.feedback_db import (
     stats,
     write_transaction,
 )
+from utils.text import safe_display_name
 
 __all__ = ["AddResult", "Correction", "FeedbackError", "FeedbackStore", "SliceEmbeddings", "idempotency_key"]
 

@@ -128,7 +128,7 @@ def _import_builtin() -> None:
     """Import the built-in embedder modules so their `register` decorators run."""
     import importlib
 
-    for module in ("models.musicnn", "models.openl3"):
+    for module in ("models.embedders.musicnn.embedder", "models.embedders.openl3.embedder"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:  # a module not written yet must not break the others

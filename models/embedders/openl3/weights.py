@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.checkpoint import sha256_file as file_sha256
-from models.embedder import EmbedderError, cache_root
-from models.openl3_frontend import OpenL3Error
+from models.classifier.bundle import sha256_file as file_sha256
+from models.embedders.base import EmbedderError, cache_root
+from models.embedders.openl3.frontend import OpenL3Error
 from utils import settings
 from utils.atomic import atomic_path
 

@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from models.baseline import baseline_probabilities, fit_baseline
-from models.checkpoint import METRICS_FILE, load_bundle, update_card
-from models.ensemble import Classifier
-from models.training import TrainConfig, max_slice_frames, track_probabilities, train
+from models.classifier.bundle import METRICS_FILE, load_bundle, update_card
+from models.classifier.ensemble import Classifier
+from models.training.baseline import baseline_probabilities, fit_baseline
+from models.training.config import TrainConfig
+from models.training.data import max_slice_frames, track_probabilities
+from models.training.loop import train
 from utils.atomic import atomic_write_text
 from utils.constants import GENRES
 from utils.metrics import classification_report
@@ -64,7 +66,7 @@ def evaluate_table(
 
 def cross_validate(table: EmbeddingTable, cfg: TrainConfig, k: int, log: Callable[[str], None] = print) -> dict:
     """K-fold CV on the training tracks (folds from `fold_splits`): mean/std of accuracy and macro-F1."""
-    from models.training import fold_splits
+    from models.training.splits import fold_splits
 
     tracks = table.tracks()
     ids = [t.track_id for t in tracks]

@@ -1,4 +1,7 @@
-"""User text (file names, notes) made safe for each place it is drawn, without changing a character.
+"""User text (file names, notes): the one display-name sanitiser, and encoders for each place it is drawn.
+
+`safe_display_name` turns an uploader's file name into a name to show and store (basename only, no
+control characters). The encoders below never change a character the reader sees:
 
 A file name is whatever the uploader chose: `bob <b>&amp; 'co' <img src=x onerror=alert(1)>.flac`
 must appear exactly like that. Markdown would turn `*x*` into italics and `&amp;` into `&`,
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character CommonMark can escape
 
@@ -39,3 +43,23 @@ def heading_html(text: object, level: int = 3) -> str:
     size = {1: 2.5, 2: 2.0, 3: 1.6, 4: 1.3}.get(level, 1.1)  # Streamlit's heading scale (st.html has none)
     style = f"margin:0.4rem 0 0.2rem 0;font-size:{size}rem;font-weight:600;line-height:1.25;overflow-wrap:anywhere"
     return f'<h{level} style="{style}">{html_text(text)}</h{level}>'
+
+
+def safe_display_name(name: str | None, max_len: int = 120) -> str:
+    """File name fit for display/storage: basename only, control chars/path separators stripped;
+    never used as a path (the UI renders it as text, so markup characters are kept)."""
+    text = unicodedata.normalize("NFC", str(name or ""))
+    text = text.replace("\\", "/").rsplit("/", 1)[-1]
+    text = "".join(c for c in text if unicodedata.category(c)[0] != "C").strip().lstrip(".").strip()
+    if not text:
+        return "upload"
+    if len(text) > max_len:
+        stem, dot, ext = text.rpartition(".")
+        keep = f".{ext}" if dot and stem and len(ext) <= min(10, max_len // 2) else ""
+        text = text[: max(1, max_len - len(keep))] + keep
+    return text
+
+
+def terminal_text(text: object) -> str:
+    """Text for a terminal line: control characters (escape sequences, newlines) shown as escapes."""
+    return "".join(c if unicodedata.category(c)[0] != "C" else c.encode("unicode_escape").decode() for c in str(text))

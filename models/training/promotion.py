@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.ensemble import Classifier
-from models.evaluation import evaluate_table
-from models.predict import combine_windows, predict_windows
-from models.training import grid_windows
+from models.classifier.ensemble import Classifier
+from models.classifier.predict import combine_windows, predict_windows
+from models.training.data import grid_windows
+from models.training.evaluation import evaluate_table
 from utils.constants import GENRES
 from utils.tables import EmbeddingTable, TrackFrames
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from models.ensemble import Classifier, build_classifier, classifier_spec
+from models.classifier.ensemble import Classifier, build_classifier, classifier_spec
 from utils import settings
 from utils.atomic import atomic_path, atomic_write_text
 from utils.constants import GENRES

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.parallel_cnn import ClassifierConfig, ClassifierOutput, attend
+from models.classifier.parallel_cnn import ClassifierConfig, ClassifierOutput, attend
 from utils.constants import DEAD_SCALE, DEAD_STD, SLICES_PER_WINDOW
 
 

@@ -26,8 +26,9 @@ import librosa
 import numpy as np
 import torch
 
-from models.ensemble import Classifier
-from models.musicnn import HOP, N_MELS, PATCH_FRAMES, PATCH_HOP_FRAMES, SR, MusiCNN, n_patches
+from models.classifier.ensemble import Classifier
+from models.embedders.musicnn.frontend import HOP, N_MELS, PATCH_FRAMES, PATCH_HOP_FRAMES, SR, n_patches
+from models.embedders.musicnn.network import MusiCNN
 
 METHOD = "gradient × input"
 MAX_PATCHES_CPU = 32  # ~1.3 GB of activations kept for the backward

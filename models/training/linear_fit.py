@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from models.ensemble import build_member
-from models.pooled_head import PooledHead
+from models.classifier.ensemble import build_member
+from models.classifier.pooled_head import PooledHead
 from utils.tables import TrackFrames
 
 CALIBRATION_FOLDS = 5

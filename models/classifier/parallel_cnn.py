@@ -33,7 +33,7 @@ class ClassifierConfig:
     share_branches: bool = False
     input_transform: str = "none"  # "logit" turns sigmoid taggram probabilities into log-odds
     n_classes: int = N_GENRES
-    arch: str = "parallel_cnn"  # or "pooled" (models.pooled_head): one vector per slice, no convolution
+    arch: str = "parallel_cnn"  # or "pooled" (models.classifier.pooled_head): one vector per slice, no convolution
 
     def to_dict(self) -> dict:
         """JSON-friendly form for the model card."""

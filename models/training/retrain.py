@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from models.checkpoint import (
+from models.classifier.bundle import (
     CURVES_FILE,
     ModelCard,
     checkpoint_root,
@@ -40,9 +40,10 @@ from models.checkpoint import (
     set_current,
     update_card,
 )
-from models.evaluation import evaluate_and_record
-from models.promotion import held_out_ids, judge
-from models.training import TrainConfig, train
+from models.training.config import TrainConfig
+from models.training.evaluation import evaluate_and_record
+from models.training.loop import train
+from models.training.promotion import held_out_ids, judge
 from utils.atomic import atomic_write_text
 from utils.constants import GENRES, SLICE_S, SLICES_PER_WINDOW
 from utils.feedback import Correction, FeedbackStore, SliceEmbeddings

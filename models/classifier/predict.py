@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.ensemble import Classifier
+from models.classifier.ensemble import Classifier
 
 
 @dataclass(frozen=True)

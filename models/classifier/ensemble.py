@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from models.parallel_cnn import ClassifierConfig, ClassifierOutput, ParallelCNN
-from models.pooled_head import PooledHead
+from models.classifier.parallel_cnn import ClassifierConfig, ClassifierOutput, ParallelCNN
+from models.classifier.pooled_head import PooledHead
 
 Member = ParallelCNN | PooledHead
 ARCHITECTURES: dict[str, type[Member]] = {"parallel_cnn": ParallelCNN, "pooled": PooledHead}

@@ -1,0 +1,130 @@
+"""Training settings and results: what a model card records about how a model was made.
+
+`TrainConfig` holds a `ClassifierConfig` (the architecture, with its one set of defaults) plus the
+training hyper-parameters; cards and `--config` files use its flat form.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from models.classifier.ensemble import Classifier, Member
+from models.classifier.parallel_cnn import ClassifierConfig
+
+ARCH_FIELDS = ("channels", "n_blocks", "kernel_size", "se_reduction", "hidden", "dropout", "share_branches",
+               "input_transform", "arch")  # the ClassifierConfig fields a card's flat `config` carries
+
+
+def _default_classifier() -> ClassifierConfig:
+    """The architecture defaults (ClassifierConfig's own); the input size comes from the table."""
+    return ClassifierConfig(input_dim=0)
+
+
+@dataclass
+class TrainConfig:
+    """Every training hyper-parameter; recorded in the model card.
+
+    The architecture is a `ClassifierConfig` (one set of defaults, never restated here); the card
+    and `--config` files use a flat form, see `to_dict` / `from_dict`. Defaults were chosen by
+    3-fold cross-validation on the training tracks, grouped by blocks of consecutive track ids
+    (see README, "The bundled model"); never on the test split.
+    """
+
+    seed: int = 0
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 5e-2
+    warmup_epochs: int = 3
+    patience: int = 15
+    val_fraction: float = 0.15
+    val_block: int = 8  # validation by blocks of consecutive track ids (0: random split)
+    windows_per_track: int = 4
+    jitter: bool = True
+    frame_dropout: float = 0.3
+    mixup_alpha: float = 0.4
+    slice_loss_weight: float = 0.3
+    classifier: ClassifierConfig = field(default_factory=_default_classifier)
+    members: int = 10  # ensemble size (1: a single model validated on a `val_fraction` split)
+    member_folds: int = 5  # members validate on the folds of repeated K-fold splits of the training tracks
+    solver: str = "adamw"  # "logistic": models.training.linear_fit (arch="pooled", hidden=0), convex, no epochs
+    c: float = 0.03  # inverse L2 strength of the logistic solver (chosen on valid for v3)
+    early_stopping: bool = True  # keep the best validation epoch (False: train `epochs`, keep the last)
+    temperature: float = 1.0  # each member's calibration when it has no validation tracks (chosen earlier)
+    ensemble_temperature: float = 1.0  # the ensemble's, likewise, when no track was held out
+
+    def classifier_config(self, input_dim: int) -> ClassifierConfig:
+        """The architecture these settings ask for, for inputs of `input_dim`."""
+        return replace(self.classifier, input_dim=input_dim)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly flat form (the card's `config`): training fields plus the architecture's."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "classifier"}
+        arch = asdict(self.classifier)
+        return out | {k: arch[k] for k in ARCH_FIELDS}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, strict: bool = True) -> TrainConfig:
+        """Read the flat form (a card's `config`, a `--config` file); unknown keys raise unless not `strict`."""
+        own = {f.name for f in fields(cls)} - {"classifier"}
+        unknown = set(values) - own - set(ARCH_FIELDS)
+        if unknown and strict:
+            raise ValueError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
+        arch = {k: values[k] for k in ARCH_FIELDS if k in values}
+        return cls(**{k: v for k, v in values.items() if k in own}, classifier=replace(_default_classifier(), **arch))
+
+    def with_values(self, **values: Any) -> TrainConfig:
+        """A copy with flat-form fields changed (architecture fields included)."""
+        return TrainConfig.from_dict(self.to_dict() | values)
+
+
+@dataclass
+class MemberResult:
+    """One trained member: where its validation said to stop, and its calibration."""
+
+    model: Member
+    history: list[dict]
+    best_epoch: int
+    val_accuracy: float
+    temperature: float
+    val_ids: list[str]
+
+
+@dataclass
+class TrainResult:
+    """The trained (calibrated) model and what happened while training it.
+
+    For an ensemble, `val_accuracy` is the out-of-fold accuracy (every validation track predicted
+    by the members that held it out), `best_epoch` the members' median and `temperature` the
+    ensemble's own (fitted on those out-of-fold predictions).
+    """
+
+    model: Classifier
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    val_accuracy: float = float("nan")
+    temperature: float = 1.0
+    train_ids: list[str] = field(default_factory=list)
+    val_ids: list[str] = field(default_factory=list)
+    members: list[MemberResult] = field(default_factory=list)
+
+    def card_fields(self) -> dict:
+        """What a model card records about this training run."""
+        out = {
+            "n_train_tracks": len(self.train_ids), "n_val_tracks": len(self.val_ids), "val_tracks": self.val_ids,
+            "best_epoch": self.best_epoch, "temperature": self.temperature,
+            "val_accuracy": self.val_accuracy if math.isfinite(self.val_accuracy) else None,  # JSON has no NaN
+        }
+        if len(self.members) > 1:
+            out["members"] = [{"best_epoch": m.best_epoch, "val_accuracy": m.val_accuracy,
+                               "temperature": m.temperature, "val_tracks": m.val_ids} for m in self.members]
+        return out
+
+    def curves(self) -> dict:
+        """The per-epoch curves saved beside the bundle (rows carry `member` for an ensemble)."""
+        out: dict = {"history": self.history, "best_epoch": self.best_epoch}
+        if len(self.members) > 1:
+            out["member_best_epochs"] = [m.best_epoch for m in self.members]
+        return out
