@@ -4,6 +4,10 @@ A bundle is a folder `<root>/<version>/` holding `model.pt` (a plain state_dict,
 `weights_only=True`), `card.json` (labels, embedder, hyper-parameters, training data, sha256 of
 `model.pt`) and, once evaluated, `metrics.json`. `<root>/CURRENT` names the version in use, so
 promoting a retrained model is one atomic file write and old versions stay selectable.
+
+A retrain never shows a half-written bundle: it writes into a hidden staging folder
+(`<root>/.<version>.partial/`, which no listing or lookup sees), fsyncs every file, renames the
+folder to its version name in one step (`publish_bundle`), and only then swaps CURRENT.
 """
 
 from __future__ import annotations
@@ -76,24 +80,56 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's contents to disk (a rename is only durable once its folder is synced)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file so readers never see a half-written one."""
+    """Write a text file so readers never see a half-written one, even after a power cut."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; bundles must be readable by the app's user
     os.replace(tmp, path)
+    _fsync_path(path.parent)
 
 
-def save_bundle(model: Classifier, card: ModelCard, root: Path = DEFAULT_ROOT) -> Path:
-    """Write model.pt and card.json (with the weights' sha256) under root/version."""
-    folder = Path(root) / card.version
+def staging_dir(root: Path, version: str) -> Path:
+    """The hidden folder a bundle is built in before `publish_bundle` gives it its version name."""
+    return Path(root) / f".{version}.partial"
+
+
+def publish_bundle(staging: Path, root: Path, version: str) -> Path:
+    """Make a fully written staging folder the bundle `version`, in one rename (fsynced first)."""
+    staging, target = Path(staging), Path(root) / version
+    if target.exists():
+        raise CheckpointError(f"A bundle named {version!r} already exists under {root}.")
+    for item in staging.iterdir():
+        if item.is_file():
+            _fsync_path(item)
+    _fsync_path(staging)
+    os.rename(staging, target)
+    _fsync_path(Path(root))
+    return target
+
+
+def save_bundle(model: Classifier, card: ModelCard, root: Path = DEFAULT_ROOT, folder: Path | None = None) -> Path:
+    """Write model.pt and card.json (with the weights' sha256) under root/version, or into `folder` (staging)."""
+    folder = Path(folder) if folder is not None else Path(root) / card.version
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model.")
     os.close(fd)
     torch.save(state, tmp)
+    _fsync_path(Path(tmp))
     os.chmod(tmp, 0o644)
     os.replace(tmp, folder / WEIGHTS_FILE)
     card.weights_sha256 = sha256_file(folder / WEIGHTS_FILE)
@@ -151,7 +187,7 @@ def list_versions(root: Path = DEFAULT_ROOT) -> list[str]:
         return []
     found = []
     for sub in root.iterdir():
-        if (sub / CARD_FILE).is_file():
+        if not sub.name.startswith(".") and (sub / CARD_FILE).is_file():  # hidden: a bundle being staged
             try:
                 found.append((read_card(sub).created, sub.name))
             except CheckpointError:

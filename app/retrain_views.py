@@ -1,0 +1,135 @@
+"""The Feedback page's retrain job: the server's worker thread, "Retrain now", and the live job status.
+
+Streamlit glue over app/retrain_job.py and utils/jobs.py. The button only queues a job; the worker
+thread of this server process (one per process and database, started on first use unless
+GENRE_LENS_WORKER=off) runs it outside every request. The status is read from the database on every
+run, and polled by a fragment while the job is active, so a reload, another tab or another admin
+sees the same progress, and the result (promoted or why not) once it is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app import state
+from app.feedback_views import _open_store, store
+from app.job_worker import Worker
+from app.retrain_job import KIND, RUNNERS, request_retrain
+from app.text import md_escape
+from utils.feedback_db import FeedbackError, default_url
+from utils.jobs import DONE, FAILED, QUEUED, Job, JobBusyError, JobQueue, clock
+
+log = logging.getLogger("genre_lens.retrain_views")
+WORKER_ENV = "GENRE_LENS_WORKER"
+POLL_S = 1.0
+_WATCHING = "gl.fb.watching_job"  # the active job this session's page was drawn with
+
+
+def _stop(worker: Worker) -> None:
+    worker.stop(timeout=0)
+
+
+@st.cache_resource(show_spinner=False, on_release=_stop)
+def _server_worker(url: str) -> Worker:
+    """One worker thread per server process and database; the database decides which process runs a job."""
+    return Worker(JobQueue(_open_store(url)), RUNNERS, poll_s=POLL_S).start()
+
+
+def worker_enabled() -> bool:
+    """Whether this server runs jobs itself ($GENRE_LENS_WORKER=off: a `python -m app worker` does)."""
+    return os.environ.get(WORKER_ENV, "on").strip().lower() not in ("0", "off", "false", "no")
+
+
+def ensure_worker() -> Worker | None:
+    """Start (or restart) this server's worker thread; None when switched off or the database is unusable."""
+    if not worker_enabled():
+        return None
+    try:
+        worker = _server_worker(default_url())
+    except FeedbackError:  # the page says what is wrong with the database; the worker simply waits for it
+        log.warning("no job worker: the feedback database cannot be opened", exc_info=True)
+        return None
+    if not worker.alive:
+        worker.start()
+    return worker
+
+
+def _who(job: Job) -> str:
+    """Who asked, without saying anything about other sessions but that they exist."""
+    if job.requested_by is None:
+        return "the command line"
+    return "you" if job.requested_by == state.session_id() else "another session"
+
+
+def show_result(r: dict[str, Any] | None) -> None:
+    """New version next to the current one: accuracy, the decision and why."""
+    if not r:
+        return
+    judged = f"accuracy on {r.get('judged_on', 'validation')}"
+    st.dataframe(pd.DataFrame([
+        {"model": r["version"], "role": "new", judged: round(r["new_accuracy"], 4)},
+        {"model": r["parent_version"], "role": "current before", judged: round(r["current_accuracy"], 4)},
+    ]), hide_index=True)
+    if r["promoted"]:
+        st.success(f"Promoted: {md_escape(r['version'])} is now the current model.")
+    else:
+        st.warning("Not promoted: the current model stays; the new version remains selectable in the sidebar.")
+    st.text(r["reason"])
+    st.text(f"{len(r['correction_ids'])} correction(s) used, weight {r['correction_weight']:.2f} each.")
+    for line in r.get("skipped", []) + r.get("warnings", []):
+        st.text(f"Note: {line}")
+
+
+def show_job(job: Job | None) -> None:
+    """A job as the database has it: progress while active, the result or the failure afterwards."""
+    if job is None:
+        return
+    if job.state == QUEUED:
+        st.progress(0.0, text=md_escape(f"Queued (job #{job.id}, asked for by {_who(job)} at {clock(job.created_at)}):"
+                                        " waiting for the worker"))
+        if not worker_enabled():
+            st.caption(f"This server runs no worker (${WORKER_ENV}=off): `python -m app worker` runs the job.")
+    elif job.active:
+        st.progress(job.progress, text=md_escape(f"{job.progress:.0%} · {job.message}"))
+        st.caption(f"Retraining (job #{job.id}), asked for by {_who(job)}, started {clock(job.started_at)}. "
+                   "It runs on the server: you may leave or reload this page.")
+    elif job.state == DONE:
+        st.caption(f"Last retrain: job #{job.id}, asked for by {_who(job)}, finished {clock(job.finished_at)}.")
+        show_result(job.result)
+    elif job.state == FAILED:
+        st.error(md_escape(f"The last retrain (job #{job.id}, {clock(job.finished_at)}) failed: {job.message}"))
+
+
+def _status() -> None:
+    """The latest job; when the one this page was drawn with has ended, rerun the page (sidebar, counts)."""
+    job = JobQueue(store()).latest(KIND)
+    show_job(job)
+    watching = st.session_state.get(_WATCHING)
+    if watching is not None and (job is None or job.id != watching or not job.active):
+        st.session_state.pop(_WATCHING, None)
+        st.rerun(scope="app")
+
+
+def job_panel(params: dict[str, Any], can_start: bool) -> None:
+    """'Retrain now' (queues a job, or says which one is already active) and the job's live status."""
+    ensure_worker()
+    queue = JobQueue(store())
+    before = queue.latest(KIND)
+    busy = before is not None and before.active
+    if st.button("Retrain now", type="primary", disabled=busy or not can_start):
+        try:
+            request_retrain(store(), params, requested_by=state.session_id() or None)
+        except JobBusyError as exc:  # another tab or admin was quicker
+            st.warning(md_escape(exc))
+    latest = queue.latest(KIND)
+    active = latest is not None and latest.active
+    if active:
+        st.session_state[_WATCHING] = latest.id
+    else:
+        st.session_state.pop(_WATCHING, None)
+    st.fragment(_status, run_every=POLL_S if active else None)()
