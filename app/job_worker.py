@@ -29,7 +29,7 @@ from utils.jobs import DONE, STALE_AFTER_S, Job, JobLostError, JobQueue
 log = logging.getLogger("genre_lens.worker")
 Progress = Callable[[float, str], None]
 HEARTBEAT_S = 10.0
-PROGRESS_EVERY_S = 0.25  # progress writes are throttled to this; the last one before the end may be skipped
+PROGRESS_EVERY_S = 0.25  # progress writes are throttled to one per this; the latest is written within it
 
 
 @dataclass
@@ -89,14 +89,29 @@ class Worker:
 
     def execute(self, job: Job, progress: Progress | None = None) -> Job:
         """Run a job this worker has claimed; returns it as it ended (done or failed)."""
-        lost = threading.Event()
-        beating = threading.Event()
-        last = [0.0]
+        lost, stopped = threading.Event(), threading.Event()
+        lock = threading.Lock()
+        pending: list[tuple[float, str]] = []  # progress not written yet (throttled), flushed by the beat thread
+        last_write = [time.monotonic(), time.monotonic()]  # of progress, of anything (a heartbeat)
 
-        def beat() -> None:
-            while not beating.wait(self.heartbeat_s):
+        def write(fraction: float | None = None, message: str = "") -> None:
+            if fraction is None:
+                self.queue.heartbeat(job.id, self.name)
+            else:
+                self.queue.report(job.id, self.name, fraction, message)
+                last_write[0] = time.monotonic()
+            last_write[1] = time.monotonic()
+
+        def beat() -> None:  # flushes throttled progress within PROGRESS_EVERY_S, else a heartbeat every heartbeat_s
+            while not stopped.wait(min(PROGRESS_EVERY_S, self.heartbeat_s)):
+                with lock:
+                    item = pending.pop() if pending else None
+                    pending.clear()
                 try:
-                    self.queue.heartbeat(job.id, self.name)
+                    if item is not None:
+                        write(*item)
+                    elif time.monotonic() - last_write[1] >= self.heartbeat_s:
+                        write()
                 except JobLostError:
                     lost.set()
                     return
@@ -108,17 +123,19 @@ class Worker:
                 raise JobLostError(f"Job #{job.id} was taken away from this worker.")
             if progress is not None:
                 progress(fraction, message)
-            now = time.monotonic()
-            if now - last[0] >= PROGRESS_EVERY_S or fraction <= 0.0:
-                last[0] = now
-                self.queue.report(job.id, self.name, fraction, message)
+            with lock:
+                if time.monotonic() - last_write[0] < PROGRESS_EVERY_S and fraction > 0.0:
+                    pending.append((fraction, message))
+                    return
+                pending.clear()
+            write(fraction, message)
 
         heart = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
         heart.start()
         try:
             outcome = self.runners[job.kind](self.queue.store, job, report)
         except BaseException as exc:
-            beating.set()
+            stopped.set()
             if isinstance(exc, JobLostError) or lost.is_set():
                 log.warning("job #%s was marked failed while running (stale heartbeat); its work was dropped", job.id)
                 return self.queue.get(job.id) or job
@@ -129,8 +146,8 @@ class Worker:
                 raise
             return ended
         finally:
-            beating.set()
-            heart.join(timeout=self.heartbeat_s + 1)
+            stopped.set()
+            heart.join(timeout=PROGRESS_EVERY_S + 5)
         try:
             return self.queue.finish(job.id, self.name, result=outcome.result, message=outcome.message,
                                      result_version=outcome.result_version, parent_version=outcome.parent_version)

@@ -175,7 +175,9 @@ def test_a_worker_whose_job_went_stale_stops_working_on_it(db_url: str) -> None:
             conn.execute(update(jobs).where(jobs.c.id == j.id).values(
                 heartbeat_at=datetime.now(UTC) - timedelta(seconds=300)))
         queue.recover_stale()
-        progress(0.5, "still going")  # raises: the job is no longer ours
+        progress(0.5, "still going")  # throttled: written by the beat thread, which finds the job gone
+        time.sleep(0.8)
+        progress(0.6, "still going")  # raises: the job is no longer ours
         later.append("kept working")
         return JobOutcome({}, "done")
 
@@ -202,7 +204,9 @@ def test_progress_is_visible_to_a_second_reader_while_the_job_runs(db_url: str) 
     try:
         assert reported.wait(30)
         reader = JobQueue(FeedbackStore(db_url))  # another process's view: its own connections
-        seen = reader.latest("retrain")
+        deadline = time.monotonic() + 2  # written at once or, throttled, by the beat thread within 0.25 s
+        while (seen := reader.latest("retrain")).progress < 0.4 and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert (seen.id, seen.state, seen.progress) == (job.id, RUNNING, pytest.approx(0.4))
         assert seen.message == "Epoch 3/8: validation accuracy 71.0%" and seen.requested_by == "session-a"
         beat = seen.heartbeat_at
