@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from app import state  # noqa: E402
+from app import retrain_views, state  # noqa: E402
 from models.checkpoint import CheckpointError, read_card  # noqa: E402
 
 PAGES = ROOT / "pages"
@@ -78,6 +78,7 @@ def sidebar() -> None:
 
 st.set_page_config(page_title="Genre Lens", page_icon="🎧", layout="wide", initial_sidebar_state="expanded")
 state.init_session()
+retrain_views.ensure_worker()  # queued retrains run in this server process, outside every request
 navigation = st.navigation(build_pages())
 sidebar()
 navigation.run()

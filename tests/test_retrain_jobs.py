@@ -74,7 +74,8 @@ def bars(at) -> list[str]:
     return [re.sub(r"\\(.)", r"\1", p.proto.text) for p in at.get("progress")]
 
 
-def test_feedback_page_queues_the_retrain_and_its_worker_runs_it(page_env: dict) -> None:
+def test_feedback_page_queues_the_retrain_and_its_worker_runs_it(page_env: dict, monkeypatch) -> None:
+    monkeypatch.setenv("GENRE_LENS_WORKER", "on")  # the server's own worker thread (the suite turns it off)
     at = feedback_page()
     assert any("3 not used by any version yet" in t.value for t in at.text)
     next(b for b in at.button if b.label == "Retrain now").click()
