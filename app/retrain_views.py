@@ -26,8 +26,9 @@ from utils.jobs import DONE, FAILED, QUEUED, Job, JobBusyError, JobQueue, clock
 
 log = logging.getLogger("genre_lens.retrain_views")
 WORKER_ENV = "GENRE_LENS_WORKER"
-POLL_S = 1.0
-_WATCHING = "gl.fb.watching_job"  # the active job this session's page was drawn with
+POLL_S = 1.0  # seconds between looks at an active job
+IDLE_POLL_S = 5.0  # ... and at the queue while nothing runs (another admin may start a retrain)
+_DRAWN = "gl.fb.drawn_job"  # (job id, active) of the latest job when this session's page was drawn
 
 
 def _stop(worker: Worker) -> None:
@@ -105,31 +106,31 @@ def show_job(job: Job | None) -> None:
         st.error(md_escape(f"The last retrain (job #{job.id}, {clock(job.finished_at)}) failed: {job.message}"))
 
 
+def _seen(job: Job | None) -> tuple[int, bool] | None:
+    """What the page was drawn for: which job, and whether it was active."""
+    return None if job is None else (job.id, job.active)
+
+
 def _status() -> None:
-    """The latest job; when the one this page was drawn with has ended, rerun the page (sidebar, counts)."""
+    """The latest job; when it is not the one the page was drawn with (it ended, or another session started
+    one), rerun the whole page so the button, the counts and the sidebar's versions follow."""
     job = JobQueue(store()).latest(KIND)
     show_job(job)
-    watching = st.session_state.get(_WATCHING)
-    if watching is not None and (job is None or job.id != watching or not job.active):
-        st.session_state.pop(_WATCHING, None)
+    if _seen(job) != st.session_state.get(_DRAWN):
         st.rerun(scope="app")
 
 
 def job_panel(params: dict[str, Any], can_start: bool) -> None:
     """'Retrain now' (queues a job, or says which one is already active) and the job's live status."""
     ensure_worker()
-    queue = JobQueue(store())
-    before = queue.latest(KIND)
-    busy = before is not None and before.active
+    latest = JobQueue(store()).latest(KIND)
+    busy = latest is not None and latest.active
     if st.button("Retrain now", type="primary", disabled=busy or not can_start):
         try:
             request_retrain(store(), params, requested_by=state.session_id() or None)
+            st.rerun()  # draw the page again with the job (and the button disabled)
         except JobBusyError as exc:  # another tab or admin was quicker
             st.warning(md_escape(exc))
-    latest = queue.latest(KIND)
-    active = latest is not None and latest.active
-    if active:
-        st.session_state[_WATCHING] = latest.id
-    else:
-        st.session_state.pop(_WATCHING, None)
-    st.fragment(_status, run_every=POLL_S if active else None)()
+            latest = JobQueue(store()).latest(KIND)
+    st.session_state[_DRAWN] = _seen(latest)
+    st.fragment(_status, run_every=POLL_S if latest is not None and latest.active else IDLE_POLL_S)()
