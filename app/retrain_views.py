@@ -95,6 +95,12 @@ def show_job(job: Job | None) -> None:
                                         " waiting for the worker"))
         if not worker_enabled():
             st.caption(f"This server runs no worker (${WORKER_ENV}=off): `python -m app worker` runs the job.")
+        if st.button("Cancel this retrain", key=f"gl.fb.cancel.{job.id}"):
+            try:
+                JobQueue(store()).cancel(job.id)
+            except FeedbackError as exc:  # a worker started it meanwhile
+                st.warning(md_escape(exc))
+            st.rerun(scope="app")
     elif job.active:
         st.progress(job.progress, text=md_escape(f"{job.progress:.0%} · {job.message}"))
         st.caption(f"Retraining (job #{job.id}), asked for by {_who(job)}, started {clock(job.started_at)}. "

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from app.job_worker import JobOutcome, Worker
 from models.retrain import RetrainError
 from tests.conftest import ROOT
-from utils.feedback import FeedbackStore
+from utils.feedback import FeedbackError, FeedbackStore
 from utils.feedback_db import jobs
 from utils.jobs import DONE, FAILED, QUEUED, RUNNING, JobBusyError, JobLostError, JobQueue
 
@@ -66,7 +66,7 @@ def test_simultaneous_requests_from_threads_make_one_job_and_one_clear_message(d
 ASKER = """
 import os, sys, time
 sys.path.insert(0, {root!r})
-from utils.feedback import FeedbackStore
+from utils.feedback import FeedbackError, FeedbackStore
 from utils.jobs import JobBusyError, JobQueue
 url, go, who = sys.argv[1], sys.argv[2], sys.argv[3]
 store = FeedbackStore(url)
@@ -237,3 +237,15 @@ def test_the_worker_command_runs_queued_jobs_once(db_url: str, capsys) -> None:
     assert JobQueue(store).get(job.id).state == FAILED and "Traceback" not in err
     assert main(["worker", "--once", "--db", db_url]) == 0  # an empty queue: nothing to do
     assert count_jobs(store) == 1
+
+
+def test_a_queued_job_can_be_cancelled_but_a_running_one_cannot(db_url: str) -> None:
+    queue = JobQueue(FeedbackStore(db_url))
+    job = queue.enqueue("retrain", PARAMS)
+    gone = queue.cancel(job.id)
+    assert gone.state == FAILED and gone.message == "Cancelled before it started."
+    running = queue.enqueue("retrain", PARAMS)  # the slot is free
+    queue.claim("w1")
+    with pytest.raises(FeedbackError, match="cannot be cancelled"):
+        queue.cancel(running.id)
+    assert queue.get(running.id).state == RUNNING and queue.claim("w2") is None

@@ -69,9 +69,14 @@ def rerun_until(at, done, timeout: float = 120.0):
     return at
 
 
+def unescape(text: str) -> str:
+    """Markdown escapes removed (job messages are shown as literal text)."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
 def bars(at) -> list[str]:
-    """The progress bars' texts, markdown escapes removed (job messages are shown as literal text)."""
-    return [re.sub(r"\\(.)", r"\1", p.proto.text) for p in at.get("progress")]
+    """The progress bars' texts."""
+    return [unescape(p.proto.text) for p in at.get("progress")]
 
 
 def test_feedback_page_queues_the_retrain_and_its_worker_runs_it(page_env: dict, monkeypatch) -> None:
@@ -200,3 +205,17 @@ def test_a_bundle_is_invisible_until_complete_and_a_crash_leaves_nothing(
         retrain_module.retrain(store, world["table"], None, test=world["test"], root=root, cfg=world["cfg"])
     assert sorted(p.name for p in root.iterdir()) == ["CURRENT", "base", "base-r1"]  # no base-r2, no staging
     assert current_version(root) == "base-r1" and store.usage() == usage  # nothing marked used by a ghost
+
+
+def test_a_queued_retrain_can_be_cancelled_from_the_page(page_env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENRE_LENS_WORKER", "off")  # nothing will ever run it: the admin withdraws it
+    at = feedback_page()
+    next(b for b in at.button if b.label == "Retrain now").click()
+    at.run()
+    assert next(b for b in at.button if b.label == "Retrain now").disabled
+    next(b for b in at.button if b.label == "Cancel this retrain").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("failed: Cancelled before it started." in unescape(e.value) for e in at.error)
+    assert not next(b for b in at.button if b.label == "Retrain now").disabled  # free to ask again
+    assert JobQueue(page_env["store"]).latest("retrain").state == "failed"

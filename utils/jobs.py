@@ -189,6 +189,19 @@ class JobQueue:
         """Mark the job failed with one sentence (`worker` None: whoever holds it, e.g. a queued job)."""
         return self._end(job_id, worker, dict(state=FAILED, active_slot=None, message=_short(message)))
 
+    def cancel(self, job_id: int) -> Job:
+        """Withdraw a job that no worker has started (say, the server runs no worker); FeedbackError otherwise."""
+
+        def work(conn: Connection) -> Job | None:
+            done = conn.execute(update(jobs).where(jobs.c.id == int(job_id), jobs.c.state == QUEUED).values(
+                state=FAILED, active_slot=None, message="Cancelled before it started.", finished_at=_now())).rowcount
+            return self._get(conn, job_id) if done == 1 else None
+
+        job = write_transaction(self.engine, work)
+        if job is None:
+            raise FeedbackError(f"Job #{job_id} is not waiting to start any more, so it cannot be cancelled.")
+        return job
+
     # ---------------------------------------------------------------- reads
     def get(self, job_id: int) -> Job | None:
         """One job by id (stale running jobs are failed first)."""
