@@ -104,14 +104,14 @@ class Worker:
 
         def beat() -> None:  # flushes throttled progress within PROGRESS_EVERY_S, else a heartbeat every heartbeat_s
             while not stopped.wait(min(PROGRESS_EVERY_S, self.heartbeat_s)):
-                with lock:
-                    item = pending.pop() if pending else None
-                    pending.clear()
                 try:
-                    if item is not None:
-                        write(*item)
-                    elif time.monotonic() - last_write[1] >= self.heartbeat_s:
-                        write()
+                    with lock:  # writes happen under the lock, so an older message never lands after a newer one
+                        item = pending.pop() if pending else None
+                        pending.clear()
+                        if item is not None:
+                            write(*item)
+                        elif time.monotonic() - last_write[1] >= self.heartbeat_s:
+                            write()
                 except JobLostError:
                     lost.set()
                     return
@@ -128,7 +128,7 @@ class Worker:
                     pending.append((fraction, message))
                     return
                 pending.clear()
-            write(fraction, message)
+                write(fraction, message)
 
         heart = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
         heart.start()
