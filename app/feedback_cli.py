@@ -1,5 +1,9 @@
 """`python -m app feedback add|list|export|delete` and `python -m app retrain`.
 
+`retrain` queues a retrain job in the feedback database (app/retrain_job.py) and, unless
+`--no-wait`, runs it in this process with a progress line (or follows it, when the app's worker
+or `python -m app worker` claimed it first); a second request while one is active is refused.
+
 Registered by app/cli.py, which turns the ValueError subclasses raised here (FeedbackError,
 RetrainError) into one `error: ...` line and exit status 2. Every command takes `--db URL`
 (default: $GENRE_LENS_DB_URL, else the SQLite file in the data folder).
@@ -11,13 +15,13 @@ import argparse
 import functools
 import json
 import sys
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
 from utils.feedback import Correction, FeedbackError, FeedbackStore
-from utils.text import terminal_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,6 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="training weight of one correction in base tracks (default 8, capped at 25%% in total)")
     p.add_argument("--epochs", type=int, default=None, help="override the parent's epoch count")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--no-wait", action="store_true",
+                   help="only queue the job; a worker (the app's, or `python -m app worker`) runs it")
     _add_common(p)
     p.set_defaults(handler=_friendly(retrain))
 
@@ -101,7 +107,8 @@ def _root(args: argparse.Namespace) -> Path:
 
 def _plain(text: str | None, limit: int | None = None) -> str:
     """Text safe for a terminal: control characters (escape sequences) shown escaped, one line."""
-    out = terminal_text("" if text is None else text)
+    text = "" if text is None else str(text)
+    out = "".join(c if unicodedata.category(c)[0] != "C" else c.encode("unicode_escape").decode() for c in text)
     return out if limit is None or len(out) <= limit else out[: limit - 1] + "…"
 
 
@@ -165,42 +172,37 @@ def delete(args: argparse.Namespace) -> int:
 
 
 def retrain(args: argparse.Namespace) -> int:
-    """`retrain`: base table + corrections -> new version, promoted only if not worse on validation data."""
-    from models.classifier.bundle import read_card, resolve_bundle
-    from models.training.retrain import RetrainError, default_tables, parent_config, test_table_of
-    from models.training.retrain import retrain as run_retrain
-    from utils.tables import load_table, load_tables
+    """`retrain`: queue a job (base table + corrections -> new version, promoted only if not worse) and run it."""
+    from app.retrain_job import check_new_corrections, request_retrain, resolve_inputs, retrain_params, run_or_follow
+    from models.training.retrain import RetrainError
+    from utils.jobs import FAILED
 
-    root = _root(args)
-    card = read_card(resolve_bundle(None, root))
-    default_train, default_valid = default_tables(card)
-    tables = list(args.table) if args.table else default_train
-    for path in tables:
-        if not Path(path).is_file():
-            raise RetrainError(f"No base training table at {path}; pass --table PATH "
-                               f"(the current model was trained on {card.training.get('data')}).")
-    valid_path = args.valid or default_valid
-    if valid_path is not None and not Path(valid_path).is_file():
-        raise RetrainError(f"No validation table at {valid_path}; pass --valid PATH.")
-    test_path = args.test or test_table_of(card)
-    cfg = parent_config(card, epochs=args.epochs) if args.epochs else None
+    params = retrain_params(_root(args), margin=args.margin, force=args.force, tables=args.table, valid=args.valid,
+                            test=args.test, weight=args.correction_weight, epochs=args.epochs, seed=args.seed)
+    resolve_inputs(params)  # a missing table is said now, not after queueing
     store = FeedbackStore(args.db)
+    check_new_corrections(store, params)
+    job = request_retrain(store, params)
+    if args.no_wait:
+        print(f"queued retrain job #{job.id}; a worker (the app's, or `python -m app worker`) runs it")
+        return 0
+    print(f"retrain job #{job.id}", file=sys.stderr)
     last = [-1]
 
     def progress(fraction: float, message: str) -> None:
         step = int(fraction * 20)
         if step != last[0]:
             last[0] = step
-            print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+            print(f"[{fraction:4.0%}] {_plain(message)}", file=sys.stderr)
 
-    result = run_retrain(store, load_tables(tables), load_table(valid_path) if valid_path else None,
-                         test=load_table(test_path) if Path(test_path).is_file() else None, root=root,
-                         margin=args.margin, force=args.force, weight=args.correction_weight, cfg=cfg,
-                         seed=args.seed, progress=progress)
-    print(f"judged on {result.judged_on}: {result.version} accuracy {result.new_accuracy:.3f} | "
-          f"{result.parent_version} accuracy {result.current_accuracy:.3f}")
-    print(f"{len(result.correction_ids)} correction(s) used at weight {result.correction_weight:.2f} each")
-    for line in result.skipped + result.warnings:
+    ended = run_or_follow(store, job, progress)
+    if ended.state == FAILED or ended.result is None:
+        raise RetrainError(f"retrain job #{ended.id} failed: {ended.message}")
+    r = ended.result
+    print(f"judged on {r['judged_on']}: {r['version']} accuracy {r['new_accuracy']:.3f} | "
+          f"{r['parent_version']} accuracy {r['current_accuracy']:.3f}")
+    print(f"{len(r['correction_ids'])} correction(s) used at weight {r['correction_weight']:.2f} each")
+    for line in r.get("skipped", []) + r.get("warnings", []):
         print(f"  note: {line}")
-    print(result.reason)
+    print(r["reason"])
     return 0

@@ -9,8 +9,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from utils import settings
-
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -18,8 +16,9 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from app import state  # noqa: E402
+from app import retrain_views, state  # noqa: E402
 from models.classifier.bundle import CheckpointError, read_card  # noqa: E402
+from utils import settings  # noqa: E402
 
 PAGES = ROOT / "pages"
 
@@ -79,6 +78,7 @@ def sidebar() -> None:
 
 st.set_page_config(page_title="Genre Lens", page_icon="🎧", layout="wide", initial_sidebar_state="expanded")
 state.init_session()
+retrain_views.ensure_worker()  # queued retrains run in this server process, outside every request
 navigation = st.navigation(build_pages())
 sidebar()
 navigation.run()

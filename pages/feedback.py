@@ -1,7 +1,8 @@
 """Feedback: correct a prediction, browse / delete / export corrections, retrain the model with them.
 
-Thin by design: `utils.feedback.FeedbackStore` stores, `models.retrain.retrain` retrains, and this
-file wires widgets to them. Everything a user typed or uploaded (notes, file names) is shown as
+Thin by design: `utils.feedback.FeedbackStore` stores, `models.retrain.retrain` retrains (as a
+background job: app/retrain_views.py queues it and shows its progress), and this file wires widgets
+to them. Everything a user typed or uploaded (notes, file names) is shown as
 plain text or in dataframe cells, never as markdown or HTML. Errors end as a friendly message.
 
 Roles (`app.admin_view`): everyone may submit corrections, each recorded with this session's opaque
@@ -30,7 +31,6 @@ from utils.text import md_escape
 
 log = logging.getLogger("genre_lens.feedback")
 ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]
-_RESULT = "gl.fb.retrain_result"
 UPLOADER = "gl.fb.upload"
 
 
@@ -140,9 +140,10 @@ def correction_form(a: Analysis) -> None:
 
 # ------------------------------------------------------------------------------------ retraining
 def retrain_section() -> None:
-    """Counts, the guard margin, 'Retrain now' with progress, and the last result."""
-    from models.training.retrain import default_tables, retrain, test_table_of
-    from utils.tables import load_table, load_tables
+    """Counts, the guard margin, 'Retrain now' (a background job, app/retrain_views.py) and its live status."""
+    from app import retrain_views
+    from app.retrain_job import retrain_params
+    from models.training.retrain import default_tables
 
     root = state.checkpoint_root()
     version = current_version(root)  # read on every rerun: a promotion shows at once
@@ -161,7 +162,6 @@ def retrain_section() -> None:
     st.text(f"Current model: {version}. {len(usable)} correction(s) apply to it; {len(new)} not used by any "
             "version yet.")
     train_paths, valid_path = default_tables(card)
-    test_path = test_table_of(card)
     if not all(p.is_file() for p in [*train_paths, *([valid_path] if valid_path else [])]):
         st.warning("The base training tables are not on this machine, so retraining runs from the command line: "
                    "`python -m app retrain --table TRAIN.npz [--valid VALID.npz]`.")
@@ -172,36 +172,7 @@ def retrain_section() -> None:
                  "the numbers reported on the Metrics page; it never decides a promotion.")
     margin = st.number_input("Promote when validation accuracy drops by at most (points)", 0.0, 20.0, 1.0, 0.5)
     force = st.checkbox("Retrain even without new corrections") if not new else False
-    if st.button("Retrain now", type="primary", disabled=not (new or force)):
-        with st.status("Retraining with the corrections…", expanded=True) as status:
-            bar = st.progress(0.0, text="Starting")
-            result = retrain(store(), load_tables(train_paths), load_table(valid_path) if valid_path else None,
-                             test=load_table(test_path) if test_path.is_file() else None, root=root, margin=margin,
-                             force=force, progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=md(m)))
-            status.update(label="Retraining finished", state="complete", expanded=False)
-        st.session_state[_RESULT] = result.to_dict()
-        st.rerun()  # the sidebar, the counts and this button were drawn before the new version existed
-    show_result(st.session_state.get(_RESULT))
-
-
-def show_result(r: dict | None) -> None:
-    """New version next to the current one: accuracy, macro-F1, the decision and why."""
-    if not r:
-        return
-    st.dataframe(pd.DataFrame([
-        {"model": r["version"], "role": "new", f"accuracy on {r.get('judged_on', 'validation')}":
-         round(r["new_accuracy"], 4)},
-        {"model": r["parent_version"], "role": "current before", f"accuracy on {r.get('judged_on', 'validation')}":
-         round(r["current_accuracy"], 4)},
-    ]), hide_index=True)
-    if r["promoted"]:
-        st.success("Promoted: the new version is now the current model.")
-    else:
-        st.warning("Not promoted: the current model stays; the new version remains selectable in the sidebar.")
-    st.text(r["reason"])
-    st.text(f"{len(r['correction_ids'])} correction(s) used, weight {r['correction_weight']:.2f} each.")
-    for line in r.get("skipped", []) + r.get("warnings", []):
-        st.text(f"Note: {line}")
+    retrain_views.job_panel(retrain_params(root, margin=margin, force=force), can_start=bool(new or force))
 
 
 # ------------------------------------------------------------------------------------ page

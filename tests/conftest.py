@@ -86,3 +86,4 @@ def _isolated_feedback_db(tmp_path_factory, monkeypatch):
     data = tmp_path_factory.mktemp("data")
     monkeypatch.setenv("GENRE_LENS_DATA", str(data))
     monkeypatch.delenv("GENRE_LENS_DB_URL", raising=False)
+    monkeypatch.setenv("GENRE_LENS_WORKER", "off")  # no job-worker thread per page test; tests of it switch it on

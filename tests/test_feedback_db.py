@@ -103,6 +103,42 @@ def test_eight_processes_and_threads_adding_at_once_lose_and_double_nothing(db_u
     shared_store[0].close()
 
 
+def test_duplicate_mark_used_calls_at_once_store_each_pair_once(db_url: str) -> None:
+    """A retrain's usage record sent twice at once (a duplicate submission), while a correction is deleted:
+    no error, every surviving pair once (a read-then-insert raced into a primary-key violation on PostgreSQL)."""
+    base = FeedbackStore(db_url)
+    ids = [submit(base, audio=f"a{i}").correction.id for i in range(20)]
+    n = 6
+    go = threading.Barrier(n + 1)
+    errors: list[BaseException] = []
+
+    def mark() -> None:
+        store = FeedbackStore(db_url)  # its own pool, as another process would have
+        try:
+            go.wait()
+            store.mark_used("base-r1", ids)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=mark) for _ in range(n)]
+    for t in threads:
+        t.start()
+    go.wait()
+    base.delete(ids[-1])
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    usage = base.usage()
+    assert sorted(usage) == ids[:-1] and all(v == ["base-r1"] for v in usage.values())
+    with base.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM correction_usage").scalar() == len(ids) - 1
+    base.mark_used("base-r1", [*ids, 99999])  # again, and an unknown id: nothing changes
+    assert base.usage() == usage
+    base.close()
+
+
 def test_deletes_racing_adds_keep_embeddings_exactly_while_used(db_url: str) -> None:
     """Deleting the last correction of an audio while another session adds one for it: no error for either,
     and the shared embeddings exist exactly when a correction still points at them."""
@@ -217,7 +253,7 @@ def test_a_v1_database_opens_and_migrates(db_url: str) -> None:
     store = FeedbackStore(db_url)
 
     with store.engine.connect() as conn:
-        assert feedback_db.current_schema_version(conn) == SCHEMA_VERSION == 3
+        assert feedback_db.current_schema_version(conn) == SCHEMA_VERSION == 4
         insp = inspect(conn)
         for table in metadata.sorted_tables:  # the migrated schema is exactly the one the code queries
             assert {c["name"] for c in insp.get_columns(table.name)} == set(table.columns.keys()), table.name

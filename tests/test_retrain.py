@@ -379,43 +379,6 @@ def test_retrain_cli(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture)
     assert "No base training table at" in capsys.readouterr().err
 
 
-def test_feedback_page_retrains_with_progress_and_shows_the_decision(
-    world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from streamlit.testing.v1 import AppTest
-
-    import models.training.retrain as retrain_module
-    from tests.conftest import ROOT
-
-    root = fresh_root(world, tmp_path)
-    db = f"sqlite:///{tmp_path / 'fb.sqlite3'}"
-    store = FeedbackStore(db)
-    for k, (e, s) in enumerate(world["tracks"][:3]):
-        add_correction(store, e, s, world["target"], "base", k)
-    world["table"].save(tmp_path / "train.npz")
-    world["test"].save(tmp_path / "test.npz")
-    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(root))
-    monkeypatch.setenv("GENRE_LENS_DB_URL", db)
-    monkeypatch.setattr(retrain_module, "default_tables", lambda card: ([tmp_path / "train.npz"], None))
-    monkeypatch.setattr(retrain_module, "test_table_of", lambda card: tmp_path / "test.npz")
-    real = retrain_module.retrain
-    monkeypatch.setattr(retrain_module, "retrain", lambda *a, **k: real(*a, **{**k, "cfg": world["cfg"]}))
-
-    at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=120)
-    at.run()
-    assert any("3 not used by any version yet" in t.value for t in at.text)
-    next(b for b in at.button if b.label == "Retrain now").click()
-    at.run()
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    table = at.dataframe[-1].value
-    assert table["model"].tolist() == ["base-r1", "base"] and "accuracy on 1 held-out correction(s)" in table
-    assert any("never decides a promotion" in c.value for c in at.caption)
-    assert any("Promoted" in s.value for s in at.success), ([w.value for w in at.warning], [t.value for t in at.text])
-    assert current_version(root) == "base-r1"
-    assert any("is now current" in t.value for t in at.text)
-
-
 def test_an_ensemble_retrains_as_an_ensemble_on_its_parents_folds(world: dict, tmp_path: Path) -> None:
     from models.classifier.ensemble import GenreEnsemble
 

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, false, func, literal, select
+from sqlalchemy import DateTime, String, and_, delete, false, func, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
@@ -403,20 +404,35 @@ class FeedbackStore:
         return write_transaction(self.engine, work)
 
     def mark_used(self, model_version: str, correction_ids: Iterable[int]) -> None:
-        """Record that a model version was trained with these corrections."""
+        """Record that a model version was trained with these corrections (ids deleted meanwhile are skipped).
+
+        One INSERT ... SELECT ... ON CONFLICT DO NOTHING: two concurrent calls for the same version (a
+        duplicate submission) store each pair once, on PostgreSQL too, where a read-then-insert would race.
+        A correction deleted between the SELECT and the foreign-key check is retried once and then skipped.
+        """
         ids = sorted({int(i) for i in correction_ids})
         version = _short_text(model_version, "model version")
+        if not ids:
+            return
+        dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(self.engine.dialect.name)
 
         def work(conn: Connection) -> None:
-            have = set(conn.execute(select(correction_usage.c.correction_id).where(
-                correction_usage.c.model_version == version)).scalars())
-            existing = set(conn.execute(select(corrections.c.id).where(corrections.c.id.in_(ids))).scalars())
-            rows = [{"model_version": version, "correction_id": i, "used_at": datetime.now(UTC)}
-                    for i in ids if i in existing and i not in have]
-            if rows:
-                conn.execute(correction_usage.insert(), rows)
+            rows = select(literal(version, String(200)), corrections.c.id, literal(datetime.now(UTC), DateTime(True)))
+            rows = rows.where(corrections.c.id.in_(ids))
+            if dialect is None:  # other databases: skip the pairs already there, then insert the rest
+                have = select(correction_usage.c.correction_id).where(correction_usage.c.model_version == version)
+                conn.execute(correction_usage.insert().from_select(
+                    ["model_version", "correction_id", "used_at"], rows.where(corrections.c.id.not_in(have))))
+                return
+            conn.execute(dialect.insert(correction_usage).from_select(
+                ["model_version", "correction_id", "used_at"], rows).on_conflict_do_nothing(
+                index_elements=["model_version", "correction_id"]))
 
-        write_transaction(self.engine, work)
+        try:
+            write_transaction(self.engine, work)
+        except IntegrityError:  # a correction was deleted under us (PostgreSQL): the rerun no longer selects it
+            stats["conflicts"] += 1
+            write_transaction(self.engine, work)
 
     # ---------------------------------------------------------------- reads
     def get(self, correction_id: int) -> Correction | None:

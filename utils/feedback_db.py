@@ -48,7 +48,7 @@ from utils import settings
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 30.0
 # transient lock errors retried, and adds rerun after a concurrent writer stored the same key, in this process
 stats = {"retries": 0, "conflicts": 0}
@@ -126,6 +126,34 @@ correction_usage = Table(  # v2: which model versions were trained with which co
 )
 
 
+def _jobs_table(meta: MetaData) -> Table:
+    """v4: background jobs (retraining). `active_slot` is the job's kind while it is queued or running and
+    NULL afterwards; its UNIQUE constraint (NULLs never collide, in SQLite and PostgreSQL alike) is the
+    database lock that admits at most one active job of a kind, whichever process asks."""
+    return Table(
+        "jobs", meta,
+        Column("id", Integer, primary_key=True),
+        Column("kind", String(40), nullable=False),
+        Column("state", String(16), nullable=False, index=True),  # queued, running, done, failed
+        Column("active_slot", String(40), nullable=True, unique=True),
+        Column("progress", Float, nullable=False),  # 0-1
+        Column("message", Text, nullable=False),
+        Column("params", Text, nullable=False),  # JSON
+        Column("parent_version", String(200), nullable=True),
+        Column("result_version", String(200), nullable=True),
+        Column("result", Text, nullable=True),  # JSON, once done
+        Column("requested_by", String(64), nullable=True),  # opaque session id; NULL: the command line
+        Column("worker", String(200), nullable=True),  # host:pid:thread of the worker that claimed it
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("started_at", DateTime(timezone=True), nullable=True),
+        Column("heartbeat_at", DateTime(timezone=True), nullable=True),
+        Column("finished_at", DateTime(timezone=True), nullable=True),
+    )
+
+
+jobs = _jobs_table(metadata)
+
+
 # ------------------------------------------------------------------------------------ migrations
 def _migrate_to_v1(conn: Connection) -> None:
     """v1: corrections without window or note, slice embeddings, the version table (frozen DDL)."""
@@ -174,10 +202,16 @@ def _migrate_to_v3(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_corrections_session_id ON corrections (session_id)"))
 
 
+def _migrate_to_v4(conn: Connection) -> None:
+    """v4: the jobs table of background retraining (its own MetaData: later versions change it by migrations)."""
+    _jobs_table(MetaData()).create(conn)
+
+
 MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
     1: ("corrections, slice embeddings", _migrate_to_v1),
     2: ("correction window and note; correction usage", _migrate_to_v2),
     3: ("the submitting session of each correction", _migrate_to_v3),
+    4: ("background jobs (retraining)", _migrate_to_v4),
 }
 
 
@@ -275,14 +309,15 @@ def write_transaction(engine: Engine, work: Callable[[Connection], T], attempts:
     raise AssertionError("unreachable")
 
 
-def insert_if_absent(conn: Connection, table: Table, values: Mapping, unique: Sequence[str]) -> None:
+def insert_if_absent(conn: Connection, table: Table, values: Mapping, unique: Sequence[str]) -> bool:
     """Insert a row unless one with the same `unique` columns exists, without an error when a concurrent writer
-    stored it first (ON CONFLICT DO NOTHING; PostgreSQL waits for that writer). Other databases: a plain insert."""
+    stored it first (ON CONFLICT DO NOTHING; PostgreSQL waits for that writer). Other databases: a plain insert.
+    Returns whether this call inserted the row."""
     dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
     if dialect is None:
-        conn.execute(table.insert().values(**values))
-        return
-    conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(unique)))
+        return conn.execute(table.insert().values(**values)).rowcount == 1
+    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(unique))
+    return conn.execute(stmt.returning(*table.primary_key.columns)).first() is not None  # not rowcount: unreliable here
 
 
 def read(engine: Engine, work: Callable[[Connection], T]) -> T:

@@ -30,6 +30,7 @@ OPENL3_URL_ENV = "GENRE_LENS_OPENL3_URL"  # OpenL3 download base URL (mirrors, t
 RAY_ACTORS_ENV = "GENRE_LENS_RAY_ACTORS"
 RAY_GPUS_PER_ACTOR_ENV = "GENRE_LENS_RAY_GPUS_PER_ACTOR"
 RAY_TRACKS_PER_SHARD_ENV = "GENRE_LENS_RAY_TRACKS_PER_SHARD"
+WORKER_ENV = "GENRE_LENS_WORKER"  # "off": the server starts no retrain worker thread
 ADMIN_SECRET_KEY = "admin_token"  # the same token in .streamlit/secrets.toml
 
 DEFAULT_CHECKPOINTS = PROJECT_ROOT / "models" / "checkpoints"
@@ -71,6 +72,7 @@ class Settings:
     ray_actors: int = 0  # 0: one per GPU (or CPU)
     ray_gpus_per_actor: float = 1.0
     ray_tracks_per_shard: int = DEFAULT_TRACKS_PER_SHARD
+    worker: bool = True  # the server runs queued retrain jobs in a thread
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> Settings:
@@ -97,6 +99,7 @@ class Settings:
             ray_actors=_number(env, RAY_ACTORS_ENV, 0, int, 0),
             ray_gpus_per_actor=_number(env, RAY_GPUS_PER_ACTOR_ENV, 1.0, float, 1e-3),
             ray_tracks_per_shard=_number(env, RAY_TRACKS_PER_SHARD_ENV, DEFAULT_TRACKS_PER_SHARD, int, 1),
+            worker=(_text(env, WORKER_ENV) or "on").lower() not in ("0", "off", "false", "no"),
         )
 
 

@@ -4,12 +4,17 @@ A bundle is a folder `<root>/<version>/` holding `model.pt` (a plain state_dict,
 `weights_only=True`), `card.json` (labels, embedder, hyper-parameters, training data, sha256 of
 `model.pt`) and, once evaluated, `metrics.json`. `<root>/CURRENT` names the version in use, so
 promoting a retrained model is one atomic file write and old versions stay selectable.
+
+A retrain never shows a half-written bundle: it writes into a hidden staging folder
+(`<root>/.<version>.partial/`, which no listing or lookup sees), fsyncs every file, renames the
+folder to its version name in one step (`publish_bundle`), and only then swaps CURRENT.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -75,10 +80,38 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_bundle(model: Classifier, card: ModelCard, root: Path | None = None) -> Path:
-    """Write model.pt and card.json (with the weights' sha256) under root/version."""
+def _fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's contents to disk (a rename is only durable once its folder is synced)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def staging_dir(root: Path, version: str) -> Path:
+    """The hidden folder a bundle is built in before `publish_bundle` gives it its version name."""
+    return Path(root) / f".{version}.partial"
+
+
+def publish_bundle(staging: Path, root: Path, version: str) -> Path:
+    """Make a fully written staging folder the bundle `version`, in one rename (fsynced first)."""
+    staging, target = Path(staging), Path(root) / version
+    if target.exists():
+        raise CheckpointError(f"A bundle named {version!r} already exists under {root}.")
+    for item in staging.iterdir():
+        if item.is_file():
+            _fsync_path(item)
+    _fsync_path(staging)
+    os.rename(staging, target)
+    _fsync_path(Path(root))
+    return target
+
+
+def save_bundle(model: Classifier, card: ModelCard, root: Path | None = None, folder: Path | None = None) -> Path:
+    """Write model.pt and card.json (with the weights' sha256) under root/version, or into `folder` (staging)."""
     root = Path(root) if root is not None else checkpoint_root()
-    folder = Path(root) / card.version
+    folder = Path(folder) if folder is not None else root / card.version
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # torch.save names its zip archive after the file's stem: ".model" keeps bundles byte-identical
@@ -140,7 +173,7 @@ def list_versions(root: Path | None = None) -> list[str]:
         return []
     found = []
     for sub in root.iterdir():
-        if (sub / CARD_FILE).is_file():
+        if not sub.name.startswith(".") and (sub / CARD_FILE).is_file():  # hidden: a bundle being staged
             try:
                 found.append((read_card(sub).created, sub.name))
             except CheckpointError:

@@ -36,8 +36,10 @@ from models.classifier.bundle import (
     checkpoint_root,
     current_version,
     load_bundle,
+    publish_bundle,
     save_bundle,
     set_current,
+    staging_dir,
     update_card,
 )
 from models.training.config import TrainConfig
@@ -180,16 +182,20 @@ def test_table_of(card: ModelCard) -> Path:
 
 # ------------------------------------------------------------------------------------ retrain
 def _reserve_version(root: Path, parent: str) -> str:
-    """`<parent>-r<N>` with the next free N; the folder is created here so two runs never share one."""
+    """`<parent>-r<N>` with the next free N; its hidden staging folder is created here (atomically), so two
+    runs never share a name, and nothing named `<parent>-r<N>` exists until the bundle is complete."""
     stem = re.sub(r"-r\d+$", "", parent)
-    n = 1 + max([int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(re.escape(stem) + r"-r(\d+)", p.name))]
-                or [0])
+    pattern = r"\.?" + re.escape(stem) + r"-r(\d+)(?:\.partial)?"
+    n = 1 + max([int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(pattern, p.name))] or [0])
     while True:
-        try:
-            (root / f"{stem}-r{n}").mkdir()
-            return f"{stem}-r{n}"
-        except FileExistsError:
-            n += 1
+        version = f"{stem}-r{n}"
+        if not (root / version).exists():
+            try:
+                staging_dir(root, version).mkdir()
+                return version
+            except FileExistsError:
+                pass
+        n += 1
 
 
 def parent_config(
@@ -329,7 +335,8 @@ def retrain(
 
     result = train(train_table, cfg, extra=extra, log=log, member_val_ids=member_val)
     version = _reserve_version(root, parent)
-    try:
+    staging = staging_dir(root, version)
+    try:  # everything is written into the hidden staging folder; it gets its name only when complete
         new_card = ModelCard(
             version=version, labels=list(GENRES), embedder=card.embedder, classifier={},
             training={
@@ -340,25 +347,27 @@ def retrain(
             },
             notes=f"Retrained from {parent} with {len(used_ids)} user corrections.",
         )
-        folder = save_bundle(result.model, new_card, root)
-        atomic_write_text(folder / CURVES_FILE, json.dumps(result.curves(), indent=1))
+        save_bundle(result.model, new_card, root, folder=staging)
+        atomic_write_text(staging / CURVES_FILE, json.dumps(result.curves(), indent=1))
         report(0.82, f"Judging {version} against {parent} on " +
                ("the validation tracks" if valid is not None else "held-out corrections"))
         decision = judge(result.model.eval(), current_model, (version, parent), validation=valid, base=table,
                          held_out=held, margin=margin)
-        store.mark_used(version, used_ids)
-        _record_decision(folder, {"promoted": decision.promoted, "reason": decision.reason,
-                                  "judged_on": decision.judged_on, "parent_accuracy": decision.current_accuracy,
-                                  "accuracy": decision.new_accuracy, "margin": margin,
-                                  "recall_drops_points": decision.recall_drops,
-                                  "held_out_corrections": sorted(held_ids),
-                                  "decided": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        _record_decision(staging, {"promoted": decision.promoted, "reason": decision.reason,
+                                   "judged_on": decision.judged_on, "parent_accuracy": decision.current_accuracy,
+                                   "accuracy": decision.new_accuracy, "margin": margin,
+                                   "recall_drops_points": decision.recall_drops,
+                                   "held_out_corrections": sorted(held_ids),
+                                   "decided": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         if test is not None:  # reported numbers for the Metrics page, after the decision and apart from it
             report(0.92, "Recording the new version's test metrics (for reporting only)")
-            evaluate_and_record(folder, test, table, cfg.seed)
+            evaluate_and_record(staging, test, table, cfg.seed)
+        report(0.98, f"Saving {version}")
+        folder = publish_bundle(staging, root, version)
     except BaseException:
-        shutil.rmtree(root / version, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
+    store.mark_used(version, used_ids)  # only for a bundle that exists: a crash before leaves them unused
     if decision.promoted:  # last, so CURRENT only ever names a fully recorded bundle
         set_current(version, root)
     report(1.0, decision.reason)

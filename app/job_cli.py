@@ -1,0 +1,61 @@
+"""`python -m app worker [--once]`: run queued jobs (retraining) in a process of their own.
+
+Registered by app/cli.py. The Streamlit server runs a worker thread of its own (unless
+GENRE_LENS_WORKER=off); a separate worker is for setups that want training apart from the web
+server. Any number of workers may run: each job is claimed by exactly one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from sqlalchemy.exc import DBAPIError
+
+from utils.feedback import FeedbackStore
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `worker` command."""
+    p = subparsers.add_parser("worker", help="run queued background jobs (retraining) until stopped")
+    p.add_argument("--once", action="store_true", help="run the queued jobs, then exit (exit 2 if one failed)")
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between looks at an empty queue (default 2)")
+    p.add_argument("--db", default=None, metavar="URL",
+                   help="SQLAlchemy database URL (default: $GENRE_LENS_DB_URL or data/feedback.sqlite3)")
+    p.set_defaults(handler=worker)
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Serve the job queue; each job's start and end is one line on stderr."""
+    from app.job_worker import Worker
+    from app.retrain_job import RUNNERS
+    from utils.jobs import DONE, JobQueue
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = FeedbackStore(args.db)
+    queue = JobQueue(store)
+    for job in queue.recover_stale():
+        print(f"job #{job.id}: {job.message}", file=sys.stderr)
+    w = Worker(queue, RUNNERS)
+    print(f"worker {w.name} serving {store.location}", file=sys.stderr)
+    failed = 0
+    while True:
+        try:
+            ended = w.run_one()
+        except DBAPIError as exc:  # the server is away for a moment: say so and keep serving
+            if args.once:
+                raise
+            print(f"worker: the job queue is unreachable ({str(exc.orig).splitlines()[0]}); retrying", file=sys.stderr)
+            ended = None
+            time.sleep(max(0.1, args.poll))
+            continue
+        if ended is not None:
+            failed += ended.state != DONE
+            print(f"job #{ended.id} ({ended.kind}) {ended.state}: {ended.message}", file=sys.stderr)
+            continue
+        if args.once:
+            break
+        time.sleep(max(0.1, args.poll))
+    return 2 if failed else 0
