@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from app import state  # noqa: E402
+from app import layout, state  # noqa: E402
 from models.checkpoint import CheckpointError, read_card  # noqa: E402
 
 PAGES = ROOT / "pages"
@@ -76,7 +76,9 @@ def sidebar() -> None:
     st.sidebar.caption(device_line())
 
 
-st.set_page_config(page_title="Genre Lens", page_icon="🎧", layout="wide", initial_sidebar_state="expanded")
+# "auto": open on a wide screen, collapsed on a phone, where an open sidebar covers the page.
+st.set_page_config(page_title="Genre Lens", page_icon="🎧", layout="wide", initial_sidebar_state="auto")
+st.html(layout.narrow_screen_css())
 state.init_session()
 navigation = st.navigation(build_pages())
 sidebar()
