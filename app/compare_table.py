@@ -16,13 +16,14 @@ TABLE_CLASS = "gl-compare"
 STYLE = f"""<style>
 table.{TABLE_CLASS} {{ width: 100%; border-collapse: collapse; table-layout: auto; font-size: 0.9rem; }}
 table.{TABLE_CLASS} th, table.{TABLE_CLASS} td {{ padding: 4px 6px; border-bottom: 1px solid rgba(232,230,227,0.12);
-  text-align: left; vertical-align: top; overflow-wrap: anywhere; word-break: break-word; }}
+  text-align: left; vertical-align: top; overflow-wrap: break-word; }}
+table.{TABLE_CLASS} td.name {{ overflow-wrap: anywhere; min-width: 6rem; }}
 table.{TABLE_CLASS} th {{ font-weight: 600; opacity: 0.8; }}
 table.{TABLE_CLASS} .bar {{ height: 6px; border-radius: 3px; background: {ACCENT}; margin-top: 3px; }}
 table.{TABLE_CLASS} .num {{ font-variant-numeric: tabular-nums; white-space: nowrap; }}
 @media (max-width: 640px) {{ table.{TABLE_CLASS} .wide {{ display: none; }} }}
 </style>"""
-NARROW_HIDDEN = ("windows", "warnings")  # dropped on a phone; the detail view shows both
+NARROW_HIDDEN = ("genres above threshold", "windows", "warnings")  # dropped on a phone; the details show them
 
 
 def compare_html(table: pd.DataFrame) -> str:
@@ -34,7 +35,7 @@ def compare_html(table: pd.DataFrame) -> str:
         cells = []
         for c in columns:
             value = row[c]
-            cls = "wide" if c in NARROW_HIDDEN else ""
+            cls = "wide" if c in NARROW_HIDDEN else "name" if c == "track" else ""
             if c == "confidence":
                 pct = max(0.0, min(1.0, float(value)))
                 inner = f'<span class="num">{pct:.0%}</span><div class="bar" style="width:{100 * pct:.0f}%"></div>'

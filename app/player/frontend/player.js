@@ -548,7 +548,7 @@
   window.addEventListener("message", (e) => {
     if (e.data && e.data.type === "streamlit:render") onRender(e.data.args);
   });
-  window.glPlayer = { audio: audio, windowAt: (t) => windowAt(t), selected: () => selected,
+  window.glPlayer = { audio: audio, meta: () => meta, windowAt: (t) => windowAt(t), selected: () => selected,
                       xOf: (t) => (layout ? xOf(t) : null), layout: () => layout };
   send("streamlit:componentReady", { apiVersion: 1 });
 })();
