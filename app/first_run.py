@@ -37,4 +37,5 @@ def render_help(max_minutes: float) -> bool:
             f"(files up to {max_minutes:.0f} minutes are analysed)."
         )
         return st.button("Analyse an example", icon=":material/play_circle:", key=BUTTON_KEY, type="primary",
-                         help="A 30 s drum-and-bass-line loop made by code for this demo (no real recording).")
+                         help="A 30 s reggae-style loop (drums, bass line, off-beat chords) made by code "
+                              "for this demo; no real recording.")
