@@ -43,7 +43,8 @@ def test_example_opens_in_the_linked_player(example_app: AppTest, tmp_path: Path
     at = example_app
     (track,) = at.session_state["gl.tracks"].values()
     assert track.name == "genre-lens-example-loop.wav"
-    assert (tmp_path / "cache" / "example" / track.name).is_file(), "rendered into the cache at first use"
+    (cached,) = (tmp_path / "cache" / "example").glob("*.wav")
+    assert cached.read_bytes() == at.session_state["gl.audio"][track.sha256][0], "rendered into the cache once"
     found = player_of(at)
     assert found is not None
     meta, blobs = found

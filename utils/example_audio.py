@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-EXAMPLE_NAME = "genre-lens-example-loop.wav"
+EXAMPLE_NAME = "genre-lens-example-loop.wav"  # the name the user sees
+EXAMPLE_VERSION = 2  # bump whenever the synthesis changes, so no cache serves an older loop
 EXAMPLE_SECONDS = 30.0  # six 5 s slices, four 15 s windows: enough to show every chart
 EXAMPLE_RATE = 22050
 BPM = 90.0
@@ -116,7 +117,7 @@ def example_bytes(seconds: float = EXAMPLE_SECONDS, sr: int = EXAMPLE_RATE) -> b
 def example_wav(folder: Path) -> Path:
     """The example rendered into `folder` (once; written atomically, so readers never see half a file)."""
     folder = Path(folder)
-    path = folder / EXAMPLE_NAME
+    path = folder / f"{Path(EXAMPLE_NAME).stem}-v{EXAMPLE_VERSION}.wav"
     if path.is_file() and path.stat().st_size > 0:
         return path
     folder.mkdir(parents=True, exist_ok=True)

@@ -284,10 +284,18 @@
       const y = top + h - ((row + 0.5) / spec.mels) * h;
       ctx.fillText(text, layout.left - 4, y);
     });
-    ctx.textAlign = "left";
-    ctx.fillStyle = "rgba(232,230,227,0.7)";
+    // what the image shows, boxed inside its top-left corner (the gutter holds the Hz ticks)
+    const ov = meta.overlay;
+    const text = ov ? `saliency: evidence ${ov.part === "both" ? "for / against" : ov.part} ${ov.genre}`
+                    : "mel spectrogram";
     ctx.font = "11px sans-serif";
-    ctx.fillText(meta.overlay ? "saliency" : "mel", 2, top + 8);
+    ctx.textAlign = "left";
+    ctx.textBaseline = "top";
+    const tw = ctx.measureText(text).width;
+    ctx.fillStyle = "rgba(20,22,28,0.75)";
+    ctx.fillRect(layout.left + 3, top + 3, tw + 8, 15);
+    ctx.fillStyle = "rgba(232,230,227,0.9)";
+    ctx.fillText(text, layout.left + 7, top + 5);
   }
   function drawSelection(ctx) {
     const w = meta.windows[selected];
