@@ -109,3 +109,26 @@ def test_a_player_that_raises_falls_back_for_the_session(example_app: AppTest, m
     assert len(at.get("audio")) == 1 and len(at.get("plotly_chart")) == 6
     at.run()  # the next run skips the player at once, and the summary has the audio again
     assert len(at.get("audio")) == 1 and not any("could not be shown" in c.value for c in at.caption)
+
+
+def test_explore_offers_listen_for_a_placed_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.explain import REFERENCE_ENV
+    from tests.conftest import synthetic_table
+    from tests.test_app import make_test_bundle
+    from tests.test_explore import upload_from_table_track
+    from utils.tables import PUBLISHED_MUSICNN_META
+
+    make_test_bundle(tmp_path / "ck")
+    table = synthetic_table(n_per_genre=4, dim=50, seed=1)
+    table.meta = dict(PUBLISHED_MUSICNN_META)
+    table.save(tmp_path / "ref.npz")
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path / "ck"))
+    monkeypatch.setenv(REFERENCE_ENV, str(tmp_path / "ref.npz"))
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    sha = "f" * 64
+    at.session_state["gl.tracks"] = {sha: upload_from_table_track(table.tracks()[0], table.embedder_id)}
+    at.session_state["gl.audio"] = {sha: (b"RIFF-not-really-audio", "audio/wav")}
+    at.switch_page("../pages/explore.py").run()
+    no_exceptions(at)
+    assert any(m.value == "**Listen**" for m in at.markdown)
+    assert len(at.get("audio")) == 1
