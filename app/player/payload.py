@@ -1,8 +1,9 @@
 """What the linked player's front-end is sent: plain JSON plus a few byte arrays. No Streamlit here.
 
 The spectrogram and the saliency map travel as uint8 images (one byte per cell, row 0 = lowest mel
-band), not as JSON numbers: 96 x 800 cells are 77 kB instead of about 400 kB, and Streamlit caches
-a repeated large message by hash, so a rerun that changes only the selected window sends little.
+band), not as JSON numbers: 96 x 800 cells are 77 kB instead of about 400 kB. Streamlit caches an
+identical large element message by hash, but any change (a new selected window) re-sends the whole
+element, audio bytes included: serving the audio by URL instead is a known follow-up.
 Colours come from `app.charts` / `app.explain_charts`, so the player and the static charts agree.
 """
 
