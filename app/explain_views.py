@@ -149,6 +149,30 @@ def _saliency(model_id: str, sha256: str, genre: str, window: int | None, _engin
     return explain.explain(_engine, _analysis, genre, _audio, window)
 
 
+def shown_saliency(analysis: Analysis, window: int | None = None) -> tuple[explain.Saliency, str, float] | None:
+    """The saliency `render_saliency` shows with the controls as the user left them (their widget
+    values from the last run), as (saliency, part, opacity); None when it is off or unavailable.
+
+    For views drawn above the controls (the linked player): the same cache key, so no extra work.
+    """
+    sha = analysis.sha256[:16]
+    audio = state.track_audio(analysis.sha256)
+    if not st.session_state.get(f"sal-on-{sha}") or audio is None:
+        return None
+    genre = st.session_state.get(f"sal-genre-{sha}") or analysis.top_genre
+    scope = st.session_state.get(f"sal-scope-{sha}") or "track"
+    part = st.session_state.get(f"sal-part-{sha}") or "for"
+    opacity = float(st.session_state.get(f"sal-opacity-{sha}", 0.8))
+    chosen = window if scope == "window" and window is not None else None
+    try:
+        engine = state.get_engine()
+        with st.spinner(f"Tracing {genre} back to the spectrogram…"):
+            sal = _saliency(engine.model_id, analysis.sha256, genre, chosen, engine, analysis, audio[0])
+    except (SaliencyError, AudioError, CheckpointError, EmbedderError):
+        return None  # render_saliency, below, says why
+    return sal, part, opacity
+
+
 def render_saliency(analysis: Analysis, window: int | None = None) -> explain.Saliency | None:
     """"What the model listened to": the saliency overlay with its controls (genre, scope, evidence,
     opacity), computed on request. `window`: the window selected on the page, offered as a scope."""

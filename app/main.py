@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from app import retrain_views, state  # noqa: E402
+from app import layout, retrain_views, state  # noqa: E402
 from models.classifier.bundle import CheckpointError, read_card  # noqa: E402
 from utils import settings  # noqa: E402
 
@@ -76,7 +76,9 @@ def sidebar() -> None:
     st.sidebar.caption(device_line())
 
 
-st.set_page_config(page_title="Genre Lens", page_icon="🎧", layout="wide", initial_sidebar_state="expanded")
+# "auto": open on a wide screen, collapsed on a phone, where an open sidebar covers the page.
+st.set_page_config(page_title="Genre Lens", page_icon="🎧", layout="wide", initial_sidebar_state="auto")
+st.html(layout.narrow_screen_css())
 state.init_session()
 retrain_views.ensure_worker()  # queued retrains run in this server process, outside every request
 navigation = st.navigation(build_pages())

@@ -15,9 +15,11 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from app import charts, explain_views, state
+from app import charts, explain_views, first_run, state
 from app.analysis import Analysis
+from app.compare_table import compare_html
 from app.engine import Engine, Progress
+from app.player import view as player_view
 from models.classifier.bundle import CheckpointError
 from models.embedders.base import EmbedderError
 from utils.audio import AudioError
@@ -154,6 +156,17 @@ def analyse_one(engine: Engine, job: Job, progress: Progress) -> None:
         state.add_track(analysis, job.data, job.mime)
 
 
+def analyse_example(engine: Engine) -> None:
+    """Analyse the first-run example like an upload, then rerun to show it (a failure stays recorded)."""
+    name, data = first_run.example_audio()
+    with st.status("Analysing the example…", expanded=True):
+        bar = st.progress(0.0)
+        analyse_one(engine, Job(name, data, "audio/wav", first_run.ERROR_KEY),
+                    lambda frac, msg: bar.progress(min(1.0, frac), text=public_progress(msg)))
+    if state.upload_error(first_run.ERROR_KEY) is None:
+        st.rerun()
+
+
 PICK_KEY = "gl.pick_track"
 
 
@@ -234,7 +247,7 @@ def render_summary(a: Analysis) -> None:
         st.plotly_chart(charts.genre_bars(a.labels, a.probabilities, a.threshold), key=f"bars-{a.sha256}")
     with right:
         audio = state.track_audio(a.sha256)
-        if audio:
+        if audio and not player_view.use_player():  # the linked player below has the audio otherwise
             st.audio(audio[0], format=audio[1])
         for sentence in a.warnings:
             st.warning(sentence, icon=":material/warning:")
@@ -260,17 +273,23 @@ def render_timeline(a: Analysis) -> int:
                                 help="Share stacks each chosen genre's part of all ten genres' total; "
                                      "the grey band is the genres not chosen.")
     index = pick_window(a)
+    if player_view.render_linked(a, index, genres or None, mode == "share"):
+        return index
     chart_key = f"timeline-{a.sha256[:16]}"
     fig = charts.window_timeline(a, genres or None, index, "share" if mode == "share" else "lines", a.threshold)
     st.plotly_chart(fig, key=chart_key, on_select=lambda: _on_timeline_click(a, chart_key), selection_mode="points")
     st.plotly_chart(charts.spectrogram(a, index), key=f"spec-{a.sha256[:16]}")
+    player_view.render_static_strip(a, index)
     return index
 
 
 def render_window(a: Analysis, index: int) -> None:
     """Why the selected window got its verdict: slice attention and what each slice says alone."""
     w = a.windows[index]
-    st.markdown(f"#### Window {index + 1} · {charts.window_label(w)}")
+    head, play = st.columns([4, 1], vertical_alignment="center")
+    head.markdown(f"#### Window {index + 1} · {charts.window_label(w)}")
+    with play:
+        player_view.play_window_button(a, index)
     st.info(charts.explain_window(w, a.labels), icon=":material/lightbulb:")
     left, right = st.columns(2, gap="large")
     left.plotly_chart(charts.attention_bars(w, a.labels), key=f"att-{a.sha256[:16]}")
@@ -291,8 +310,11 @@ def render_compare(tracks: list[Analysis]) -> None:
     """Summary of every track analysed in this session."""
     st.markdown(f"#### Compare · {len(tracks)} tracks")
     table = charts.compare_table(tracks, state.threshold())
-    st.dataframe(table, hide_index=True, column_config={
-        "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)})
+    with st.container(key="gl-compare-grid"):  # wide screens: the sortable grid
+        st.dataframe(table, hide_index=True, column_config={
+            "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)})
+    with st.container(key="gl-compare-wrap"):  # phones: the same rows, wrapping (app/layout.py switches)
+        st.html(compare_html(table))
     st.plotly_chart(charts.compare_heatmap(tracks), key="compare-heatmap")
 
 
@@ -310,6 +332,10 @@ def page() -> None:
     if not tracks:
         st.info("Upload one or more songs to begin. Longer files are analysed window by window; the first "
                 f"{engine.max_duration_s / 60:.0f} minutes of a very long file are used.", icon=":material/upload:")
+        if first_run.render_help(engine.max_duration_s / 60):
+            analyse_example(engine)
+        if message := state.upload_error(first_run.ERROR_KEY):
+            st.error(f"The example could not be analysed: {message}", icon=":material/error:")
         return
     session_controls(tracks)
     if len(tracks) > 1:

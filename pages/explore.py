@@ -54,6 +54,9 @@ def render_point(key: str, emap: EmbeddingMap, reference: explain_views.Referenc
         a = state.with_threshold(uploads[shas.index(key)])
         st.html(heading_html(a.name, 4))  # the name exactly as uploaded, never markdown
         st.caption(f"Your upload · predicted **{a.top_genre}** ({a.probabilities.max():.0%})")
+        if audio := state.track_audio(a.sha256):
+            st.markdown("**Listen**")
+            st.audio(audio[0], format=audio[1])
         st.plotly_chart(charts.genre_bars(a.labels, a.probabilities, a.threshold), key="explore-bars")
         vector, exclude = vectors[shas.index(key)], None
     else:

@@ -149,7 +149,8 @@ def test_metrics_page_shows_numbers_and_filters(app: AppTest) -> None:
     assert len(wrong) and not wrong["correct"].any()
 
 
-def test_upload_shows_summary_timeline_spectrogram_and_attention(app: AppTest) -> None:
+def test_upload_shows_summary_timeline_spectrogram_and_attention(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENRE_LENS_PLAYER", "static")  # the static charts (tests/test_player_view.py: the player)
     app.run()
     name, data = clip()
     app.file_uploader[0].upload(name, data, "audio/flac").run()
@@ -158,10 +159,10 @@ def test_upload_shows_summary_timeline_spectrogram_and_attention(app: AppTest) -
     assert track_heading(app) == name
     assert any("Sounds like" in m.value for m in app.markdown)
     charts = {c.proto.id: c for c in app.get("plotly_chart")}
-    assert len(charts) == 5  # genre bars, timeline, spectrogram, attention, slice heatmap
+    assert len(charts) == 6  # genre bars, timeline, spectrogram, slice strip, attention, slice heatmap
     figures = [json.loads(c.proto.spec) for c in charts.values()]
     types = sorted(t["type"] for f in figures for t in f["data"])
-    assert types.count("heatmap") == 2 and types.count("bar") == 2
+    assert types.count("heatmap") == 2 and types.count("bar") == 3
     assert any("drove this window" in i.value for i in app.info)
     assert len(app.get("download_button")) == 2
     assert len(app.get("audio")) == 1

@@ -31,6 +31,7 @@ RAY_ACTORS_ENV = "GENRE_LENS_RAY_ACTORS"
 RAY_GPUS_PER_ACTOR_ENV = "GENRE_LENS_RAY_GPUS_PER_ACTOR"
 RAY_TRACKS_PER_SHARD_ENV = "GENRE_LENS_RAY_TRACKS_PER_SHARD"
 WORKER_ENV = "GENRE_LENS_WORKER"  # "off": the server starts no retrain worker thread
+PLAYER_ENV = "GENRE_LENS_PLAYER"  # "static" / "off": always draw the static charts, no linked player
 ADMIN_SECRET_KEY = "admin_token"  # the same token in .streamlit/secrets.toml
 
 DEFAULT_CHECKPOINTS = PROJECT_ROOT / "models" / "checkpoints"
@@ -73,6 +74,7 @@ class Settings:
     ray_gpus_per_actor: float = 1.0
     ray_tracks_per_shard: int = DEFAULT_TRACKS_PER_SHARD
     worker: bool = True  # the server runs queued retrain jobs in a thread
+    player: bool = True  # the linked player (False: static charts)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> Settings:
@@ -100,6 +102,7 @@ class Settings:
             ray_gpus_per_actor=_number(env, RAY_GPUS_PER_ACTOR_ENV, 1.0, float, 1e-3),
             ray_tracks_per_shard=_number(env, RAY_TRACKS_PER_SHARD_ENV, DEFAULT_TRACKS_PER_SHARD, int, 1),
             worker=(_text(env, WORKER_ENV) or "on").lower() not in ("0", "off", "false", "no"),
+            player=(_text(env, PLAYER_ENV) or "on").lower() not in ("static", "off", "0", "false", "no"),
         )
 
 
