@@ -112,10 +112,10 @@ def test_a_player_that_raises_falls_back_for_the_session(example_app: AppTest, m
 
 
 def test_explore_offers_listen_for_a_placed_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from utils.settings import REFERENCE_ENV
     from tests.conftest import synthetic_table
     from tests.test_app import make_test_bundle
     from tests.test_explore import upload_from_table_track
+    from utils.settings import REFERENCE_ENV
     from utils.tables import PUBLISHED_MUSICNN_META
 
     make_test_bundle(tmp_path / "ck")

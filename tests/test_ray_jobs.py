@@ -121,11 +121,14 @@ def one_thread():
 
 
 def assert_same_tracks(a: EmbeddingTable, b: EmbeddingTable) -> None:
-    """The same tracks with bit-identical frames, whatever their order in the table."""
+    """The same tracks with the same frames (to float32 rounding), whatever their order in the table.
+
+    Ray's actors may run torch with another thread count than the test process, and a different
+    reduction order moves the last bit (1e-7 differences were seen on a loaded 2-core machine)."""
     assert sorted(a.track_ids()) == sorted(b.track_ids()) and a.meta == b.meta
     for t in a.tracks():
         u = b.subset({t.track_id})
-        np.testing.assert_array_equal(t.vectors, u.vectors)
+        np.testing.assert_allclose(t.vectors, u.vectors, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(t.frame_start_s, u.frame_start_s)
         assert {t.genre} == set(u.genre.tolist())
 
@@ -139,7 +142,8 @@ def test_embed_matches_local_and_resumes(ray_cluster, work, local_table, capsys,
     assert main(["embed", str(work / "src"), "--out", str(out), "--engine", "ray", "--device", "cpu"]) == 0
     assert "6 embedded, 0 already in" in capsys.readouterr().out
     table = read_parquet_table(out)
-    assert table.fingerprint() == local_table.fingerprint() and table.meta == local_table.meta  # same order too
+    assert table.track_ids() == local_table.track_ids() and table.meta == local_table.meta  # same order too
+    assert_same_tracks(table, local_table)
     failures = json.loads((out / "_failures.json").read_text())
     assert [Path(f["path"]).name for f in failures] == ["broken.wav"] and "damaged" in failures[0]["error"]
 
