@@ -355,16 +355,22 @@ def test_retrain_refuses_without_corrections_and_checks_embedders(world: dict, t
     assert list_versions(root) == ["base"]
 
 
-def test_retrain_cli(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from app.cli import main
-
+def corrected_world(world: dict, tmp_path: Path, n: int) -> tuple[Path, str, FeedbackStore]:
+    """A checkpoints copy, a SQLite store with `n` corrections, and train.npz / test.npz under tmp_path."""
     root = fresh_root(world, tmp_path)
     db = f"sqlite:///{tmp_path / 'fb.sqlite3'}"
     store = FeedbackStore(db)
-    for k, (e, s) in enumerate(world["tracks"][:2]):
+    for k, (e, s) in enumerate(world["tracks"][:n]):
         add_correction(store, e, s, world["target"], "base", k)
     world["table"].save(tmp_path / "train.npz")
     world["test"].save(tmp_path / "test.npz")
+    return root, db, store
+
+
+def test_retrain_cli(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from app.cli import main
+
+    root, db, _ = corrected_world(world, tmp_path, 2)
     args = ["retrain", "--table", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz"),
             "--root", str(root), "--db", db, "--epochs", "3", "--correction-weight", "5"]
     assert main(args) == 0

@@ -15,7 +15,7 @@ import models.training.retrain as retrain_module
 from app.job_worker import Worker
 from app.retrain_job import run_retrain
 from models.classifier.bundle import current_version, list_versions
-from tests.test_retrain import add_correction, fast_and_fair, fresh_root, world  # noqa: F401  (fixtures)
+from tests.test_retrain import add_correction, corrected_world, fast_and_fair, fresh_root, world  # noqa: F401  (fixtures)
 from utils.feedback import FeedbackStore
 from utils.jobs import DONE, RUNNING, JobQueue
 
@@ -25,13 +25,7 @@ pytestmark = pytest.mark.usefixtures("fast_and_fair")
 @pytest.fixture
 def page_env(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
     """A checkpoints copy, a database with 3 corrections, and the page pointed at both (tiny training recipe)."""
-    root = fresh_root(world, tmp_path)
-    db = f"sqlite:///{tmp_path / 'fb.sqlite3'}"
-    store = FeedbackStore(db)
-    for k, (e, s) in enumerate(world["tracks"][:3]):
-        add_correction(store, e, s, world["target"], "base", k)
-    world["table"].save(tmp_path / "train.npz")
-    world["test"].save(tmp_path / "test.npz")
+    root, db, store = corrected_world(world, tmp_path, 3)
     monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(root))
     monkeypatch.setenv("GENRE_LENS_DB_URL", db)
     monkeypatch.setattr(retrain_module, "default_tables", lambda card: ([tmp_path / "train.npz"], None))
@@ -145,13 +139,7 @@ def test_the_cli_queues_refuses_a_second_request_and_the_worker_runs_it(world: d
                                                                          capsys: pytest.CaptureFixture) -> None:
     from app.cli import main
 
-    root = fresh_root(world, tmp_path)
-    db = f"sqlite:///{tmp_path / 'fb.sqlite3'}"
-    store = FeedbackStore(db)
-    for k, (e, s) in enumerate(world["tracks"][:2]):
-        add_correction(store, e, s, world["target"], "base", k)
-    world["table"].save(tmp_path / "train.npz")
-    world["test"].save(tmp_path / "test.npz")
+    root, db, store = corrected_world(world, tmp_path, 2)
     args = ["retrain", "--table", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz"), "--root",
             str(root), "--db", db, "--epochs", "3"]
     assert main([*args, "--no-wait"]) == 0
