@@ -42,5 +42,5 @@ def _decode_ffmpeg(src: _Source, fmt: str, max_s: float) -> _Raw:
     claimed = out.source_duration_s
     return _Raw(
         acc.mono(), out.sample_rate, out.channels, label, claimed, len(out.samples) > max_frames,
-        acc.clipped / max(1, acc.values), [],
+        acc.clipped / max(1, acc.values), [], acc.meter.stats(),
     )  # fmt: skip

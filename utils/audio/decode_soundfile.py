@@ -81,5 +81,5 @@ def _decode_soundfile(src: _Source, fmt: str, max_s: float) -> _Raw:
         claimed = min(claimed, present)  # a PCM header cannot promise more than the bytes hold
     return _Raw(
         acc.mono(), sr, channels, fmt, None if claimed is None else claimed / sr, truncated,
-        acc.clipped / acc.values, warnings,
+        acc.clipped / acc.values, warnings, acc.meter.stats(),
     )  # fmt: skip

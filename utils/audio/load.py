@@ -89,7 +89,7 @@ def _finish(raw: _Raw, sha: str, target_sr: int, min_s: float, pad_to_s: float |
         known = source_duration > duration + 0.5
         what = f"is {_fmt_duration(source_duration)} long" if known else f"is longer than {_fmt_duration(max_s)}"
         warnings.append(f"The recording {what}; only the first {_fmt_duration(duration)} were analysed.")
-    quality = measure_quality(raw.mono, raw.sr, clipping_ratio=raw.clipping_ratio)
+    quality = measure_quality(raw.mono, raw.sr, clipping_ratio=raw.clipping_ratio, peaks=raw.peaks)
     warnings += quality_warnings(quality)
     y = raw.mono
     if raw.sr != target_sr:

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from utils.audio.peaks import PeakStats
+
 DB_FLOOR = -120.0  # what "minus infinity" dB is reported as
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped
+TRUE_PEAK_LIMIT = 10.0 ** (0.1 / 20.0)  # +0.1 dBTP: above it the waveform between samples clips
 SILENCE_DB = -60.0  # frames whose RMS is below this (dBFS) count as silent
 FRAME_S = 0.05  # analysis frame length, rounded to a power of two in samples
 MAX_SPECTRAL_FRAMES = 512  # frames the SNR estimate looks at, evenly spread; bounds the cost
@@ -23,11 +26,13 @@ _CHUNK_FRAMES = 4096  # frames per chunk when computing frame energies, to bound
 class AudioQuality:
     """Quality indicators of one decoded upload (see `measure_quality` for the definitions)."""
 
-    peak: float  # max |x| of the decoded (pre-resample, mono) signal, 0..1+
+    peak: float  # max |x| of the decoded (pre-resample) samples, any channel, 0..1+
     rms_db: float  # RMS in dBFS, floored at DB_FLOOR
     clipping_ratio: float  # fraction of samples with |x| >= CLIP_LEVEL
     snr_db: float  # estimated signal-to-noise ratio, 0..120 dB
     silence_ratio: float  # fraction of ~50 ms frames below SILENCE_DB
+    true_peak: float = 0.0  # max |x| between samples too (4x oversampled); > 1.0 distorts on playback
+    overs_ratio: float = 0.0  # fraction of channel samples beyond full scale (|x| > 1.0), as decoded
 
 
 def to_db(power: float) -> float:
@@ -88,15 +93,19 @@ def snr_from_frames(powers: np.ndarray, noise: np.ndarray) -> float:
     return float(np.clip(10.0 * math.log10(loud / floor), 0.0, 120.0))
 
 
-def measure_quality(x: np.ndarray, sr: int, clipping_ratio: float | None = None) -> AudioQuality:
+def measure_quality(x: np.ndarray, sr: int, clipping_ratio: float | None = None,
+                    peaks: PeakStats | None = None) -> AudioQuality:
     """Quality indicators of a finite mono float signal at its own rate `sr`.
 
-    `clipping_ratio` may be passed in when it was measured on the channels before downmixing,
-    where clipping actually happens (averaging channels hides it).
+    `clipping_ratio` and `peaks` may be passed in when they were measured on the channels before
+    downmixing, where clipping actually happens (averaging channels hides it).
     """
     if x.size == 0:
         return AudioQuality(0.0, DB_FLOOR, 0.0, 0.0, 1.0)
     peak = float(np.max(np.abs(x)))
+    if peaks is not None:
+        peak = max(peak, peaks.sample_peak)
+    true = max(peak, peaks.true_peak) if peaks is not None else peak
     n = frame_length(sr)
     powers = frame_powers(x, n)
     mean_square = float(np.mean(np.square(x, dtype=np.float64)))
@@ -109,6 +118,8 @@ def measure_quality(x: np.ndarray, sr: int, clipping_ratio: float | None = None)
         clipping_ratio=float(clipping_ratio),
         snr_db=snr_from_frames(powers, _noise_powers(x, n, powers)),
         silence_ratio=float(np.mean(silent)),
+        true_peak=true,
+        overs_ratio=peaks.overs_ratio if peaks is not None else float(np.count_nonzero(np.abs(x) > 1.0)) / x.size,
     )
 
 
@@ -121,7 +132,13 @@ def quality_warnings(q: AudioQuality) -> list[str]:
         out.append(f"The audio is almost silent (average level {q.rms_db:.0f} dBFS); predictions may be unreliable.")
     elif q.silence_ratio >= 0.5:
         out.append(f"{q.silence_ratio:.0%} of the audio is silence; predictions rest on the rest of it.")
-    if q.clipping_ratio >= 0.01:
+    if q.overs_ratio > 0.0 or q.true_peak > TRUE_PEAK_LIMIT:
+        out.append(
+            f"The audio goes beyond full scale (peak {q.peak:.2f}, true peak {to_db(q.true_peak ** 2):+.1f} dBTP; "
+            f"{q.clipping_ratio:.2%} of the samples at or over full scale): it clips when played or converted, "
+            "typical of a loud master through a lossy codec; predictions may be less reliable."
+        )
+    elif q.clipping_ratio >= 0.01:
         out.append(
             f"{q.clipping_ratio:.1%} of the samples are clipped (distorted at full scale); "
             "predictions may be less reliable."

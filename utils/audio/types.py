@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from utils.audio.peaks import PeakMeter, PeakStats
 from utils.audio.quality import CLIP_LEVEL, AudioQuality
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class _Raw:
     truncated: bool
     clipping_ratio: float
     warnings: list[str]
+    peaks: PeakStats | None = None  # decoded overs and true peak over the channels (utils/audio/peaks.py)
 
 
 @dataclass
@@ -116,11 +118,13 @@ class _Accumulator:
         self.frames = 0
         self.clipped = 0
         self.values = 0
+        self.meter = PeakMeter()
 
     def add(self, block: np.ndarray) -> None:
         if not np.isfinite(block).all():
             raise AudioError("The file contains invalid samples (NaN or infinity); it may be corrupt.")
         self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
+        self.meter.add(block)
         self.values += block.size
         self.parts.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy())
         self.frames += block.shape[0]
