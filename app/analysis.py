@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from models.verdict import Verdict, decide
 from utils.spectrogram import DisplaySpectrogram
 
 
@@ -59,6 +60,8 @@ class Analysis:
     timings_s: dict[str, float]
     model: dict[str, Any]  # id, version, embedder id
     slice_embeddings: np.ndarray | None = field(default=None, repr=False)  # (S, F, D)
+    novelty: float | None = None  # distance from the training music (models/novelty.py); None: no detector
+    novelty_threshold: float | None = None  # farther than this is "not music"
 
     @property
     def ranking(self) -> list[tuple[str, float]]:
@@ -72,10 +75,14 @@ class Analysis:
         return self.labels[int(np.argmax(self.probabilities))]
 
     @property
+    def verdict(self) -> Verdict:
+        """genre / uncertain / not_music at this analysis' threshold (models/verdict.py)."""
+        return decide(self.labels, self.probabilities, self.threshold, self.novelty, self.novelty_threshold)
+
+    @property
     def predicted(self) -> list[str]:
-        """Every genre at or above the threshold (multi-label); the top one if none is."""
-        above = [g for g, p in self.ranking if p >= self.threshold]
-        return above or [self.top_genre]
+        """Every genre at or above the threshold (multi-label); empty when the verdict is not "genre"."""
+        return list(self.verdict.genres)
 
     @property
     def window_probabilities(self) -> np.ndarray:
@@ -87,6 +94,8 @@ class Analysis:
         return {
             "name": self.name,
             "sha256": self.sha256,
+            "verdict": self.verdict.kind,
+            "verdict_detail": self.verdict.to_dict(),
             "model": self.model,
             "labels": self.labels,
             "probabilities": _by_label(self.probabilities, self.labels),

@@ -7,6 +7,7 @@ has one colour everywhere (bars, lines, heatmap labels, chips), so a reader lear
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -265,8 +266,9 @@ def compare_table(analyses: Sequence[Analysis], threshold: float) -> pd.DataFram
     rows = []
     for a in analyses:
         top, p = a.ranking[0]
-        above = [g for g, q in a.ranking if q >= threshold] or [top]
-        rows.append({"track": a.name, "top genre": top, "confidence": p, "genres above threshold": ", ".join(above),
+        verdict = replace(a, threshold=threshold).verdict
+        rows.append({"track": a.name, "verdict": verdict.text, "top genre": top, "confidence": p,
+                     "genres above threshold": ", ".join(verdict.genres) or "none",
                      "duration (s)": round(a.source.get("duration_s", a.duration_s), 1), "windows": len(a.windows),
                      "warnings": len(a.warnings)})
     return pd.DataFrame(rows)

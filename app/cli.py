@@ -120,7 +120,7 @@ def _load_extra_commands() -> None:
     """Sub-commands that live in their own modules (feedback, retrain) register themselves here."""
     import importlib
 
-    for module in ("app.feedback_cli", "app.job_cli"):
+    for module in ("app.feedback_cli", "app.job_cli", "app.trust_cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -68,8 +68,7 @@ def analyze(args: argparse.Namespace) -> int:
             continue
         results.append(analysis)
         if not args.json:
-            top = ", ".join(f"{g} {p:.0%}" for g, p in analysis.ranking[:3])
-            print(f"{analysis.name}: {' + '.join(analysis.predicted)}  ({top}; {len(analysis.windows)} windows, "
+            print(f"{analysis.name}: {analysis.verdict.text}  ({len(analysis.windows)} windows, "
                   f"{analysis.timings_s['total']:.2f} s)")
             for w in analysis.warnings:
                 print(f"  note: {w}")

@@ -23,9 +23,12 @@ from app.analysis import Analysis, WindowResult
 from models.classifier.bundle import load_bundle, resolve_bundle, sha256_file
 from models.classifier.predict import combine_windows, predict_windows
 from models.embedders.base import Embedder, build_embedder
+from models.novelty import track_mean
+from models.trust import load_trust
 from utils.analysis_gate import analysis_slot
 from utils.audio import DecodedAudio, load_audio
-from utils.constants import DEFAULT_THRESHOLD, SLICE_S, WINDOW_S
+from utils.constants import SLICE_S, WINDOW_S
+from utils.loudness import model_input
 from utils.spectrogram import display_spectrogram
 from utils.text import safe_display_name
 from utils.windows import cut_slices, plan_windows
@@ -60,6 +63,7 @@ class Engine:
         cache_size: int = 64,
         max_duration_s: float = 600.0,
         slice_batch: int = 32,
+        normalise_loudness: bool = True,
     ) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         self.bundle_dir = resolve_bundle(checkpoint, root)
@@ -72,7 +76,13 @@ class Engine:
                 f"The model was trained on {self.card.embedder.get('id')} embeddings, "
                 f"but the embedder is {self.embedder.id}."
             )
+        self.trust = load_trust(self.bundle_dir)  # decision threshold and not-music detector, chosen on valid
+        detector = self.trust.detector
+        if detector is not None and detector.dim != self.embedder.dim:
+            raise ValueError(f"The not-music detector of {self.bundle_dir.name} expects {detector.dim}-d "
+                             f"embeddings, but the embedder gives {self.embedder.dim}-d.")
         self.max_duration_s = max_duration_s
+        self.normalise_loudness = normalise_loudness  # off only to measure what it does (bench)
         self.slice_batch = slice_batch
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], Analysis] = OrderedDict()
@@ -133,7 +143,8 @@ class Engine:
         samples = decoded.samples
         duration = len(samples) / decoded.sample_rate
         plan = plan_windows(duration)
-        slices = cut_slices(samples, decoded.sample_rate, plan.slice_starts)
+        level_input, gain_db = model_input(samples, decoded.sample_rate, self.normalise_loudness)
+        slices = cut_slices(level_input, decoded.sample_rate, plan.slice_starts)
 
         t = time.perf_counter()
         chunks = []
@@ -169,6 +180,8 @@ class Engine:
             )
             for i, start in enumerate(plan.window_starts)
         ]
+        detector = self.trust.detector
+        novelty = detector.score(track_mean(embeddings)) if detector is not None else None
         timings["total"] = sum(timings.values())
         report(1.0, "Done")
         return Analysis(
@@ -176,7 +189,7 @@ class Engine:
             sha256=decoded.sha256,
             labels=list(self.card.labels),
             probabilities=combine_windows(preds.probabilities),
-            threshold=DEFAULT_THRESHOLD,
+            threshold=self.trust.threshold,
             windows=window_results,
             slice_starts_s=plan.slice_starts,
             spectrogram=spec,
@@ -190,6 +203,7 @@ class Engine:
                 "truncated": decoded.truncated,
                 "padded": decoded.padded,
                 "slice_s": SLICE_S,
+                "loudness_gain_db": round(gain_db, 2),
             },
             quality={k: float(v) for k, v in asdict(decoded.quality).items()},
             warnings=list(decoded.warnings),
@@ -201,4 +215,6 @@ class Engine:
                 "device": str(self.device),
             },
             slice_embeddings=embeddings,
+            novelty=novelty,
+            novelty_threshold=detector.threshold if detector is not None else None,
         )

@@ -29,6 +29,7 @@ from models.training.retrain import test_table_of
 from utils import settings
 from utils.audio import DecodedAudio, load_audio
 from utils.constants import WINDOW_S
+from utils.loudness import model_input
 from utils.spectrogram import DisplaySpectrogram, display_spectrogram
 from utils.windows import cut_slices, plan_windows
 
@@ -93,7 +94,8 @@ def explain(
         plan = plan_windows(len(decoded.samples) / decoded.sample_rate)
     except ValueError as exc:  # DecodedAudio not padded to one window
         raise SaliencyError(f"Cannot explain this audio: {exc}.") from exc
-    slices = cut_slices(decoded.samples, decoded.sample_rate, plan.slice_starts)
+    heard, _ = model_input(decoded.samples, decoded.sample_rate, engine.normalise_loudness)  # as the engine did
+    slices = cut_slices(heard, decoded.sample_rate, plan.slice_starts)
     with engine.inference_lock:
         with torch.no_grad():
             mel = embedder.frontend(torch.from_numpy(slices).to(engine.device))

@@ -72,7 +72,8 @@ def sidebar() -> None:
         st.markdown("### :material/headphones: Genre Lens")
     model_picker()
     st.sidebar.slider("Decision threshold", 0.05, 0.95, step=0.05, key=state.THRESHOLD_KEY,
-                      help="A genre is listed when its probability reaches this value (the model is multi-label).")
+                      help="A genre is named when its probability reaches this value (the model is multi-label); "
+                      "below it the verdict is 'Not sure'. The default was chosen on validation tracks for this model.")
     st.sidebar.caption(device_line())
 
 

@@ -38,7 +38,15 @@ import streamlit as st
 from app.analysis import Analysis
 from app.engine import Engine
 from app.session_store import SessionData, SessionStore, browser_key, is_token, public_id
-from models.classifier.bundle import checkpoint_root, current_version, list_versions, read_card, resolve_bundle
+from models.classifier.bundle import (
+    CheckpointError,
+    checkpoint_root,
+    current_version,
+    list_versions,
+    read_card,
+    resolve_bundle,
+)
+from models.trust import load_trust
 from utils import settings
 from utils.constants import DEFAULT_THRESHOLD
 from utils.settings import Settings
@@ -183,9 +191,11 @@ def _start_session() -> None:
 def init_session() -> None:
     """Create the session keys once, resume a reloaded session, keep the token in the URL; every rerun."""
     defaults = {_TRACKS: {}, _AUDIO: {}, _ERRORS: {}, _UPLOADS: {}, _SELECTED: None, _WINDOWS: {},
-                _VERSION: None, UPLOADER_GEN: 0, THRESHOLD_KEY: DEFAULT_THRESHOLD}
+                _VERSION: None, UPLOADER_GEN: 0}
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
+    if THRESHOLD_KEY not in st.session_state:  # read the model's trust.json once per session, not every rerun
+        st.session_state[THRESHOLD_KEY] = default_threshold()
     if not is_token(st.session_state.get(_TOKEN)):
         _start_session()
     token = st.session_state[_TOKEN]
@@ -215,6 +225,14 @@ def _persist() -> None:
 
 
 # --------------------------------------------------------------------------------- session helpers
+def default_threshold() -> float:
+    """The current model's decision threshold, chosen on validation tracks (models/trust.py)."""
+    try:
+        return load_trust(bundle_dir(current_version(checkpoint_root()))).threshold
+    except (CheckpointError, OSError):
+        return DEFAULT_THRESHOLD
+
+
 def threshold() -> float:
     """The multi-label decision threshold chosen in the sidebar."""
     return float(st.session_state.get(THRESHOLD_KEY, DEFAULT_THRESHOLD))

@@ -42,7 +42,7 @@ MINI = ROOT.parent / "shared" / "data" / "gtzan_mini"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-VERDICT = re.compile(r"^Sounds like ")
+VERDICT = re.compile(r"^(Sounds like |Not sure · |Not music · )")
 ANALYSE_TIME = re.compile(r"([\d.]+) s to analyse")
 START_TIMEOUT_S = 90
 PAGE_TIMEOUT_S = 90

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from app import charts, explain_views, first_run, state
+from app import charts, explain_views, first_run, state, verdict_view
 from app.analysis import Analysis
 from app.compare_table import compare_html
 from app.engine import Engine, Progress
@@ -241,8 +241,7 @@ def render_summary(a: Analysis) -> None:
     """Verdict, chips, confidence bars and the audio's quality notes."""
     left, right = st.columns([3, 2], gap="large")
     with left:
-        top, p = a.ranking[0]
-        st.markdown(f"#### Sounds like **{top}** · {p:.0%}")
+        verdict_view.render_verdict(a)
         st.markdown(chips(a), unsafe_allow_html=True)
         st.plotly_chart(charts.genre_bars(a.labels, a.probabilities, a.threshold), key=f"bars-{a.sha256}")
     with right:

@@ -53,7 +53,7 @@ def render_point(key: str, emap: EmbeddingMap, reference: explain_views.Referenc
     if key in shas:
         a = state.with_threshold(uploads[shas.index(key)])
         st.html(heading_html(a.name, 4))  # the name exactly as uploaded, never markdown
-        st.caption(f"Your upload · predicted **{a.top_genre}** ({a.probabilities.max():.0%})")
+        st.caption(f"Your upload · {a.verdict.text}")
         if audio := state.track_audio(a.sha256):
             st.markdown("**Listen**")
             st.audio(audio[0], format=audio[1])

@@ -88,7 +88,7 @@ def pick_track() -> Analysis | None:
     st.session_state[PICK_KEY] = chosen.sha256 if chosen is not None and chosen.sha256 in by_sha else next(iter(by_sha))
     sha = st.selectbox("Track", list(by_sha), key=PICK_KEY,
                        on_change=lambda: state.select_track(st.session_state[PICK_KEY]),
-                       format_func=lambda s: f"{by_sha[s].name} (predicted {' + '.join(by_sha[s].predicted)})")
+                       format_func=lambda s: f"{by_sha[s].name} ({by_sha[s].verdict.text})")
     return by_sha[sha]
 
 

@@ -157,7 +157,8 @@ def test_upload_shows_summary_timeline_spectrogram_and_attention(app: AppTest, m
     no_exceptions(app)
     assert not app.error, [e.value for e in app.error]
     assert track_heading(app) == name
-    assert any("Sounds like" in m.value for m in app.markdown)
+    headings = [m.value for m in app.markdown if m.value.startswith("#### ")]
+    assert re.match(r"#### (Sounds like |Not sure · |Not music · )", headings[0]), headings  # the verdict first
     charts = {c.proto.id: c for c in app.get("plotly_chart")}
     assert len(charts) == 6  # genre bars, timeline, spectrogram, slice strip, attention, slice heatmap
     figures = [json.loads(c.proto.spec) for c in charts.values()]
@@ -199,8 +200,11 @@ def test_threshold_changes_the_genres_listed(app: AppTest) -> None:
     chips = next(m.value for m in app.markdown if "border-radius:999px" in m.value)
     assert chips.count("<span") == sum(p >= 0.05 for p in a.probabilities)
     app.sidebar.slider[0].set_value(0.95).run()
-    chips = next(m.value for m in app.markdown if "border-radius:999px" in m.value)
-    assert chips.count("<span") == max(1, sum(p >= 0.95 for p in a.probabilities))
+    above = sum(p >= 0.95 for p in a.probabilities)
+    chips = [m.value for m in app.markdown if "border-radius:999px" in m.value]
+    assert sum(c.count("<span") for c in chips) == above  # no chip for a genre below the threshold
+    heading = next(m.value for m in app.markdown if m.value.startswith("#### "))
+    assert heading.startswith("#### Sounds like" if above else ("#### Not sure", "#### Not music")), heading
 
 
 def test_model_picker_switches_version_and_reanalyses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

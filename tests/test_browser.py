@@ -38,7 +38,7 @@ CHROMIUM_ARGS = [
 ]
 START_TIMEOUT_S = 40
 ANALYSIS_TIMEOUT_MS = 60_000
-VERDICT = re.compile(r"^Sounds like ")
+VERDICT = re.compile(r"^(Sounds like |Not sure · |Not music · )")
 
 
 def free_port() -> int:

@@ -32,3 +32,8 @@ $PY -m app evaluate ../shared/data/realworld_dev --checkpoint $SEL/msd-musicnn-v
     --record-as realworld_dev_selection --record-in msd-musicnn-v3 --out $V3/metrics_realworld_dev_selection.json
 $PY -m app evaluate ../shared/data/realworld_dev --checkpoint msd-musicnn-v2 --record-as realworld_dev \
     --out models/checkpoints/msd-musicnn-v2/metrics_realworld_dev.json
+# 5. the verdict: decision threshold chosen on valid by the selection model, not-music detector fitted on
+#    train with its threshold on valid; then measured (non-music set, valid/test tables, real music, audio)
+$PY -m app trust --checkpoint msd-musicnn-v3 --train-table $P/train.npz --valid-table $P/valid.npz \
+    --selection $SEL/msd-musicnn-v3-select --test-table $P/test.npz --music ../shared/data/realworld_dev \
+    --audio ../shared/data/gtzan_mini --audio-list ../shared/data/gtzan_ff_msd_musicnn/valid_filtered.txt

@@ -1,0 +1,123 @@
+"""`python -m app trust`: choose a bundle's decision threshold and not-music detector, then measure them.
+
+Choices use only training and validation data: the detector's statistics come from the training
+table and its shrinkage and threshold from the validation table (models/novelty.py); the decision
+threshold from a selection model that never trained on the validation tracks, scored on them
+(models/verdict.py). Then, for reporting only, the job measures how often the verdict is `not_music`
+on the regenerated non-music set (utils/nonmusic.py), on GTZAN valid and test tracks, on a folder of
+real music, and on GTZAN audio clips through the engine; the numbers go to `trust.json` and the card.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.classifier.bundle import load_bundle, update_card
+from models.novelty import fit_detector, track_mean
+from models.training.data import max_slice_frames, track_probabilities
+from models.training.evaluation import audio_folder_items
+from models.trust import save_trust
+from models.verdict import NOT_MUSIC, choose_threshold
+from utils.audio import AudioError
+from utils.constants import GENRES
+from utils.nonmusic import espeak_path, nonmusic_clips, wav_bytes
+from utils.tables import EmbeddingTable
+
+Log = Callable[[str], None]
+
+
+def table_means(table: EmbeddingTable) -> np.ndarray:
+    """(T, D) track means of a table, in track order."""
+    return np.stack([track_mean(t.vectors) for t in table.tracks()])
+
+
+def valid_probabilities(selection_bundle: Path, valid: EmbeddingTable) -> tuple[np.ndarray, np.ndarray]:
+    """(T, C) track probabilities of the selection model on the validation table, and the true indices."""
+    model, _ = load_bundle(selection_bundle)
+    tracks = [t for t in valid.tracks() if t.genre in GENRES]
+    probs = track_probabilities(model, tracks, valid.frame_seconds, max_slice_frames(valid))
+    return probs, np.array([GENRES.index(t.genre) for t in tracks])
+
+
+def _verdicts(engine, items: list[tuple[str, Any]], log: Log) -> dict[str, Any]:
+    """Verdict of each (name, path-or-bytes) through the engine: counts and the per-item list."""
+    rows = []
+    for name, source in items:
+        try:
+            a = engine.analyze(source, filename=name)
+        except AudioError as exc:
+            log(f"  {name}: skipped ({exc})")
+            continue
+        rows.append({"name": name, "verdict": a.verdict.kind, "novelty": round(float(a.novelty or 0.0), 3),
+                     "top": a.top_genre})
+    counts = Counter(r["verdict"] for r in rows)
+    flagged = counts.get(NOT_MUSIC, 0)
+    return {"n": len(rows), "not_music": flagged, "flagged_rate": flagged / max(1, len(rows)),
+            "verdicts": dict(counts), "items": rows}
+
+
+def build_trust(bundle: Path, train: EmbeddingTable, valid: EmbeddingTable, selection: Path,
+                test: EmbeddingTable | None = None, music_dirs: tuple[Path, ...] = (),
+                audio_list: set[str] | None = None, audio_dir: Path | None = None, log: Log = print) -> dict:
+    """Fit, save into `bundle`, measure, record in its card; returns the trust report."""
+    from app.engine import Engine
+
+    t0 = time.perf_counter()
+    detector, novelty_report = fit_detector(table_means(train), table_means(valid))
+    probs, true = valid_probabilities(selection, valid)
+    threshold, curve = choose_threshold(probs, true)
+    chosen = next(r for r in curve if r["threshold"] == threshold)
+    log(f"not-music detector: shrinkage {detector.shrinkage}, threshold {detector.threshold:.2f} "
+        f"(valid {novelty_report['percentile']:g}th percentile); decision threshold {threshold:.2f} "
+        f"(valid coverage {chosen['coverage']:.0%}, accuracy {chosen['accuracy']:.1%})")
+    report: dict[str, Any] = {
+        "threshold": threshold,
+        "threshold_rule": "most (right - wrong) answers on the validation tracks, by a selection model "
+                          "that never trained on them",
+        "selection_model": selection.name,
+        "valid_curve": curve,
+        "novelty": novelty_report,
+    }
+    save_trust(bundle, detector, report)  # the engine below loads them
+
+    measured: dict[str, Any] = {"valid_flagged": _table_rate(detector, valid)}
+    if test is not None:
+        measured["test_flagged"] = _table_rate(detector, test)  # reported only: chose nothing
+    engine = Engine(checkpoint=bundle)
+    clips = list(nonmusic_clips())
+    nm = _verdicts(engine, [(c.name, wav_bytes(c.samples)) for c in clips], log)
+    nm["families"] = dict(Counter(c.family for c in clips))
+    nm["speech"] = "espeak-ng" if espeak_path() else "absent: no speech clips (install espeak-ng)"
+    measured["nonmusic"] = nm
+    for folder in music_dirs:
+        items = [(f"{g}/{p.name}", p) for p, g in audio_folder_items(folder)]
+        measured[f"music:{folder.name}"] = _verdicts(engine, items, log)
+    if audio_dir is not None:
+        items = [(f"{g}/{p.name}", p) for p, g in audio_folder_items(audio_dir)
+                 if audio_list is None or p.stem in audio_list]
+        measured[f"gtzan_audio:{audio_dir.name}"] = _verdicts(engine, items, log)
+    report["measured"] = measured
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    save_trust(bundle, detector, report)
+    summary = {"nonmusic_flagged": nm["flagged_rate"], "n_nonmusic": nm["n"],
+               "valid_flagged": measured["valid_flagged"]["rate"],
+               "test_flagged": measured.get("test_flagged", {}).get("rate"),
+               **{k: v["not_music"] for k, v in measured.items() if k.startswith(("music:", "gtzan_audio:"))},
+               "decision_threshold": threshold, "novelty_threshold": round(detector.threshold, 4)}
+    update_card(bundle, lambda card: card.evaluation.__setitem__("not_music", summary))
+    return report
+
+
+def _table_rate(detector, table: EmbeddingTable) -> dict[str, Any]:
+    """How many tracks of a table the detector calls not music."""
+    scores = detector.scores(table_means(table))
+    far = scores > detector.threshold
+    ids = [t.track_id for t in table.tracks()]
+    return {"n": int(len(scores)), "flagged": int(far.sum()), "rate": float(far.mean()),
+            "flagged_tracks": [ids[i] for i in np.flatnonzero(far)]}

@@ -1,0 +1,50 @@
+"""A bundle's trust settings: its decision threshold and its not-music detector (`trust.json`, `novelty.npz`).
+
+Written by `python -m app trust` (docs/recipes/build_msd-musicnn-v3.sh) next to the weights, never
+into them: the head's `model.pt` and its sha256 stay as they are. A bundle without them (v1, v2, a
+fresh retrain) still gets verdicts: the default threshold and no not-music detection.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.novelty import NOVELTY_FILE, NoveltyDetector
+from utils.atomic import atomic_write_text
+from utils.constants import DEFAULT_THRESHOLD
+
+TRUST_FILE = "trust.json"
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """What the engine needs to turn probabilities into a verdict."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    detector: NoveltyDetector | None = None
+    report: dict | None = None  # how they were chosen and measured (shown on the Metrics page)
+
+
+def load_trust(folder: Path) -> TrustSettings:
+    """The bundle's trust settings, or the defaults when it has none (or they are unreadable)."""
+    path = Path(folder) / TRUST_FILE
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        threshold = float(report["threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return TrustSettings()
+    detector = None
+    if (Path(folder) / NOVELTY_FILE).is_file():
+        try:
+            detector = NoveltyDetector.load(Path(folder) / NOVELTY_FILE)
+        except (OSError, ValueError, KeyError):
+            detector = None
+    return TrustSettings(threshold, detector, report)
+
+
+def save_trust(folder: Path, detector: NoveltyDetector, report: dict) -> None:
+    """Write novelty.npz and trust.json (the report must hold the chosen `threshold`)."""
+    detector.save(Path(folder) / NOVELTY_FILE)
+    atomic_write_text(Path(folder) / TRUST_FILE, json.dumps(report, indent=1))
