@@ -4,7 +4,7 @@ No Streamlit here. The maths lives in `models.saliency`; this module re-creates 
 engine fed the network (same decoding, windows and slices), runs the saliency under the engine's
 inference lock, and resamples the result onto the display spectrogram the Analyze page draws.
 An `Analysis` does not keep its samples, so explaining one needs the upload's bytes (the session
-keeps them: `app.state.track_audio`); they are re-decoded and checked against the analysis' sha256.
+keeps them: `app.ui.state.track_audio`); they are re-decoded and checked against the analysis' sha256.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from app import layout, retrain_views, state  # noqa: E402
+from app.ui import layout, retrain_views, state  # noqa: E402
 from models.classifier.bundle import CheckpointError, read_card  # noqa: E402
 from utils import settings  # noqa: E402
 
@@ -24,15 +24,13 @@ PAGES = ROOT / "pages"
 
 
 def build_pages() -> dict[str, list[st.Page]]:
-    """Navigation sections; optional pages (feedback, explore) appear only once their file exists."""
-    listen = [st.Page(PAGES / "analyze.py", title="Analyze", icon=":material/graphic_eq:", default=True)]
-    if (PAGES / "explore.py").exists():
-        listen.append(st.Page(PAGES / "explore.py", title="Explore", icon=":material/travel_explore:"))
-    sections = {"Listen": listen,
-                "Model": [st.Page(PAGES / "metrics.py", title="Metrics", icon=":material/monitoring:")]}
-    if (PAGES / "feedback.py").exists():
-        sections["Improve"] = [st.Page(PAGES / "feedback.py", title="Feedback", icon=":material/rate_review:")]
-    return sections
+    """Navigation sections: listen to tracks, read the model's metrics, improve it with corrections."""
+    return {
+        "Listen": [st.Page(PAGES / "analyze.py", title="Analyze", icon=":material/graphic_eq:", default=True),
+                   st.Page(PAGES / "explore.py", title="Explore", icon=":material/travel_explore:")],
+        "Model": [st.Page(PAGES / "metrics.py", title="Metrics", icon=":material/monitoring:")],
+        "Improve": [st.Page(PAGES / "feedback.py", title="Feedback", icon=":material/rate_review:")],
+    }
 
 
 def device_line() -> str:

@@ -53,7 +53,7 @@ def clip_bytes() -> tuple[bytes, str]:
     if CLIP.exists():
         return CLIP.read_bytes(), CLIP.name
     sys.path.insert(0, str(ROOT / "tests"))
-    from tests.conftest import synth_music, wav_bytes
+    from tests.helpers.data import synth_music, wav_bytes
 
     return wav_bytes(synth_music(30.0), 22050), "generated 30 s"
 

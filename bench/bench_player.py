@@ -3,7 +3,7 @@
 Usage: python bench/bench_player.py [--repeats 20] [--minutes 10] [--json]
 Analyses the first-run example (30 s) and a synthetic track of `--minutes` through a warm engine
 on CPU (random weights when no model is installed: sizes and times do not depend on them), then, in the
-same run, times building the player's arguments (`app.player.payload.player_args`) and the three
+same run, times building the player's arguments (`app.ui.player.payload.player_args`) and the three
 static plotly figures it replaces (timeline, spectrogram, slice strip) with their JSON, and reports
 medians and the payload each sends to the browser (the audio not counted: both modes send it once).
 """
@@ -24,11 +24,11 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import charts  # noqa: E402
 from app.analysis import Analysis  # noqa: E402
-from app.player.payload import player_args  # noqa: E402
-from app.slices import slice_strip  # noqa: E402
-from app.track_charts import slice_strip_figure  # noqa: E402
+from app.ui import charts  # noqa: E402
+from app.ui.player.payload import player_args  # noqa: E402
+from app.ui.slices import slice_strip  # noqa: E402
+from app.ui.track_charts import slice_strip_figure  # noqa: E402
 from bench.bench_engine import make_engine  # noqa: E402
 from utils.example_audio import EXAMPLE_RATE, example_bytes, synthesize_example  # noqa: E402
 

@@ -28,10 +28,10 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.cli import build_parser  # noqa: E402
-from app.embed_job import MAX_TRACK_S, build_table, list_source  # noqa: E402
+from app.cli.main import build_parser  # noqa: E402
+from app.jobs.embed import MAX_TRACK_S, build_table, list_source  # noqa: E402
 from models.embedders.base import build_embedder  # noqa: E402
-from tests.conftest import synth_music  # noqa: E402
+from tests.helpers.data import synth_music  # noqa: E402
 from utils.audio import load_audio  # noqa: E402
 from utils.constants import GENRES  # noqa: E402
 
@@ -79,7 +79,7 @@ def bench_ray(source: Path, work: Path, tracks: int, workers: int, address: str 
     """`--engine ray` on a fresh local Ray with `workers` CPUs, or on the cluster at `address`."""
     import ray
 
-    from app.ray_jobs import embed_with_ray
+    from app.jobs.ray_cluster import embed_with_ray
 
     t = time.perf_counter()
     if address:

@@ -1,6 +1,6 @@
 """Analyze (home page): upload audio, see its genres, and why the model thinks so.
 
-Thin by design: the engine does the work (`app.state.get_engine()`), `app.charts` draws, and this
+Thin by design: the engine does the work (`app.ui.state.get_engine()`), `app.ui.charts` draws, and this
 file only wires widgets to them. Each widget helper returns the value it collected.
 """
 
@@ -15,11 +15,11 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from app import charts, explain_views, first_run, state, verdict_view
 from app.analysis import Analysis
-from app.compare_table import compare_html
 from app.engine import Engine, Progress
-from app.player import view as player_view
+from app.ui import charts, explain_views, first_run, state, verdict_view
+from app.ui.compare_table import compare_html
+from app.ui.player import view as player_view
 from models.classifier.bundle import CheckpointError
 from models.embedders.base import EmbedderError
 from utils.audio import AudioError
@@ -312,7 +312,7 @@ def render_compare(tracks: list[Analysis]) -> None:
     with st.container(key="gl-compare-grid"):  # wide screens: the sortable grid
         st.dataframe(table, hide_index=True, column_config={
             "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)})
-    with st.container(key="gl-compare-wrap"):  # phones: the same rows, wrapping (app/layout.py switches)
+    with st.container(key="gl-compare-wrap"):  # phones: the same rows, wrapping (app/ui/layout.py switches)
         st.html(compare_html(table))
     st.plotly_chart(charts.compare_heatmap(tracks), key="compare-heatmap")
 

@@ -1,6 +1,6 @@
 """Explore: the test tracks the model knows on a 2-D map, your uploads placed among them.
 
-Thin by design: `app.explain_views` loads and caches the reference data and maps, `app.explain_charts`
+Thin by design: `app.ui.explain_views` loads and caches the reference data and maps, `app.ui.explain_charts`
 draws, `utils.embedding_map` does the maths. Clicking a point shows its probabilities and the test
 tracks that sound most like it.
 """
@@ -12,8 +12,8 @@ import logging
 import numpy as np
 import streamlit as st
 
-from app import charts, explain_charts, explain_views, state
 from app.analysis import Analysis
+from app.ui import charts, explain_charts, explain_views, state
 from utils.embedding_map import METHODS, EmbeddingMap
 from utils.text import heading_html
 

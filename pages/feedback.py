@@ -1,11 +1,11 @@
 """Feedback: correct a prediction, browse / delete / export corrections, retrain the model with them.
 
 Thin by design: `utils.feedback.FeedbackStore` stores, `models.retrain.retrain` retrains (as a
-background job: app/retrain_views.py queues it and shows its progress), and this file wires widgets
+background job: app/ui/retrain_views.py queues it and shows its progress), and this file wires widgets
 to them. Everything a user typed or uploaded (notes, file names) is shown as
 plain text or in dataframe cells, never as markdown or HTML. Errors end as a friendly message.
 
-Roles (`app.admin_view`): everyone may submit corrections, each recorded with this session's opaque
+Roles (`app.ui.admin_view`): everyone may submit corrections, each recorded with this session's opaque
 id. With an admin token set, only an unlocked admin sees every correction, deletes, retrains and
 promotes; others see the corrections of their own session. Without a token, the local user does all.
 """
@@ -19,9 +19,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import admin_view, state
 from app.analysis import Analysis
-from app.feedback_views import browse, store
+from app.ui import admin_view, state
+from app.ui.feedback_views import browse, store
 from models.classifier.bundle import CheckpointError, current_version, read_card
 from utils.audio import AudioError
 from utils.constants import GENRES
@@ -140,9 +140,9 @@ def correction_form(a: Analysis) -> None:
 
 # ------------------------------------------------------------------------------------ retraining
 def retrain_section() -> None:
-    """Counts, the guard margin, 'Retrain now' (a background job, app/retrain_views.py) and its live status."""
-    from app import retrain_views
-    from app.retrain_job import retrain_params
+    """Counts, the guard margin, 'Retrain now' (a background job, app/ui/retrain_views.py) and its live status."""
+    from app.jobs.retrain import retrain_params
+    from app.ui import retrain_views
     from models.training.retrain import default_tables
 
     root = state.checkpoint_root()

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import charts, state, trust_views, version_compare
+from app.ui import charts, state, trust_views, version_compare
 from models.classifier.bundle import CURVES_FILE, METRICS_FILE, CheckpointError, ModelCard, read_card, read_json
 from utils.text import md_escape
 

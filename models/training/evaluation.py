@@ -133,10 +133,15 @@ def evaluate_and_record(folder: Path, test_table, train_table, seed: int, comman
     report["test_data"] = test_table.fingerprint()
     atomic_write_text(folder / METRICS_FILE, json.dumps(report, indent=1))
     record_in_card(folder, "test", report | ({"command": command} if command else {}))
-    b = report.get("baseline", {})
-    print(f"test: accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} "
-          f"tracks; baseline accuracy {b.get('accuracy', float('nan')):.3f}")
+    print("test: " + summary_line(report))
     return report
+
+
+def summary_line(report: dict) -> str:
+    """The one-line headline of a metrics report, as every command prints it."""
+    b = report.get("baseline")
+    return (f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} tracks"
+            + (f"; baseline accuracy {b['accuracy']:.3f}" if b else ""))
 
 
 def record_in_card(folder: Path, key: str, report: dict) -> None:

@@ -72,3 +72,8 @@ def load_tables(paths: list[str | os.PathLike]) -> EmbeddingTable:
         if shared:
             raise TableError(f"{path} repeats {len(shared)} tracks of {paths[0]} (e.g. {sorted(shared)[0]}).")
     return EmbeddingTable.concat(tables, first.meta) if len(tables) > 1 else first
+
+
+def read_id_list(path: Path) -> list[str]:
+    """Track ids of a split list (one path or id per line; blank lines skipped), in file order."""
+    return [Path(line.strip()).stem for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -37,7 +37,7 @@ import streamlit as st
 
 from app.analysis import Analysis
 from app.engine import Engine
-from app.session_store import SessionData, SessionStore, browser_key, is_token, public_id
+from app.ui.session_store import SessionData, SessionStore, browser_key, is_token, public_id
 from models.classifier.bundle import (
     CheckpointError,
     checkpoint_root,
@@ -151,7 +151,7 @@ def get_engine(version: str | None = None) -> Engine:
 # --------------------------------------------------------------------------------- session identity
 @st.cache_resource(show_spinner=False)
 def session_store() -> SessionStore:
-    """The server's one store of per-session results (see app/session_store.py)."""
+    """The server's one store of per-session results (see app/ui/session_store.py)."""
     return SessionStore()
 
 

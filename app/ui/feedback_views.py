@@ -1,7 +1,7 @@
 """The Feedback page's shared pieces: the feedback store handle and the stored-corrections browser.
 
 Split out of pages/feedback.py to keep the page short. What a session may see follows its role
-(`app.admin_view`): the admin (or the local user when no token is set) sees and deletes every
+(`app.ui.admin_view`): the admin (or the local user when no token is set) sees and deletes every
 correction; anyone else sees only the corrections their own session made. Text is shown in
 dataframe cells and plain text, never as markup.
 """
@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime, time, timedelta
 import pandas as pd
 import streamlit as st
 
-from app import admin_view, state
+from app.ui import admin_view, state
 from utils.constants import GENRES
 from utils.feedback import Correction, FeedbackStore
-from utils.feedback_db import default_url
+from utils.feedback.db import default_url
 
 _PENDING_DELETE = "gl.fb.pending_delete"
 

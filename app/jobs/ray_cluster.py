@@ -2,9 +2,9 @@
 
 Why Ray: a 100,000-track collection outgrows one machine, and Ray Data already does the hard
 parts (streaming between CPU and GPU stages, back-pressure, retries, scheduling on a cluster).
-This module connects to Ray and sizes the actor pools; the pipelines live in `app.ray_embed` and
-`app.ray_evaluate`. Ray is an optional extra (`requirements-ray.txt`): nothing imports it until
-`--engine ray` is used.
+This module connects to Ray and sizes the actor pools; the pipelines live in `app.jobs.ray_embed` and
+`app.jobs.ray_evaluate`, which import this module (never the other way round). Ray is an optional
+extra (`requirements-ray.txt`): nothing imports it until `--engine ray` is used.
 
 Sizing can be overridden with environment variables (see docs/ray.md):
 `GENRE_LENS_RAY_ACTORS` (actor count), `GENRE_LENS_RAY_GPUS_PER_ACTOR` (e.g. 0.5 to put two
@@ -13,7 +13,6 @@ actors on each GPU), `GENRE_LENS_RAY_TRACKS_PER_SHARD` (tracks per written Parqu
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from types import ModuleType
 
 from utils import settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # What a remote cluster does not need of the checkout: only app/, models/ (code), utils/ travel.
 RUNTIME_EXCLUDES = [
     ".venv/", ".git/", "data/", "tests/", "bench/", "docs/", "pages/", "test-artifacts/", "models/checkpoints/",
@@ -111,17 +110,3 @@ def plan_actors(resources: dict[str, float], device: str | None = None) -> Actor
 def tracks_per_shard() -> int:
     """Tracks written per Parquet shard: larger shards, fewer files; smaller, finer resume points."""
     return settings.load().ray_tracks_per_shard
-
-
-def embed_with_ray(args: argparse.Namespace) -> int:
-    """`embed SOURCE --out FOLDER --engine ray`: see `app.ray_embed`."""
-    from app.ray_embed import run_embed
-
-    return run_embed(args)
-
-
-def evaluate_with_ray(args: argparse.Namespace) -> int:
-    """`evaluate SOURCE --engine ray`: see `app.ray_evaluate`."""
-    from app.ray_evaluate import run_evaluate
-
-    return run_evaluate(args)

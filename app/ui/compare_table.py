@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from app.charts import ACCENT, genre_color
+from app.ui.charts import ACCENT, genre_color
 from utils.text import html_text
 
 TABLE_CLASS = "gl-compare"

@@ -1,4 +1,8 @@
-"""Implementations of the CLI sub-commands (argument parsing lives in app/cli.py)."""
+"""`python -m app embed|train|evaluate`: the offline data flow (tables from audio, models from tables, metrics).
+
+Each command parses its flags and calls the jobs (app/jobs) or the training code (models/training);
+they never see an argparse namespace.
+"""
 
 from __future__ import annotations
 
@@ -11,92 +15,98 @@ from typing import Any
 
 from tqdm import tqdm
 
-from models.classifier.bundle import (
-    CURVES_FILE,
-    ModelCard,
-    checkpoint_root,
-    load_bundle,
-    read_card,
-    resolve_bundle,
-    save_bundle,
-    set_current,
+from app.cli.common import (
+    add_embedder_flags,
+    command_line,
+    embedder_options,
+    finish_evaluation,
+    make_embedder,
+    write_report,
 )
-from models.embedders.base import Embedder, build_embedder
+from models.classifier.bundle import CURVES_FILE, ModelCard, checkpoint_root, resolve_bundle, save_bundle, set_current
 from models.training.config import TrainConfig
-from models.training.evaluation import evaluate_and_record, record_in_card
+from models.training.evaluation import evaluate_and_record
 from models.training.loop import train as train_model
 from utils.atomic import atomic_write_text
-from utils.audio import AudioError
 from utils.constants import GENRES
-from utils.tables import SHARED_DATA, load_table, load_tables
+from utils.tables import SHARED_DATA, load_table, load_tables, read_id_list
 
 
-def embedder_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Constructor options of the chosen embedder from the CLI flags."""
-    if args.embedder == "openl3":
-        return {"input_repr": args.openl3_input_repr, "content_type": args.openl3_content_type,
-                "hop_seconds": args.openl3_hop, "weights": args.openl3_weights}
-    if args.embedder == "musicnn-msd":
-        return {"output": args.musicnn_output}
-    return {}
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `embed`, `train` and `evaluate`."""
+    p = sub.add_parser("embed", help="write an embedding table from an audio folder or CSV")
+    p.add_argument("source", type=Path, help="folder with one sub-folder per genre, or CSV of path,label")
+    p.add_argument("--out", type=Path, required=True, help="embedding table (.npz) to create or extend")
+    p.add_argument("--engine", default="local", choices=["local", "ray"])
+    p.add_argument("--address", default=None, help="Ray cluster address (with --engine ray)")
+    add_embedder_flags(p)
+    p.set_defaults(handler=embed)
 
+    p = sub.add_parser("train", help="train the window classifier on an embedding table")
+    p.add_argument("--table", type=Path, required=True, nargs="+",
+                   help="training embedding table(s) (.npz); several are concatenated (same embedder)")
+    p.add_argument("--test", type=Path, default=None, help="test table: evaluate once after training")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--val-list", type=Path, default=None, help="file of validation track ids (default: split)")
+    group.add_argument("--valid", type=Path, default=None,
+                       help="validation table: its tracks choose epochs and calibration, never train")
+    group.add_argument("--no-validation", action="store_true",
+                       help="train on every track for the configured epochs, with the configured temperatures "
+                            "(the final fit after choosing them on --valid)")
+    p.add_argument("--version", default=None, help="name of the new bundle (default: timestamped)")
+    p.add_argument("--notes", default=None, help="a sentence for the model card (how this model was chosen)")
+    p.add_argument("--root", type=Path, default=None, help="checkpoints folder (default: models/checkpoints)")
+    p.add_argument("--no-set-current", action="store_true", help="do not make the new bundle current")
+    p.add_argument("--config", type=Path, default=None, help="JSON file of TrainConfig overrides")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--members", type=int, default=None,
+                   help="ensemble size (default 10; 1 trains a single model on a block validation split)")
+    add_embedder_flags(p, default=None)
+    p.set_defaults(handler=train)
 
-def make_embedder(args: argparse.Namespace) -> Embedder:
-    """Build the embedder the flags ask for."""
-    from app.engine import default_device
-
-    return build_embedder(args.embedder, device=args.device or default_device(), **embedder_options(args))
-
-
-def analyze(args: argparse.Namespace) -> int:
-    """`analyze FILE...`: print the top genres (or full JSON) for each file."""
-    from app.engine import Engine
-
-    engine = Engine(checkpoint=args.checkpoint, device=args.device)
-    results, failures = [], 0
-    files = tqdm(args.files, desc="analysing", unit="file", file=sys.stderr, disable=len(args.files) < 2)
-    for path in files:
-        try:
-            analysis = engine.analyze(path)
-        except AudioError as exc:
-            failures += 1
-            print(f"{path.name}: {exc}", file=sys.stderr)
-            continue
-        except OSError as exc:
-            failures += 1
-            print(f"{path.name}: could not read the file ({exc.strerror or exc}).", file=sys.stderr)
-            continue
-        results.append(analysis)
-        if not args.json:
-            print(f"{analysis.name}: {analysis.verdict.text}  ({len(analysis.windows)} windows, "
-                  f"{analysis.timings_s['total']:.2f} s)")
-            for w in analysis.warnings:
-                print(f"  note: {w}")
-    if args.json:
-        docs = [a.to_dict() for a in results]
-        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
-    return 1 if failures and not results else 0
+    p = sub.add_parser("evaluate", help="metrics of a checkpoint on a table or an audio folder")
+    p.add_argument("source", type=Path, nargs="?",
+                   help="embedding table (.npz) or audio folder of genre sub-folders (not needed with --cv)")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--out", type=Path, default=None, help="metrics JSON (default: print a summary only)")
+    p.add_argument("--train-table", type=Path, default=None, help="fit the baseline on this table")
+    p.add_argument("--list", type=Path, default=None, help="only tracks named in this split list")
+    p.add_argument("--cv", type=int, default=0, help="K-fold cross-validation on --train-table instead")
+    p.add_argument("--members", type=int, default=None, help="with --cv: ensemble size to cross-validate (default 10)")
+    p.add_argument("--record-as", default=None, help="store the headline numbers in the model card under this key")
+    p.add_argument("--record-in", default=None,
+                   help="with --record-as: the bundle (version or folder) whose card gets them (default: --checkpoint)")
+    p.add_argument("--root", type=Path, default=None, help="checkpoints folder (default: models/checkpoints)")
+    p.add_argument("--engine", default="local", choices=["local", "ray"])
+    p.add_argument("--address", default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=evaluate)
 
 
 def embed(args: argparse.Namespace) -> int:
-    """`embed SOURCE --out TABLE`: build or extend an embedding table."""
+    """`embed SOURCE --out TABLE`: build or extend an embedding table (a shard folder with --engine ray)."""
     if args.engine == "ray":
-        from app.ray_jobs import embed_with_ray
+        from app.jobs.ray_embed import embed_with_ray
 
-        return embed_with_ray(args)
-    from app.embed_job import build_table
+        report = embed_with_ray(args.source, args.out, embedder=args.embedder, options=embedder_options(args),
+                                address=args.address, device=args.device,
+                                log=lambda line: print(line, file=sys.stderr))
+    else:
+        from app.jobs.embed import build_table
 
-    embedder = make_embedder(args)
-    bar = tqdm(desc="embedding", unit="track", file=sys.stderr)
+        embedder = make_embedder(args)
+        bar = tqdm(desc="embedding", unit="track", file=sys.stderr)
 
-    def progress(i: int, n: int, tid: str) -> None:
-        bar.total = n
-        bar.n = i
-        bar.set_postfix_str(tid)
-        bar.refresh()
+        def progress(i: int, n: int, tid: str) -> None:
+            bar.total = n
+            bar.n = i
+            bar.set_postfix_str(tid)
+            bar.refresh()
 
-    report = build_table(embedder, args.source, args.out, progress)
-    bar.close()
+        report = build_table(embedder, args.source, args.out, progress)
+        bar.close()
     print(f"{len(report.embedded)} embedded, {len(report.skipped)} already in {args.out}, "
           f"{len(report.failed)} failed")
     for src, reason in report.failed:
@@ -163,7 +173,7 @@ def train(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
     val_ids = None
     if args.val_list:
-        val_ids = [Path(line.strip()).stem for line in Path(args.val_list).read_text().splitlines() if line.strip()]
+        val_ids = read_id_list(args.val_list)
     elif args.valid:
         val_ids = load_table(args.valid).track_ids()
     elif args.no_validation:
@@ -193,7 +203,7 @@ def train(args: argparse.Namespace) -> int:
             "data": data_name(paths[0]) if len(paths) == 1 else [data_name(p) for p in paths],
             **({"validation_data": data_name(args.valid)} if args.valid else {}),
             "data_sha256": table.fingerprint(), "config": cfg.to_dict(), "protocol": _protocol(args),
-            **result.card_fields(), "command": "python -m app " + " ".join(sys.argv[1:]),
+            **result.card_fields(), "command": command_line(),
         },
         notes=args.notes or "",
     )
@@ -223,72 +233,38 @@ def train(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     """`evaluate SOURCE`: metrics on a table or an audio folder (or --cv K on a training table)."""
-    from models.training.evaluation import cross_validate, evaluate_analyses, evaluate_table
-
     train_table = load_table(args.train_table) if args.train_table else None
     if args.cv:
+        from models.training.evaluation import cross_validate
+
         if train_table is None:
             raise ValueError("--cv K needs --train-table (cross-validation runs on the training tracks).")
         report = cross_validate(train_table, TrainConfig(seed=args.seed, **_members(args)), args.cv)
-        _write_report(report, args.out)
+        write_report(report, args.out)
         print(f"{args.cv}-fold CV: accuracy {report['accuracy_mean']:.3f} ± {report['accuracy_std']:.3f} "
               f"(baseline {report['baseline_accuracy_mean']:.3f} ± {report['baseline_accuracy_std']:.3f})")
         return 0
     if args.source is None:
         raise ValueError("evaluate needs a SOURCE: an embedding table (.npz) or an audio folder.")
-    if not args.source.exists():
-        raise FileNotFoundError(f"{args.source} does not exist.")
-    if args.engine == "ray":  # tables, shard folders and audio folders alike
-        from app.ray_jobs import evaluate_with_ray
-
-        return evaluate_with_ray(args)
-    from utils.tables.parquet import is_shard_folder
-
     folder = resolve_bundle(args.checkpoint)
-    wanted = None
-    if args.list:
-        wanted = {Path(line.strip()).stem for line in Path(args.list).read_text().splitlines() if line.strip()}
-    if args.source.is_dir() and not is_shard_folder(args.source):
-        from app.engine import Engine
-        from models.training.evaluation import audio_folder_items
+    wanted = set(read_id_list(args.list)) if args.list else None
+    common = {"train_table": train_table, "wanted": wanted, "list_name": args.list.name if args.list else None,
+              "device": args.device, "seed": args.seed}
+    if args.engine == "ray":  # tables, shard folders and audio folders alike
+        from app.jobs.ray_evaluate import evaluate_with_ray
 
-        engine = Engine(checkpoint=folder, device=args.device)
-        items = [(p, g) for p, g in audio_folder_items(args.source) if wanted is None or p.stem in wanted]
-        rows, failed = [], []
-        for path, genre in tqdm(items, desc="evaluating", unit="track", file=sys.stderr):
-            try:
-                rows.append((path.stem, genre, engine.analyze(path)))
-            except AudioError as exc:
-                failed.append((str(path), str(exc)))
-        report = evaluate_analyses(rows, train_table, args.seed)
-        report["failed"] = failed
-        report["source"] = {"kind": "audio", "folder": args.source.name, "list": args.list.name if args.list else None}
+        report = evaluate_with_ray(args.source, folder, address=args.address, **common)
     else:
-        table = load_table(args.source)
-        if wanted is not None:
-            table = table.subset(wanted)
-        model, bundle_card = load_bundle(folder)
-        want = bundle_card.classifier.get("input_dim")
-        if want is not None and table.dim != int(want):
-            raise ValueError(f"{args.source} holds {table.dim}-dimensional {table.embedder_id} vectors, but "
-                             f"{bundle_card.version} takes {want}-dimensional {bundle_card.embedder.get('id')} ones.")
-        report = evaluate_table(model, table, train_table, args.seed)
-    card = read_card(folder)
-    report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
-    _write_report(report, args.out)
-    if args.record_as:  # into the evaluated bundle's card, or another's (a selection model's check of v3)
-        target = resolve_bundle(args.record_in, args.root or checkpoint_root()) if args.record_in else folder
-        record_in_card(target, args.record_as, report | {"evaluated_model": card.version,
-                                                         "command": "python -m app " + " ".join(sys.argv[1:])})
-    b = report.get("baseline")
-    print(f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} tracks"
-          + (f"; baseline accuracy {b['accuracy']:.3f}" if b else ""))
+        from app.jobs.evaluate import evaluate_source
+
+        bar = tqdm(desc="evaluating", unit="track", file=sys.stderr, disable=not args.source.is_dir())
+
+        def progress(i: int, n: int) -> None:
+            bar.total = n
+            bar.n = i
+            bar.refresh()
+
+        report = evaluate_source(args.source, folder, progress=progress, **common)
+        bar.close()
+    finish_evaluation(report, folder, args)
     return 0
-
-
-def _write_report(report: dict, out: Path | None) -> None:
-    """Write a metrics JSON when --out is given."""
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, json.dumps(report, indent=1))
-        print(f"wrote {out}")

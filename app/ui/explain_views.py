@@ -1,8 +1,8 @@
 """Streamlit views for explanations, shared by pages: the saliency overlay, nearest tracks, and the
 cached reference data (test-table track vectors, 2-D maps) behind the Explore page.
 
-Like `app.state`, this is Streamlit glue: the maths is in `models.saliency` and
-`utils.embedding_map`, the figures in `app.explain_charts`. Render functions return what they
+Like `app.ui.state`, this is Streamlit glue: the maths is in `models.saliency` and
+`utils.embedding_map`, the figures in `app.ui.explain_charts`. Render functions return what they
 showed, so callers (and tests) can use it.
 """
 
@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import explain, explain_charts, state
+from app import explain
 from app.analysis import Analysis
 from app.engine import Engine
+from app.ui import explain_charts, state
 from models.classifier.bundle import CheckpointError, read_card
 from models.classifier.saliency import SaliencyError
 from models.embedders.base import EmbedderError

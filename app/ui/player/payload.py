@@ -4,7 +4,7 @@ The spectrogram and the saliency map travel as uint8 images (one byte per cell, 
 band), not as JSON numbers: 96 x 800 cells are 77 kB instead of about 400 kB. Streamlit caches an
 identical large element message by hash, but any change (a new selected window) re-sends the whole
 element, audio bytes included: serving the audio by URL instead is a known follow-up.
-Colours come from `app.charts` / `app.explain_charts`, so the player and the static charts agree.
+Colours come from `app.ui.charts` / `app.ui.explain_charts`, so the player and the static charts agree.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from app import explain_charts
 from app.analysis import Analysis
-from app.charts import ACCENT, FREQ_TICKS_HZ, MAGMA, genre_color
-from app.slices import slice_strip
+from app.ui import explain_charts
+from app.ui.charts import ACCENT, FREQ_TICKS_HZ, MAGMA, genre_color
+from app.ui.slices import slice_strip
 from utils.spectrogram import DisplaySpectrogram
 
 DB_FLOOR = -80.0

@@ -1,6 +1,6 @@
 """The track-long slice strip as a plotly figure: the static fallback of the linked player's strip.
 
-Pure, like `app.charts` (whose colours and aligned margins it uses), so it lines up under the
+Pure, like `app.ui.charts` (whose colours and aligned margins it uses), so it lines up under the
 static timeline and spectrogram and is unit-tested without Streamlit.
 """
 
@@ -10,8 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from app.analysis import Analysis
-from app.charts import ACCENT, ALIGNED, _layout, genre_color
-from app.slices import SliceStrip
+from app.ui.charts import ACCENT, ALIGNED, _layout, genre_color
+from app.ui.slices import SliceStrip
 
 STRIP_HEIGHT = 120
 MIN_OPACITY = 0.25  # a 0 %-confident slice is still visible

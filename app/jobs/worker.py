@@ -5,7 +5,7 @@ and ends the job done (with its result) or failed (with one sentence, never a tr
 goes to the log). While a runner works, a heartbeat thread tells the database the worker is alive, so a
 worker that dies leaves a job that the next reader marks failed instead of a queue stuck forever.
 
-It runs as a daemon thread of the Streamlit server (app/retrain_views.py starts one per server
+It runs as a daemon thread of the Streamlit server (app/ui/retrain_views.py starts one per server
 process), as `python -m app worker`, or inside `python -m app retrain`, which claims its own job when
 no other worker has; the database decides which of them runs a job, so any mix of them is safe.
 """

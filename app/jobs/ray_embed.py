@@ -5,7 +5,7 @@ actors when the cluster has GPUs) -> write shards (tasks) -> manifest back to th
 cluster without GPUs the CPU actors decode too (one actor per CPU, no audio in the object store).
 
 Identical to `--engine local` by construction: the tasks call the same `load_audio` with the same
-arguments as `app.embed_job.embed_track`, the actors the same `embed` / `frame_starts`, and the
+arguments as `app.jobs.embed.embed_track`, the actors the same `embed` / `frame_starts`, and the
 driver lists and filters tracks with the same `list_source` and genre check as `build_table`.
 Resumable: shards are written atomically (temp file + rename) and hold whole tracks, so a re-run
 reads the track ids already in the folder and only embeds the rest. Failed files are listed in
@@ -14,19 +14,18 @@ reads the track ids already in the folder and only embeds the rest. Failed files
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.embed_job import MAX_TRACK_S, list_source, table_meta
-from app.ray_jobs import ActorPlan, plan_actors, ray_session, tracks_per_shard
+from app.jobs.embed import MAX_TRACK_S, EmbedReport, list_source, table_meta
+from app.jobs.ray_cluster import ActorPlan, plan_actors, ray_session, tracks_per_shard
 from models.embedders.base import build_embedder
 from utils.atomic import atomic_write_text
 from utils.audio import AudioError, load_audio
@@ -175,36 +174,41 @@ def _run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + uuid.uuid4().hex[:4]
 
 
-def run_embed(args: argparse.Namespace) -> int:
-    """Embed every track of args.source not yet in the shard folder args.out."""
-    from app.commands import embedder_options
-
-    folder = Path(args.out).resolve()
+def embed_with_ray(
+    source: Path,
+    out: Path,
+    *,
+    embedder: str,
+    options: dict[str, Any],
+    address: str | None = None,
+    device: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> EmbedReport:
+    """Embed every track of `source` not yet in the shard folder `out`; FAILURES_FILE lists what failed."""
+    folder = Path(out).resolve()
     if folder.suffix.lower() == ".npz" or folder.is_file():
-        raise ValueError(f"--engine ray writes a folder of Parquet shards; pass --out FOLDER, not {args.out}.")
-    options = embedder_options(args)
-    probe = build_embedder(args.embedder, device="cpu", **options)  # the driver only needs its meta
+        raise ValueError(f"--engine ray writes a folder of Parquet shards; pass --out FOLDER, not {out}.")
+    probe = build_embedder(embedder, device="cpu", **options)  # the driver only needs its meta
     meta = table_meta(probe)
     done = existing_tracks(folder, probe.id)
-    rows, skipped, failed = [], [], []
-    for order, (tid, path, genre) in enumerate(list_source(Path(args.source).resolve())):
+    report = EmbedReport()
+    rows = []
+    for order, (tid, path, genre) in enumerate(list_source(Path(source).resolve())):
         if tid in done:
-            skipped.append(tid)
+            report.skipped.append(tid)
         elif genre and genre not in GENRES:
-            failed.append((str(path), f"unknown genre {genre!r}"))
+            report.failed.append((str(path), f"unknown genre {genre!r}"))
         else:
             rows.append({"order": order, "track_id": tid, "path": str(Path(path).resolve()), "genre": genre})
-    embedded = 0
     if rows:
-        with ray_session(args.address) as ray:
-            plan = plan_actors(ray.cluster_resources(), args.device)
-            print(f"embedding {len(rows)} tracks with {plan.describe()}", file=sys.stderr)
-            manifest = run_pipeline(ray, rows, args.embedder, options, probe.sample_rate, meta, folder, plan)
-        embedded = sum(1 for m in manifest if not m["error"])
-        failed += [(str(m["path"]), str(m["error"])) for m in manifest if m["error"]]
+        with ray_session(address) as ray:
+            plan = plan_actors(ray.cluster_resources(), device)
+            if log is not None:
+                log(f"embedding {len(rows)} tracks with {plan.describe()}")
+            manifest = run_pipeline(ray, rows, embedder, options, probe.sample_rate, meta, folder, plan)
+        report.embedded += [str(m["track_id"]) for m in manifest if not m["error"]]
+        report.failed += [(str(m["path"]), str(m["error"])) for m in manifest if m["error"]]
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / FAILURES_FILE, json.dumps([{"path": p, "error": e} for p, e in failed], indent=1))
-    print(f"{embedded} embedded, {len(skipped)} already in {args.out}, {len(failed)} failed")
-    for src, reason in failed:
-        print(f"  skipped {src}: {reason}", file=sys.stderr)
-    return 0
+    atomic_write_text(folder / FAILURES_FILE,
+                      json.dumps([{"path": p, "error": e} for p, e in report.failed], indent=1))
+    return report

@@ -1,9 +1,9 @@
 """Retraining as a job: its parameters, the runner a worker calls, and the request both UIs make. No Streamlit.
 
-"Retrain now" (pages/feedback.py via app/retrain_views.py) and `python -m app retrain` do the same
+"Retrain now" (pages/feedback.py via app/ui/retrain_views.py) and `python -m app retrain` do the same
 thing: check the inputs, then `request_retrain`, which queues one "retrain" job or raises
 `JobBusyError` ("a retrain is already running (started …)") when one is queued or running anywhere.
-A worker (app/job_worker.py) then runs `run_retrain`, which is `models.retrain.retrain` itself with
+A worker (app/jobs/worker.py) then runs `run_retrain`, which is `models.retrain.retrain` itself with
 the tables the current model names: the real path, whoever asked. Parameters are plain JSON (paths
 as strings), so a job queued by one process can be run by another.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import models.training.retrain as retrain_module
-from app.job_worker import JobOutcome, Progress, Runner, Worker
+from app.jobs.worker import JobOutcome, Progress, Runner, Worker
 from models.classifier.bundle import current_version, read_card, resolve_bundle
 from utils.feedback import FeedbackStore
 from utils.jobs import ACTIVE, Job, JobQueue

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts
+from app.ui import charts
 from models.trust import load_trust
 from models.verdict import selective_curve
 

@@ -1,4 +1,4 @@
-"""The `trust` sub-command: parse flags, call app/trust_job.py, print one line per result."""
+"""The `trust` sub-command: parse flags, call app/jobs/trust.py, print one line per result."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from models.classifier.bundle import checkpoint_root, resolve_bundle
-from utils.tables import load_table, load_tables
+from utils.tables import load_table, load_tables, read_id_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,14 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def trust(args: argparse.Namespace) -> int:
     """Build trust.json + novelty.npz in the bundle and print what was measured."""
-    from app.trust_job import build_trust
+    from app.jobs.trust import build_trust
 
     root = args.root or checkpoint_root()
     bundle = resolve_bundle(args.checkpoint, root)
     selection = resolve_bundle(args.selection, root)
     wanted = None
     if args.audio_list is not None:
-        wanted = {Path(line.strip()).stem for line in args.audio_list.read_text().splitlines() if line.strip()}
+        wanted = set(read_id_list(args.audio_list))
     report = build_trust(bundle, load_tables(args.train_table), load_table(args.valid_table), selection,
                          load_table(args.test_table) if args.test_table else None, tuple(args.music),
                          wanted, args.audio)

@@ -1,6 +1,6 @@
 """The Feedback page's retrain job: the server's worker thread, "Retrain now", and the live job status.
 
-Streamlit glue over app/retrain_job.py and utils/jobs.py. The button only queues a job; the worker
+Streamlit glue over app/jobs/retrain.py and utils/jobs.py. The button only queues a job; the worker
 thread of this server process (one per process and database, started on first use unless
 GENRE_LENS_WORKER=off) runs it outside every request. The status is read from the database on every
 run, and polled by a fragment while the job is active, so a reload, another tab or another admin
@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app import state
-from app.feedback_views import _open_store, store
-from app.job_worker import Worker
-from app.retrain_job import KIND, RUNNERS, request_retrain
-from utils.feedback_db import FeedbackError, default_url
+from app.jobs.retrain import KIND, RUNNERS, request_retrain
+from app.jobs.worker import Worker
+from app.ui import state
+from app.ui.feedback_views import _open_store, store
+from utils.feedback.db import FeedbackError, default_url
 from utils.jobs import DONE, FAILED, QUEUED, Job, JobBusyError, JobQueue, clock
 from utils.text import md_escape
 

@@ -12,9 +12,6 @@ tracks and streams the fingerprint), an `.npz` table, or an audio folder of genr
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from app.ray_jobs import ActorPlan, plan_actors, ray_session
-from models.classifier.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, read_card, resolve_bundle
+from app.jobs.ray_cluster import ActorPlan, plan_actors, ray_session
+from models.classifier.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, read_card
 from models.training.baseline import baseline_probabilities, fit_baseline
 from models.training.data import max_slice_frames, track_probabilities
-from models.training.evaluation import audio_folder_items, evaluate_analyses, record_in_card
-from utils.atomic import atomic_write_text
+from models.training.evaluation import audio_folder_items, evaluate_analyses
 from utils.audio import AudioError
 from utils.constants import GENRES
 from utils.metrics import classification_report
@@ -192,13 +188,13 @@ def evaluate_table_ray(
 
 
 def evaluate_audio_ray(
-    ray: Any, args: argparse.Namespace, folder: Path, plan: ActorPlan, wanted: set[str] | None,
-    train_table: EmbeddingTable | None,
+    ray: Any, source: Path, folder: Path, plan: ActorPlan, wanted: set[str] | None,
+    train_table: EmbeddingTable | None, seed: int, list_name: str | None,
 ) -> dict[str, Any]:
     """The local audio-folder evaluation (`Engine.analyze` per file), with the files spread over actors."""
     from ray.data import ActorPoolStrategy
 
-    items = [(p, g) for p, g in audio_folder_items(args.source) if wanted is None or p.stem in wanted]
+    items = [(p, g) for p, g in audio_folder_items(source) if wanted is None or p.stem in wanted]
     if not items:
         raise ValueError("No audio could be evaluated.")
     ds = ray.data.from_items([{"pos": i, "path": str(p.resolve())} for i, (p, _) in enumerate(items)],
@@ -217,40 +213,35 @@ def evaluate_audio_ray(
         else:
             analysis = SimpleNamespace(probabilities=out["probabilities"][k], slice_embeddings=out["embeddings"][k])
             rows.append((path.stem, genre, analysis))
-    report = evaluate_analyses(rows, train_table, args.seed)
+    report = evaluate_analyses(rows, train_table, seed)
     report["failed"] = failed
-    report["source"] = {"kind": "audio", "folder": args.source.name, "list": args.list.name if args.list else None}
+    report["source"] = {"kind": "audio", "folder": source.name, "list": list_name}
     return report
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate args.checkpoint on args.source with Ray; report, card and printout as the local path."""
-    folder = resolve_bundle(args.checkpoint)
-    source = Path(args.source)
-    wanted = None
-    if args.list:
-        wanted = {Path(line.strip()).stem for line in Path(args.list).read_text().splitlines() if line.strip()}
-    train_table = load_table(args.train_table) if args.train_table else None
+def evaluate_with_ray(
+    source: Path,
+    bundle: Path,
+    *,
+    train_table: EmbeddingTable | None = None,
+    wanted: set[str] | None = None,
+    list_name: str | None = None,
+    address: str | None = None,
+    device: str | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The report `app.jobs.evaluate.evaluate_source` gives, computed by actors on a Ray cluster."""
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist.")
     is_table = not source.is_dir() or bool(shard_paths(source))
-    with ray_session(args.address) as ray:
+    with ray_session(address) as ray:
         resources = ray.cluster_resources()
         if is_table:  # the classifier is small: CPU actors unless --device cuda asks otherwise
-            plan = plan_actors(resources, args.device or "cpu")
-            report = evaluate_table_ray(ray, source, folder, plan, wanted, train_table, args.seed)
+            plan = plan_actors(resources, device or "cpu")
+            report = evaluate_table_ray(ray, source, bundle, plan, wanted, train_table, seed)
         else:
-            plan = plan_actors(resources, args.device)
-            report = evaluate_audio_ray(ray, args, folder, plan, wanted, train_table)
-    card = read_card(folder)
+            plan = plan_actors(resources, device)
+            report = evaluate_audio_ray(ray, source, bundle, plan, wanted, train_table, seed, list_name)
+    card = read_card(bundle)
     report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, json.dumps(report, indent=1))
-        print(f"wrote {args.out}")
-    if args.record_as:
-        record_in_card(folder, args.record_as, report)
-    b = report.get("baseline")
-    print(f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {report['n_tracks']} tracks"
-          + (f"; baseline accuracy {b['accuracy']:.3f}" if b else ""))
-    for src, reason in report.get("failed", []):
-        print(f"  skipped {src}: {reason}", file=sys.stderr)
-    return 0
+    return report

@@ -1,6 +1,6 @@
 """Plotly figures for "why" and "where": the saliency overlay and the map of known tracks.
 
-Pure functions, like `app.charts` (whose genre colours, frequency ticks and layout they reuse),
+Pure functions, like `app.ui.charts` (whose genre colours, frequency ticks and layout they reuse),
 so they are unit-tested without Streamlit.
 """
 
@@ -14,8 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 from scipy.ndimage import gaussian_filter
 
-from app.charts import ACCENT, ALIGNED, FREQ_TICKS_HZ, _layout, genre_color
 from app.explain import Saliency
+from app.ui.charts import ACCENT, ALIGNED, FREQ_TICKS_HZ, _layout, genre_color
 from utils.embedding_map import EmbeddingMap
 from utils.text import plotly_text
 

@@ -1,10 +1,10 @@
 """`python -m app feedback add|list|export|delete` and `python -m app retrain`.
 
-`retrain` queues a retrain job in the feedback database (app/retrain_job.py) and, unless
+`retrain` queues a retrain job in the feedback database (app/jobs/retrain.py) and, unless
 `--no-wait`, runs it in this process with a progress line (or follows it, when the app's worker
 or `python -m app worker` claimed it first); a second request while one is active is refused.
 
-Registered by app/cli.py, which turns the ValueError subclasses raised here (FeedbackError,
+Registered by app/cli/main.py, which turns the ValueError subclasses raised here (FeedbackError,
 RetrainError) into one `error: ...` line and exit status 2. Every command takes `--db URL`
 (default: $GENRE_LENS_DB_URL, else the SQLite file in the data folder).
 """
@@ -173,7 +173,7 @@ def delete(args: argparse.Namespace) -> int:
 
 def retrain(args: argparse.Namespace) -> int:
     """`retrain`: queue a job (base table + corrections -> new version, promoted only if not worse) and run it."""
-    from app.retrain_job import check_new_corrections, request_retrain, resolve_inputs, retrain_params, run_or_follow
+    from app.jobs.retrain import check_new_corrections, request_retrain, resolve_inputs, retrain_params, run_or_follow
     from models.training.retrain import RetrainError
     from utils.jobs import FAILED
 

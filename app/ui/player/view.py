@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from app import explain_views, state
 from app.analysis import Analysis
-from app.player import available, linked_player
-from app.player.payload import Overlay, PlayRequest, player_args
-from app.slices import slice_strip
-from app.track_charts import slice_strip_figure
+from app.ui import explain_views, state
+from app.ui.player import available, linked_player
+from app.ui.player.payload import Overlay, PlayRequest, player_args
+from app.ui.slices import slice_strip
+from app.ui.track_charts import slice_strip_figure
 
 log = logging.getLogger("genre_lens.player")
 STATIC_KEY = "gl.static_charts"  # the user's "Static charts" switch (for a browser that cannot show the player)

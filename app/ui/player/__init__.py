@@ -49,7 +49,7 @@ def linked_player(meta: dict[str, Any], data: dict[str, bytes | None], audio: by
                   on_change: Callable[[], None] | None = None) -> Any:
     """Draw the player; returns its value (the last click) or None before the first click.
 
-    `meta` and `data` come from `app.player.payload.player_args`; `audio` is the upload's bytes.
+    `meta` and `data` come from `app.ui.player.payload.player_args`; `audio` is the upload's bytes.
     """
     return _declared()(meta=meta, spec=data.get("spec"), overlay=data.get("overlay"), audio=audio, key=key,
                        on_change=on_change, default=None)

@@ -1,6 +1,6 @@
 """`python -m app worker [--once]`: run queued jobs (retraining) in a process of their own.
 
-Registered by app/cli.py. The Streamlit server runs a worker thread of its own (unless
+Registered by app/cli/main.py. The Streamlit server runs a worker thread of its own (unless
 GENRE_LENS_WORKER=off); a separate worker is for setups that want training apart from the web
 server. Any number of workers may run: each job is claimed by exactly one.
 """
@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def worker(args: argparse.Namespace) -> int:
     """Serve the job queue; each job's start and end is one line on stderr."""
-    from app.job_worker import Worker
-    from app.retrain_job import RUNNERS
+    from app.jobs.retrain import RUNNERS
+    from app.jobs.worker import Worker
     from utils.jobs import DONE, JobQueue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

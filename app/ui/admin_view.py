@@ -13,7 +13,7 @@ import logging
 
 import streamlit as st
 
-from app import state
+from app.ui import state
 from utils.admin import AdminGate
 from utils.settings import ADMIN_SECRET_KEY, ADMIN_TOKEN_ENV
 

@@ -1,0 +1,4 @@
+"""Command line: `python -m app ...` and `genre-lens ...`.
+
+Each module parses one family of commands and calls app/jobs, the engine or models/training.
+"""

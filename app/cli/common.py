@@ -1,0 +1,69 @@
+"""What several command families share: embedder flags, writing and recording a metrics report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from models.classifier.bundle import checkpoint_root, read_card, resolve_bundle
+from models.embedders.base import Embedder, build_embedder
+from models.training.evaluation import record_in_card, summary_line
+from utils.atomic import atomic_write_text
+
+
+def command_line() -> str:
+    """How this process was invoked, for model cards (every figure names the command that made it)."""
+    return "python -m app " + " ".join(sys.argv[1:])
+
+
+def add_embedder_flags(p: argparse.ArgumentParser, default: str | None = "musicnn-msd") -> None:
+    """Flags that choose and configure the embedder (train defaults to the table's own)."""
+    p.add_argument("--embedder", default=default, help="musicnn-msd (default) or openl3")
+    p.add_argument("--musicnn-output", default="taggram", choices=["taggram", "penultimate", "pool"],
+                   help="MusiCNN output: 50-d taggram (default), 200-d penultimate, or 753-d pooled mid-end "
+                        "features (tables on the published 5.984 s block grid)")
+    p.add_argument("--openl3-input-repr", default="mel256", choices=["mel256", "mel128"])
+    p.add_argument("--openl3-content-type", default="music", choices=["music", "env"])
+    p.add_argument("--openl3-hop", type=float, default=0.1, help="OpenL3 frame hop in seconds")
+    p.add_argument("--openl3-weights", default=None, help="path of the official OpenL3 .h5 weights")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+
+
+def embedder_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor options of the chosen embedder from the CLI flags."""
+    if args.embedder == "openl3":
+        return {"input_repr": args.openl3_input_repr, "content_type": args.openl3_content_type,
+                "hop_seconds": args.openl3_hop, "weights": args.openl3_weights}
+    if args.embedder == "musicnn-msd":
+        return {"output": args.musicnn_output}
+    return {}
+
+
+def make_embedder(args: argparse.Namespace) -> Embedder:
+    """Build the embedder the flags ask for."""
+    from app.engine import default_device
+
+    return build_embedder(args.embedder, device=args.device or default_device(), **embedder_options(args))
+
+
+def write_report(report: dict, out: Path | None) -> None:
+    """Write a metrics JSON when --out is given."""
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, json.dumps(report, indent=1))
+        print(f"wrote {out}")
+
+
+def finish_evaluation(report: dict, folder: Path, args: argparse.Namespace) -> None:
+    """Write, record (in the evaluated bundle's card or --record-in's) and print one evaluation's report."""
+    write_report(report, args.out)
+    if args.record_as:  # a selection model's numbers can go into the shipped model's card
+        target = resolve_bundle(args.record_in, args.root or checkpoint_root()) if args.record_in else folder
+        record_in_card(target, args.record_as, report | {"evaluated_model": read_card(folder).version,
+                                                         "command": command_line()})
+    print(summary_line(report))
+    for src, reason in report.get("failed", []):
+        print(f"  skipped {src}: {reason}", file=sys.stderr)

@@ -1,0 +1,76 @@
+"""Evaluate a bundle on an embedding table or an audio folder in this process (`evaluate --engine local`).
+
+The Ray twin (`app.jobs.ray_evaluate`) returns the same report for the same input; the CLI writes,
+records and prints either one the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from models.classifier.bundle import load_bundle, read_card
+from models.training.evaluation import audio_folder_items, evaluate_analyses, evaluate_table
+from utils.audio import AudioError
+from utils.tables import EmbeddingTable, load_table
+from utils.tables.parquet import is_shard_folder
+
+Progress = Callable[[int, int], None]
+
+
+def is_audio_folder(source: Path) -> bool:
+    """A folder of genre sub-folders (not a Parquet shard folder)."""
+    return source.is_dir() and not is_shard_folder(source)
+
+
+def evaluate_source(
+    source: Path,
+    bundle: Path,
+    *,
+    train_table: EmbeddingTable | None = None,
+    wanted: set[str] | None = None,
+    list_name: str | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Metrics of `bundle` on `source` (only the track ids in `wanted`, named `list_name`), baseline included."""
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist.")
+    if is_audio_folder(source):
+        report = _evaluate_audio(source, bundle, train_table, wanted, device, seed, progress)
+        report["source"] = {"kind": "audio", "folder": source.name, "list": list_name}
+    else:
+        table = load_table(source)
+        if wanted is not None:
+            table = table.subset(wanted)
+        model, card = load_bundle(bundle)
+        want = card.classifier.get("input_dim")
+        if want is not None and table.dim != int(want):
+            raise ValueError(f"{source} holds {table.dim}-dimensional {table.embedder_id} vectors, but "
+                             f"{card.version} takes {want}-dimensional {card.embedder.get('id')} ones.")
+        report = evaluate_table(model, table, train_table, seed)
+    card = read_card(bundle)
+    report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
+    return report
+
+
+def _evaluate_audio(source: Path, bundle: Path, train_table: EmbeddingTable | None, wanted: set[str] | None,
+                    device: str | None, seed: int, progress: Progress | None) -> dict[str, Any]:
+    """Every file through the real engine (decode, loudness, windows, embedder, head), as users get it."""
+    from app.engine import Engine
+
+    engine = Engine(checkpoint=bundle, device=device)
+    items = [(p, g) for p, g in audio_folder_items(source) if wanted is None or p.stem in wanted]
+    rows, failed = [], []
+    for i, (path, genre) in enumerate(items):
+        try:
+            rows.append((path.stem, genre, engine.analyze(path)))
+        except AudioError as exc:
+            failed.append((str(path), str(exc)))
+        if progress is not None:
+            progress(i + 1, len(items))
+    report = evaluate_analyses(rows, train_table, seed)
+    report["failed"] = failed
+    return report
