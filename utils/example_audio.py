@@ -11,12 +11,12 @@ rendered once into a cache folder at first use (`example_wav`) rather than store
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from utils.atomic import atomic_write_bytes
 
 EXAMPLE_NAME = "genre-lens-example-loop.wav"  # the name the user sees
 EXAMPLE_VERSION = 2  # bump whenever the synthesis changes, so no cache serves an older loop
@@ -121,12 +121,4 @@ def example_wav(folder: Path) -> Path:
     if path.is_file() and path.stat().st_size > 0:
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(example_bytes())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_bytes(path, example_bytes())

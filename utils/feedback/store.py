@@ -1,25 +1,14 @@
-"""The feedback store: users' genre corrections, kept with the slice embeddings of their audio.
+"""The feedback store: corrections and the slice embeddings of their audio in one SQL database.
 
-A correction names the audio (sha256 and a sanitised display name that is never used as a path),
-the model that was wrong and what it predicted, the right genre(s), optionally the 15 s window it
-is about, and a note. Notes are stored verbatim and are only ever data: callers render them as
-plain text. Every submission carries an idempotency key, so a double click or a rerun stores one
-row. The embeddings of each audio are kept once per embedder, so retraining never needs the upload.
-See utils/feedback_db.py for the database side (engine, schema, migrations, locking).
+The embeddings of each audio are kept once per embedder, so retraining never needs the upload.
+See utils/feedback/db.py for the database side (engine, schema, migrations, locking).
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
-import math
 import os
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,8 +19,8 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from utils.atomic import atomic_write_text
-from utils.constants import GENRES, WINDOW_S
-from utils.feedback_db import (
+from utils.feedback.blobs import _check_embeddings, _from_npy, _to_npy
+from utils.feedback.db import (
     FeedbackError,
     correction_usage,
     corrections,
@@ -45,189 +34,22 @@ from utils.feedback_db import (
     stats,
     write_transaction,
 )
+from utils.feedback.export import to_csv
+from utils.feedback.records import (
+    _SHA256,
+    MAX_KEY_CHARS,
+    AddResult,
+    Correction,
+    SliceEmbeddings,
+    _short_text,
+    _validate_probabilities,
+    idempotency_key,
+    validate_genres,
+    validate_note,
+    validate_session,
+    validate_window,
+)
 from utils.text import safe_display_name
-
-__all__ = ["AddResult", "Correction", "FeedbackError", "FeedbackStore", "SliceEmbeddings", "idempotency_key"]
-
-MAX_NOTE_CHARS = 1000
-MAX_KEY_CHARS = 200
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True)
-class SliceEmbeddings:
-    """The embeddings of every unique 5 s slice of one audio, as the engine computed them."""
-
-    audio_sha256: str
-    embedder_id: str
-    embeddings: np.ndarray  # (S, F, D) float32
-    slice_starts: np.ndarray  # (S,) seconds
-    hop_seconds: float
-    frame_seconds: float
-
-
-@dataclass(frozen=True)
-class Correction:
-    """One stored correction."""
-
-    id: int
-    idempotency_key: str
-    audio_sha256: str
-    file_name: str
-    model_id: str
-    model_version: str
-    embedder_id: str
-    probabilities: dict[str, float]
-    genres: tuple[str, ...]
-    window_start_s: float | None
-    window_end_s: float | None
-    note: str | None
-    created_at: datetime
-    session_id: str | None = None  # opaque id of the browser session that submitted it; None: CLI / before v3
-
-    @property
-    def predicted(self) -> str:
-        """The genre the model ranked first."""
-        return max(self.probabilities, key=self.probabilities.get) if self.probabilities else ""
-
-    def row(self) -> dict[str, Any]:
-        """Flat form for tables, JSON and CSV."""
-        return {
-            "id": self.id, "created_at": self.created_at.isoformat(timespec="seconds"),
-            "file_name": self.file_name, "genres": "|".join(self.genres), "predicted": self.predicted,
-            "window_start_s": self.window_start_s, "window_end_s": self.window_end_s, "note": self.note,
-            "model_version": self.model_version, "model_id": self.model_id, "embedder_id": self.embedder_id,
-            "audio_sha256": self.audio_sha256, "probabilities": json.dumps(self.probabilities),
-            "idempotency_key": self.idempotency_key, "session_id": self.session_id,
-        }
-
-
-@dataclass(frozen=True)
-class AddResult:
-    """The stored correction and whether this call created it (False: an identical one existed)."""
-
-    correction: Correction
-    created: bool
-
-
-# ------------------------------------------------------------------------------------ validation
-def validate_genres(genres: Iterable[str] | str) -> tuple[str, ...]:
-    """Corrected genres from the label set, deduplicated, in label order; anything else is rejected."""
-    items = [genres] if isinstance(genres, str) else list(genres or [])
-    chosen = set()
-    for g in items:
-        for part in str(g).split("|"):
-            name = part.strip().lower()
-            if name not in GENRES:
-                raise FeedbackError(f"Unknown genre {part.strip()[:40]!r}; choose from: {', '.join(GENRES)}.")
-            chosen.add(name)
-    if not chosen:
-        raise FeedbackError("Choose at least one genre for the correction.")
-    return tuple(g for g in GENRES if g in chosen)
-
-
-def validate_note(note: str | None) -> str | None:
-    """The note as given (verbatim), or None when empty; over-long or control-character notes are rejected."""
-    if note is None or not str(note).strip():
-        return None
-    note = str(note)
-    if len(note) > MAX_NOTE_CHARS:
-        raise FeedbackError(f"The note is {len(note)} characters long; keep it to {MAX_NOTE_CHARS} or fewer.")
-    if any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in note):
-        raise FeedbackError("The note contains control characters; only text, line breaks and tabs are allowed.")
-    return note
-
-
-def validate_window(start: float | None, end: float | None = None) -> tuple[float | None, float | None]:
-    """The window (start, end) in seconds, end defaulting to start + 15 s; (None, None) for the whole track."""
-    if start is None:
-        if end is not None:
-            raise FeedbackError("A window end needs a window start.")
-        return None, None
-    start = float(start)
-    end = start + WINDOW_S if end is None else float(end)
-    if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
-        raise FeedbackError(f"Invalid window {start:g}-{end:g} s: it must start at 0 s or later and end after it.")
-    return round(start, 3), round(end, 3)
-
-
-def _validate_probabilities(probabilities: Mapping[str, float] | Sequence[float] | np.ndarray) -> dict[str, float]:
-    """{genre: probability} for all ten genres, finite and within [0, 1]."""
-    if isinstance(probabilities, Mapping):
-        if set(probabilities) != set(GENRES):
-            raise FeedbackError("Predicted probabilities must name exactly the ten genres.")
-        values = [probabilities[g] for g in GENRES]
-    else:
-        values = list(np.asarray(probabilities, dtype=np.float64).reshape(-1))
-        if len(values) != len(GENRES):
-            raise FeedbackError(f"Expected {len(GENRES)} predicted probabilities, got {len(values)}.")
-    out = {g: round(float(v), 6) for g, v in zip(GENRES, values, strict=True)}
-    if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in out.values()):
-        raise FeedbackError("Predicted probabilities must be finite numbers between 0 and 1.")
-    return out
-
-
-def _short_text(value: str, what: str, limit: int = 200) -> str:
-    """A required identifier (model id, version, key) of at most `limit` characters."""
-    value = str(value or "").strip()
-    if not value or len(value) > limit:
-        raise FeedbackError(f"The {what} must be 1-{limit} characters long.")
-    if any(unicodedata.category(c) == "Cc" for c in value):  # PostgreSQL text cannot even hold a NUL
-        raise FeedbackError(f"The {what} contains control characters.")
-    return value
-
-
-def idempotency_key(audio_sha256: str, genres: Iterable[str], note: str | None, window_start_s: float | None,
-                    session_id: str | None = None) -> str:
-    """Key of a submission: the same audio, genres, note and window give the same key (one stored row).
-
-    With a session, the session is part of the key: two users sending the same correction get a row
-    each, and neither is told about (or shown) the other's.
-    """
-    start = None if window_start_s is None else round(float(window_start_s), 3)
-    fields: list[Any] = [audio_sha256, sorted(validate_genres(genres)), validate_note(note), start]
-    if session_id:
-        fields.append(session_id)
-    return "auto-" + hashlib.sha256(json.dumps(fields).encode()).hexdigest()
-
-
-def validate_session(session_id: str | None) -> str | None:
-    """An opaque session id (1-64 characters of [A-Za-z0-9_-]) or None."""
-    if session_id is None or session_id == "":
-        return None
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(session_id)):
-        raise FeedbackError("A session id must be 1-64 letters, digits, '-' or '_'.")
-    return str(session_id)
-
-
-# ------------------------------------------------------------------------------------ blobs
-def _to_npy(array: np.ndarray) -> bytes:
-    """Array as .npy bytes (shape and dtype travel in the header; no pickle)."""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return buf.getvalue()
-
-
-def _from_npy(blob: bytes, shape: list[int], dtype: str) -> np.ndarray:
-    """Array from .npy bytes, checked against the stored shape and dtype."""
-    array = np.load(io.BytesIO(blob), allow_pickle=False)
-    if list(array.shape) != list(shape) or str(array.dtype) != dtype:
-        raise FeedbackError("Stored embeddings do not match their recorded shape/dtype; the row is corrupt.")
-    return array
-
-
-def _check_embeddings(e: SliceEmbeddings) -> SliceEmbeddings:
-    """Embeddings fit to store: (S, F, D) finite float32 with S slice starts."""
-    x = np.asarray(e.embeddings, dtype=np.float32)
-    starts = np.asarray(e.slice_starts, dtype=np.float64).reshape(-1)
-    if x.ndim != 3 or x.shape[0] == 0 or x.shape[0] != len(starts):
-        raise FeedbackError(f"Slice embeddings must be (slices, frames, dim) with one start per slice; "
-                            f"got {x.shape} and {len(starts)} starts.")
-    if not (np.isfinite(x).all() and np.isfinite(starts).all()):
-        raise FeedbackError("Slice embeddings contain NaN or infinite values.")
-    if not (e.hop_seconds > 0 and e.frame_seconds > 0):
-        raise FeedbackError("Embedder hop and frame lengths must be positive.")
-    return SliceEmbeddings(e.audio_sha256, e.embedder_id, x, starts, float(e.hop_seconds), float(e.frame_seconds))
 
 
 def _utc(dt: datetime) -> datetime:
@@ -246,14 +68,6 @@ def _correction(r: RowMapping) -> Correction:
     )
 
 
-def _csv_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formulas in text cells (a leading = + - @ would be executed by Excel)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
-# ------------------------------------------------------------------------------------ store
 class FeedbackStore:
     """Corrections and slice embeddings in one SQL database (SQLite file by default, any SQLAlchemy URL)."""
 
@@ -495,20 +309,10 @@ class FeedbackStore:
     # ---------------------------------------------------------------- export
     def to_csv(self, items: Iterable[Correction] | None = None) -> str:
         """CSV text of corrections (all by default), formula-like cells neutralised for spreadsheets."""
-        rows = [c.row() for c in (self.list() if items is None else items)]
-        buf = io.StringIO()
-        fields = [
-            "id", "created_at", "file_name", "genres", "predicted", "window_start_s", "window_end_s", "note",
-            "model_version", "model_id", "embedder_id", "audio_sha256", "probabilities", "idempotency_key",
-            "session_id"]
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: _csv_cell(r[k]) for k in fields})
-        return buf.getvalue()
+        return to_csv(self.list() if items is None else items)
 
     def export_csv(self, path: str | os.PathLike) -> int:
         """Write every correction to a CSV file (atomically); returns the number of rows."""
         items = self.list()
-        atomic_write_text(path, self.to_csv(items))
+        atomic_write_text(path, to_csv(items))
         return len(items)

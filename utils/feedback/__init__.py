@@ -1,0 +1,21 @@
+"""Users' genre corrections: records and their checks, embedding blobs, the SQL store, CSV export.
+
+`records` says what a correction is, `db` owns the engine, schema and migrations, `store` reads and
+writes, `export` turns corrections into CSV. Import the public names from here; the submodules
+import each other directly, never this facade, so there is no cycle.
+"""
+
+from utils.feedback.db import FeedbackError
+from utils.feedback.records import (
+    MAX_NOTE_CHARS,
+    AddResult,
+    Correction,
+    SliceEmbeddings,
+    idempotency_key,
+    validate_genres,
+    validate_note,
+)
+from utils.feedback.store import FeedbackStore
+
+__all__ = ["MAX_NOTE_CHARS", "AddResult", "Correction", "FeedbackError", "FeedbackStore", "SliceEmbeddings",
+           "idempotency_key", "validate_genres", "validate_note"]
