@@ -6,13 +6,13 @@ the way the Analyze page computes a prediction.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from models.classifier.ensemble import Classifier
+from models.precision import autocast
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,6 @@ class WindowPredictions:
     slice_probabilities: np.ndarray  # (W, 3, C)
 
 
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA (mixed precision), nothing on CPU where it would only slow things down."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
 def predict_windows(
     model: Classifier,
     windows: np.ndarray,
@@ -40,7 +33,7 @@ def predict_windows(
     """Sigmoid probabilities, attention and slice probabilities for (W, 3, F, D) windows."""
     device = next(model.parameters()).device
     probs, attn, slices = [], [], []
-    with torch.inference_mode(), autocast_for(device):
+    with torch.inference_mode(), autocast(device):
         for a in range(0, len(windows), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(windows[a : a + batch_size])).to(device)
             m = None if mask is None else torch.from_numpy(mask[a : a + batch_size]).to(device)

@@ -6,7 +6,6 @@ features); see `models.embedders.musicnn.pool`.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
@@ -29,16 +28,10 @@ from models.embedders.musicnn.frontend import (
 from models.embedders.musicnn.network import MusiCNN
 from models.embedders.musicnn.pool import POOL_BLOCK_PATCHES, POOL_DIM, pool_blocks
 from models.embedders.musicnn.weights import load_msd_musicnn
+from models.precision import autocast
 
 # fmt: on
 OUTPUT_DIMS = {"taggram": 50, "penultimate": 200, "pool": POOL_DIM}
-
-
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """fp16 autocast on CUDA (fp16 rather than bf16: 3 more mantissa bits); exact float32 elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 def _run_sliding(
@@ -60,7 +53,7 @@ def _run_sliding(
     per_forward = max(1, max_patches // max(n, 1))  # slices per forward
     span = max(1, min(n, max_patches))  # patches per forward within a slice
     chunks: dict[str, list[torch.Tensor]] = {key: [] for key in keys}
-    with torch.inference_mode(), _autocast(mel.device):
+    with torch.inference_mode(), autocast(mel.device):
         for b in range(0, mel.shape[0], per_forward):
             for k in range(0, n, span):
                 frames = slice(k * step, (min(n, k + span) - 1) * step + length)

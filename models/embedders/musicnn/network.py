@@ -1,7 +1,7 @@
 """The MSD MusiCNN network in PyTorch (Pons & Serra, `musicnn==0.1.0`): musically motivated timbral and
 temporal convolutions, a mid-end of 1-d convolutions, pooled into the 50 MSD tags.
 
-Rebuilt from the TensorFlow 1.x graph so the product never installs TensorFlow; tests/test_musicnn.py
+Rebuilt from the TensorFlow 1.x graph so the product never installs TensorFlow; tests/models/embedders/test_musicnn.py
 checks it against the original's activations.
 """
 

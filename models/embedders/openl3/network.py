@@ -21,6 +21,7 @@ from models.embedders.openl3.weights import (
     CONV_CHANNELS,
     LoadedWeights,
 )
+from models.precision import autocast
 
 VALID_CONTENT_TYPES = ("music", "env")
 
@@ -131,7 +132,7 @@ class OpenL3Model(nn.Module):
         if self._channels_last:
             spec = spec.contiguous(memory_format=torch.channels_last)
         if self.amp and spec.device.type == "cuda" and self.dtype == torch.float32:
-            with torch.autocast("cuda", dtype=torch.float16):
+            with autocast(spec.device):
                 return self.net(spec).float()
         return self.net(spec)
 
