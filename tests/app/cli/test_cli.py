@@ -1,0 +1,72 @@
+"""The command line: analyze, train and evaluate on small generated data."""
+
+import json
+
+import pytest
+import soundfile as sf
+
+from app.cli.main import main
+from tests.helpers.data import synth_music, synthetic_table
+
+
+def test_train_and_evaluate_on_tables(tmp_path, capsys):
+    train_t = synthetic_table(n_per_genre=4, dim=8, seed=0)
+    test_t = synthetic_table(n_per_genre=2, dim=8, seed=0)
+    train_t.save(tmp_path / "train.npz")
+    test_t.save(tmp_path / "test.npz")
+    (tmp_path / "cfg.json").write_text(json.dumps({"channels": 8, "hidden": 16, "windows_per_track": 2, "members": 2}))
+    code = main(["train", "--table", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz"),
+                 "--root", str(tmp_path / "ckpt"), "--version", "t1", "--epochs", "2", "--config",
+                 str(tmp_path / "cfg.json")])
+    assert code == 0
+    bundle = tmp_path / "ckpt" / "t1"
+    metrics = json.loads((bundle / "metrics.json").read_text())
+    assert metrics["n_tracks"] == 20 and "accuracy" in metrics["baseline"]
+    card = json.loads((bundle / "card.json").read_text())
+    assert card["evaluation"]["test"]["n_tracks"] == 20 and card["training"]["config"]["channels"] == 8
+    assert card["classifier"]["members"] == 2 and len(card["training"]["members"]) == 2
+    curves = json.loads((bundle / "curves.json").read_text())
+    assert {row["member"] for row in curves["history"]} == {1, 2} and len(curves["member_best_epochs"]) == 2
+    assert (tmp_path / "ckpt" / "CURRENT").read_text().strip() == "t1"
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(tmp_path / "test.npz"), "--checkpoint", str(bundle), "--out", str(out),
+                 "--train-table", str(tmp_path / "train.npz")]) == 0
+    report = json.loads(out.read_text())
+    assert {"accuracy", "macro_f1", "n_tracks", "baseline"} <= set(report)
+    assert report["accuracy"] == pytest.approx(metrics["accuracy"])
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "missing.npz"), "--checkpoint", str(tmp_path)]) == 2
+    assert "error:" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"nonsense": 1}))
+    synthetic_table(n_per_genre=2, dim=4).save(tmp_path / "t.npz")
+    assert main(["train", "--table", str(tmp_path / "t.npz"), "--config", str(bad), "--root", str(tmp_path)]) == 2
+    assert "Unknown training settings" in capsys.readouterr().err
+
+
+def test_analyze_without_a_model_says_how_to_get_one(tmp_path, capsys, monkeypatch):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, synth_music(16.0), 22050)
+    assert main(["analyze", str(wav), "--checkpoint", str(tmp_path / "nothing-here")]) == 2
+    assert "not a model bundle" in capsys.readouterr().err
+
+
+def test_train_refuses_an_embedder_flag_that_contradicts_the_table(tmp_path, capsys):
+    synthetic_table(n_per_genre=2, dim=4).save(tmp_path / "t.npz")
+    code = main(["train", "--table", str(tmp_path / "t.npz"), "--embedder", "openl3", "--root", str(tmp_path)])
+    assert code == 2
+    assert "holds synthetic embeddings, not openl3" in capsys.readouterr().err
+
+
+def test_cross_validation_from_the_command_line(tmp_path, capsys):
+    synthetic_table(n_per_genre=4, dim=6, seed=0).save(tmp_path / "t.npz")
+    out = tmp_path / "cv.json"
+    assert main(["evaluate", "--cv", "2", "--members", "1", "--train-table", str(tmp_path / "t.npz"),
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["k"] == 2 and len(report["fold_accuracy"]) == 2 and 0 <= report["accuracy_mean"] <= 1
+    assert "2-fold CV: accuracy" in capsys.readouterr().out
+    assert main(["evaluate", "--cv", "2", "--members", "0", "--train-table", str(tmp_path / "t.npz")]) == 2
+    assert "--members must be at least 1" in capsys.readouterr().err

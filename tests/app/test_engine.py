@@ -1,0 +1,86 @@
+"""The engine end to end on generated audio, with a random-weights bundle (plumbing, not quality)."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from app.engine import Engine
+from tests.helpers.data import synth_music, wav_bytes
+from utils.audio import AudioError
+from utils.constants import GENRES
+
+
+@pytest.fixture
+def engine(random_engine: Engine) -> Engine:
+    """The shared random-weights engine (tests/helpers/engines.py)."""
+    return random_engine
+
+
+def test_analysis_is_complete_and_json_serialisable(engine):
+    steps = []
+    a = engine.analyze(wav_bytes(synth_music(31.0), 22050), filename="../../x<script>.wav",
+                       progress=lambda f, m: steps.append(f))
+    assert a.name == "x<script>.wav"
+    assert len(a.windows) == 4 and len(a.slice_starts_s) == 6
+    assert a.probabilities.shape == (10,) and np.all((a.probabilities >= 0) & (a.probabilities <= 1))
+    w = a.windows[1]
+    assert (w.start_s, w.end_s) == (5.0, 20.0) and w.slice_starts_s.tolist() == [5.0, 10.0, 15.0]
+    assert np.isclose(w.attention.sum(), 1.0) and w.slice_probabilities.shape == (3, 10)
+    assert a.slice_embeddings.shape == (6, 3, 50)
+    assert a.spectrogram.db.shape[0] == 96 and a.spectrogram.times_s[-1] <= 31.0
+    assert {"decode_resample", "embed", "classify", "total"} <= set(a.timings_s)
+    assert steps[0] == 0.0 and steps[-1] == 1.0 and steps == sorted(steps)
+    doc = json.loads(a.to_json())
+    assert doc["model"]["version"] == "random-test" and len(doc["windows"]) == 4
+    assert set(doc["probabilities"]) == set(GENRES) and len(a.window_rows()) == 4
+
+
+def test_track_probabilities_combine_windows_by_confidence(engine):
+    a = engine.analyze(wav_bytes(synth_music(25.0, seed=3), 22050))
+    p = a.window_probabilities
+    w = p.max(1) / p.max(1).sum()
+    assert np.allclose(a.probabilities, (w[:, None] * p).sum(0))
+
+
+def test_short_audio_is_padded_with_a_warning(engine):
+    a = engine.analyze(wav_bytes(synth_music(3.0, seed=4), 22050))
+    assert len(a.windows) == 1 and a.source["padded"]
+    assert any("pad" in w.lower() or "repeat" in w.lower() for w in a.warnings)
+
+
+def test_cache_shares_model_outputs_but_never_the_uploader_name(engine):
+    data = wav_bytes(synth_music(16.0, seed=5), 22050)
+    first = engine.analyze(data, filename="alice_private_demo.flac")
+    hostile = "bob <b>&amp; 'co' <img src=x onerror=alert(1)>.flac"
+    second = engine.analyze(data, filename=hostile)
+    assert first.name == "alice_private_demo.flac" and second.name == hostile
+    assert second.timings_s == first.timings_s  # served from the cache, not recomputed
+    assert second.probabilities is first.probabilities
+    assert engine.analyze(data).name == "upload"
+    assert all(a.name == "" for a in engine._cache.values())  # the cache holds no session's name
+
+
+def test_bad_input_raises_audio_error(engine):
+    with pytest.raises(AudioError):
+        engine.analyze(b"")
+    with pytest.raises(AudioError):
+        engine.analyze(np.random.default_rng(0).bytes(5000), filename="noise.wav")
+
+
+def test_threads_share_one_engine(engine):
+    clips = [wav_bytes(synth_music(15.0, seed=10 + i), 22050) for i in range(4)]
+    out: dict[int, np.ndarray] = {}
+
+    def run(i: int) -> None:
+        out[i] = engine.analyze(clips[i]).probabilities
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine._cache.clear()
+    for i in range(4):
+        assert np.allclose(out[i], engine.analyze(clips[i]).probabilities, atol=1e-5)

@@ -1,0 +1,216 @@
+"""The Streamlit pages under AppTest: every page renders, uploads are analysed, bad files are explained.
+
+AppTest (Streamlit 1.67) drives `st.file_uploader` directly (`at.file_uploader[0].upload(...)`), so
+the real upload path runs: bytes -> engine -> session -> charts. The engine is real (MusiCNN
+embedder) but its classifier has random weights: these tests check plumbing, not predictions, and
+the bundle says so in its version name and notes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from models.classifier.bundle import ModelCard, save_bundle
+from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
+from tests.helpers.apptest import CLIP, MAIN, TIMEOUT, no_exceptions, track_heading
+from tests.helpers.bundles import make_test_bundle
+from tests.helpers.data import ROOT, synth_music, wav_bytes
+from utils.constants import GENRES
+
+
+@pytest.fixture
+def app(bundle_root: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """The app pointed at the test bundle, on CPU."""
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(bundle_root))
+    monkeypatch.setenv("GENRE_LENS_DEVICE", "cpu")
+    return AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+
+
+def clip() -> tuple[str, bytes]:
+    """A real GTZAN clip when ../shared is here, else a generated 20 s one."""
+    if CLIP.exists():
+        return CLIP.name, CLIP.read_bytes()
+    return "synth.wav", wav_bytes(synth_music(), 22050)
+
+
+def test_every_page_renders(app: AppTest) -> None:
+    app.run()
+    no_exceptions(app)
+    assert app.title[0].value == "Analyze"
+    assert app.file_uploader, "the home page offers an upload"
+    assert len(app.sidebar.slider) == 1
+    pages = sorted(p.name for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
+    assert {"analyze.py", "metrics.py"} <= set(pages)
+    for page in [*pages, "analyze.py"]:  # feedback.py / explore.py too, once their authors add them
+        app.switch_page(f"../pages/{page}").run()
+        no_exceptions(app)
+        assert not app.error, [e.value for e in app.error]
+
+
+def test_metrics_page_shows_numbers_and_filters(app: AppTest) -> None:
+    app.run()
+    app.switch_page("../pages/metrics.py").run()
+    no_exceptions(app)
+    assert [m.label for m in app.metric][:3] == ["Created", "Embedder", "Training tracks"]
+    assert any(m.label == "Accuracy" for m in app.metric)
+    keys = {c.proto.id for c in app.get("plotly_chart")}
+    assert len(keys) >= 5  # comparison, confusion, per-genre, reliability, curves
+    app.segmented_control(key="tracks-outcome").set_value("Wrong").run()
+    no_exceptions(app)
+    wrong = app.dataframe[-1].value
+    assert len(wrong) and not wrong["correct"].any()
+
+
+def test_upload_shows_summary_timeline_spectrogram_and_attention(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENRE_LENS_PLAYER", "static")  # static charts (the player: test_player_view.py)
+    app.run()
+    name, data = clip()
+    app.file_uploader[0].upload(name, data, "audio/flac").run()
+    no_exceptions(app)
+    assert not app.error, [e.value for e in app.error]
+    assert track_heading(app) == name
+    headings = [m.value for m in app.markdown if m.value.startswith("#### ")]
+    assert re.match(r"#### (Sounds like |Not sure · |Not music · )", headings[0]), headings  # the verdict first
+    charts = {c.proto.id: c for c in app.get("plotly_chart")}
+    assert len(charts) == 6  # genre bars, timeline, spectrogram, slice strip, attention, slice heatmap
+    figures = [json.loads(c.proto.spec) for c in charts.values()]
+    types = sorted(t["type"] for f in figures for t in f["data"])
+    assert types.count("heatmap") == 2 and types.count("bar") == 3
+    assert any("drove this window" in i.value for i in app.info)
+    assert len(app.get("download_button")) == 2
+    assert len(app.get("audio")) == 1
+    # moving to another window re-renders the explanation for that window
+    slider = app.select_slider(key=next(k for k in app.session_state if str(k).startswith("window-")))
+    slider.set_value(0).run()
+    no_exceptions(app)
+    assert any("Window 1 · 0–15 s" in m.value for m in app.markdown)
+
+
+def test_duplicate_upload_is_not_reanalysed_and_survives_page_switch(app: AppTest) -> None:
+    app.run()
+    name, data = clip()
+    app.file_uploader[0].upload(name, data).upload("copy-" + name, data).run()
+    no_exceptions(app)
+    tracks = app.session_state["gl.tracks"]
+    assert len(tracks) == 1, "the same bytes under another name are one track"
+    window_key = next(k for k in app.session_state if str(k).startswith("window-"))
+    app.select_slider(key=window_key).set_value(1).run()
+    app.switch_page("../pages/metrics.py").run()
+    app.switch_page("../pages/analyze.py").run()
+    no_exceptions(app)
+    assert len(app.session_state["gl.tracks"]) == 1
+    assert track_heading(app) == name
+    assert app.select_slider(key=window_key).value == 1, "the selected window survives a page switch"
+
+
+def test_threshold_changes_the_genres_listed(app: AppTest) -> None:
+    app.run()
+    app.file_uploader[0].upload("song.wav", wav_bytes(synth_music(16.0, seed=3), 22050)).run()
+    a = next(iter(app.session_state["gl.tracks"].values()))
+    app.sidebar.slider[0].set_value(0.05).run()
+    no_exceptions(app)
+    chips = next(m.value for m in app.markdown if "border-radius:999px" in m.value)
+    assert chips.count("<span") == sum(p >= 0.05 for p in a.probabilities)
+    app.sidebar.slider[0].set_value(0.95).run()
+    above = sum(p >= 0.95 for p in a.probabilities)
+    chips = [m.value for m in app.markdown if "border-radius:999px" in m.value]
+    assert sum(c.count("<span") for c in chips) == above  # no chip for a genre below the threshold
+    heading = next(m.value for m in app.markdown if m.value.startswith("#### "))
+    assert heading.startswith("#### Sounds like" if above else ("#### Not sure", "#### Not music")), heading
+
+
+def test_model_picker_switches_version_and_reanalyses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_test_bundle(tmp_path, version="older")
+    make_test_bundle(tmp_path, version="newer")
+    (tmp_path / "CURRENT").write_text("newer\n")
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
+    picker = at.sidebar.selectbox[0]
+    assert picker.label == "Model version" and picker.value == "newer"
+    at.file_uploader[0].upload("song.wav", wav_bytes(synth_music(16.0, seed=4), 22050)).run()
+    assert next(iter(at.session_state["gl.tracks"].values())).model["version"] == "newer"
+    at.sidebar.selectbox[0].set_value("older").run()
+    no_exceptions(at)
+    assert next(iter(at.session_state["gl.tracks"].values())).model["version"] == "older"
+    at.switch_page("../pages/metrics.py").run()
+    assert at.selectbox[0].value == "older"
+
+
+def test_bad_file_gets_a_sentence_and_good_files_still_run(app: AppTest) -> None:
+    app.run()
+    rng = np.random.default_rng(1)
+    good = wav_bytes(synth_music(16.0), 22050)
+    app.file_uploader[0].upload("noise.wav", rng.bytes(4096), "audio/wav").upload("good.wav", good, "audio/wav").run()
+    no_exceptions(app)
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1 and errors[0].startswith("**noise\\.wav**:")  # the name escaped, shown literally
+    assert "Traceback" not in errors[0]
+    assert track_heading(app) == "good.wav"
+
+
+def test_compare_table_with_two_tracks(app: AppTest) -> None:
+    app.run()
+    first = wav_bytes(synth_music(16.0, seed=1), 22050)
+    second = wav_bytes(synth_music(16.0, seed=2), 22050)
+    app.file_uploader[0].upload("a.wav", first).upload("b.wav", second).run()
+    no_exceptions(app)
+    table = app.dataframe[0].value
+    assert list(table["track"]) == ["a.wav", "b.wav"]
+    assert any(s.label == "Show details for" for s in app.selectbox)
+
+
+def test_no_model_explains_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    assert "No trained model" in at.error[0].value
+    assert any("python -m app train" in m.value for m in at.markdown)
+    at.switch_page("../pages/metrics.py").run()
+    no_exceptions(at)
+    assert "No trained model" in at.info[0].value
+
+
+def test_bundle_without_metrics_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_test_bundle(tmp_path, version="unevaluated", metrics=False)
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
+    at.switch_page("../pages/metrics.py").run()
+    no_exceptions(at)
+    assert any("has not been evaluated yet" in i.value for i in at.info)
+
+
+def test_broken_bundle_is_reported_not_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = make_test_bundle(tmp_path, version="tampered")
+    (folder / "model.pt").write_bytes(b"not the weights the card describes")
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    assert "could not be loaded" in at.error[0].value
+    assert str(tmp_path) not in at.error[0].value, "no server paths on the page"
+
+
+def test_engine_cache_follows_promotion_and_rewritten_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.ui import state
+
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("GENRE_LENS_DEVICE", "cpu")
+    make_test_bundle(tmp_path, version="a", metrics=False)
+    make_test_bundle(tmp_path, version="b", metrics=False)
+    (tmp_path / "CURRENT").write_text("a\n")
+    first = state.get_engine()
+    assert first.card.version == "a" and state.get_engine() is first
+    (tmp_path / "CURRENT").write_text("b\n")  # promotion: picked up without a restart
+    promoted = state.get_engine()
+    assert promoted.card.version == "b"
+    torch.manual_seed(7)
+    card = ModelCard(version="b", labels=list(GENRES), classifier={}, embedder=promoted.card.embedder)
+    save_bundle(ParallelCNN(ClassifierConfig(input_dim=50)), card, tmp_path)  # retrained in place
+    rewritten = state.get_engine()
+    assert rewritten is not promoted and rewritten.model_id != promoted.model_id

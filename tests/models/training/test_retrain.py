@@ -1,0 +1,232 @@
+"""Retraining with corrections: frames rebuilt from stored slices, learning, the promotion guard, refusal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.classifier.bundle import (
+    current_version,
+    list_versions,
+    load_bundle,
+    read_card,
+    save_bundle,
+    set_current,
+)
+from models.training.data import grid_windows
+from models.training.loop import train
+from models.training.retrain import RetrainError, retrain, slice_frames, window_starts_of, window_tracks
+from tests.helpers.retrain import (
+    DIM,
+    FRAME,
+    FRAMES_PER_SLICE,
+    HOP,
+    add_correction,
+    card_for,
+    corrected_world,
+    engine_slices,
+    fresh_root,
+    make_table,
+    predict_stored,
+    tiny_config,
+)
+from utils.constants import GENRES
+from utils.feedback import FeedbackStore, SliceEmbeddings
+from utils.windows import plan_windows, windows_from_frames
+
+
+# ------------------------------------------------------------------------------------ geometry
+@pytest.mark.parametrize("seconds", [15.0, 17.5, 30.0, 33.0, 47.3])
+def test_stored_slices_reassemble_exactly_into_engine_windows(seconds: float) -> None:
+    rng = np.random.default_rng(1)
+    plan = plan_windows(seconds)
+    emb = rng.normal(0, 1, (len(plan.slice_starts), FRAMES_PER_SLICE, DIM)).astype(np.float32)
+    assert window_starts_of(plan.slice_starts) == pytest.approx(plan.window_starts.tolist())
+    c = type("C", (), {"id": 1, "genres": ("jazz",), "window_start_s": None})()
+    stored = SliceEmbeddings("0" * 64, "e", emb, plan.slice_starts, HOP, FRAME)
+    tracks, warning = window_tracks(c, stored)
+    assert warning is None and len(tracks) == len(plan.window_starts)
+    for w, track in enumerate(tracks):
+        expected = emb[plan.window_slices[w]]  # what the engine classified for this window
+        x, m = windows_from_frames(track.vectors, track.frame_start_s, FRAME, np.array([0.0]), FRAMES_PER_SLICE)
+        np.testing.assert_array_equal(x[0], expected)
+        assert m.all()
+        gx, gm = grid_windows(track, FRAME, FRAMES_PER_SLICE)  # training (no jitter): that one window
+        assert gx.shape[0] == 1 and gm.all()
+        np.testing.assert_array_equal(gx[0], expected)
+    # a whole track on the 5 s grid also reassembles slice by slice from one set of frame rows
+    grid = np.isclose(plan.slice_starts % 5.0, 0.0)
+    vectors, starts = slice_frames(emb[grid], plan.slice_starts[grid], HOP, FRAME)
+    x, _ = windows_from_frames(vectors, starts, FRAME, plan.window_starts[: int(grid.sum()) - 2], FRAMES_PER_SLICE)
+    np.testing.assert_array_equal(x, emb[plan.window_slices[: int(grid.sum()) - 2]])
+
+
+def test_a_correction_about_one_window_trains_on_that_window_only() -> None:
+    plan = plan_windows(30.0)
+    emb = np.random.default_rng(2).normal(0, 1, (len(plan.slice_starts), 3, DIM)).astype(np.float32)
+    stored = SliceEmbeddings("0" * 64, "e", emb, plan.slice_starts, HOP, FRAME)
+    c = type("C", (), {"id": 7, "genres": ("jazz", "rock"), "window_start_s": 10.0})()
+    tracks, warning = window_tracks(c, stored)
+    assert warning is None and len(tracks) == 1 and tracks[0].genre == "jazz|rock"
+    x, _ = windows_from_frames(tracks[0].vectors, tracks[0].frame_start_s, FRAME, np.array([0.0]), 3)
+    np.testing.assert_array_equal(x[0], emb[plan.window_slices[2]])
+    c.window_start_s = 12.0  # not a window of this track: fall back to the whole track, and say so
+    tracks, warning = window_tracks(c, stored)
+    assert len(tracks) == 4 and "12" in warning
+
+
+def test_corrections_teach_the_retrained_model_and_are_recorded(world: dict, tmp_path: Path) -> None:
+    root = fresh_root(world, tmp_path)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    target = world["target"]
+    assert all(GENRES[int(p.argmax())] != target for p in world["probs"])
+    ids = [
+        add_correction(store, e, s, target, "base", k, world["probs"][k]).correction.id
+        for k, (e, s) in enumerate(world["tracks"][:4])
+    ]
+    steps: list[tuple[float, str]] = []
+
+    res = retrain(
+        store, world["table"], None, test=world["test"], root=root, cfg=world["cfg"],
+        progress=lambda f, m: steps.append((f, m)),
+    )
+
+    model, card = load_bundle(res.folder)
+    for e, _ in world["tracks"][:3]:  # the corrected tracks it trained on
+        assert GENRES[int(predict_stored(model, e).argmax())] == target
+    for e, _ in world["tracks"][3:]:  # the held-out correction and unseen tracks of the same kind of music
+        assert GENRES[int(predict_stored(model, e).argmax())] == target
+    assert res.version == "base-r1" and res.parent_version == "base"
+    # no validation table: the newest correction was held out and judged both models
+    assert res.held_out_ids == [ids[-1]] and res.judged_on == "1 held-out correction(s)"
+    assert (res.new_accuracy, res.current_accuracy) == (1.0, 0.0)
+    assert res.promoted and current_version(root) == "base-r1", res.reason
+    assert "now current" in res.reason and "test split was not used" in res.reason
+    assert sorted(res.correction_ids) == sorted(ids[:3])
+    assert res.correction_weight == pytest.approx(min(8.0, 0.25 * card.training["n_train_tracks"] / 3))
+    assert card.training["parent_version"] == "base" and card.training["corrections"]["ids"] == ids[:3]
+    decision = card.training["promotion"]
+    assert decision["promoted"] and decision["held_out_corrections"] == [ids[-1]]
+    assert max(decision["recall_drops_points"].values()) <= 10.0
+    metrics = json.loads((res.folder / "metrics.json").read_text())  # reported, after the decision
+    assert metrics["accuracy"] == card.evaluation["test"]["accuracy"] and "baseline" in metrics
+    assert all(store.usage()[i] == ["base-r1"] for i in ids[:3]) and ids[-1] not in store.usage()
+    assert steps[0][0] == 0.0 and steps[-1][0] == 1.0 and any("Epoch" in m for _, m in steps)
+    assert [f for f, _ in steps] == sorted(f for f, _ in steps)
+
+    # the held-out correction is still new: the next retrain learns from it (alone: nothing to hold out)
+    res2 = retrain(store, world["table"], None, root=root, cfg=world["cfg"])
+    assert res2.parent_version == "base-r1" and res2.held_out_ids == [] and res2.correction_ids == ids
+    assert "only the per-genre check applies" in res2.reason
+    with pytest.raises(RetrainError, match="No new corrections"):
+        retrain(store, world["table"], None, root=root, cfg=world["cfg"])
+
+
+def test_held_out_corrections_are_the_newest_quarter() -> None:
+    from models.training.promotion import held_out_ids
+
+    assert held_out_ids([5, 3, 9, 1, 7, 2, 8, 4], has_validation=False) == [8, 9]
+    assert held_out_ids([4, 2], has_validation=False) == [4]
+    assert held_out_ids([4], has_validation=False) == []
+    assert held_out_ids([1, 2, 3, 4], has_validation=True) == []
+
+
+def test_guard_refuses_a_version_that_is_worse_on_the_validation_tracks(world: dict, tmp_path: Path) -> None:
+    """Users 'correct' music that the validation set labels the way the current model already predicts it."""
+    root = fresh_root(world, tmp_path)
+    current, _ = load_bundle(root / "base")
+    rng = np.random.default_rng(4)
+    disputed = []
+    for _ in range(8):  # validation tracks of the cluster, labelled with the current model's own prediction
+        e, _ = engine_slices(world["cluster"], rng)
+        disputed.append((GENRES[int(predict_stored(current, e).argmax())], world["cluster"]))
+    valid = make_table(world["means"], 2, seed=5, extra=disputed, prefix="valid-")
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    for k, (e, s) in enumerate(world["tracks"][:4]):
+        add_correction(store, e, s, world["target"], "base", k)
+
+    res = retrain(store, world["table"], valid, test=world["test"], root=root, cfg=world["cfg"], margin=1.0)
+
+    assert res.judged_on == f"{len(valid.track_ids())} validation tracks" and res.held_out_ids == []
+    assert res.new_accuracy < res.current_accuracy - 0.01, (res.new_accuracy, res.current_accuracy)
+    assert not res.promoted and current_version(root) == "base"
+    assert "Kept base" in res.reason and "needed" in res.reason and "test split was not used" in res.reason
+    assert "base-r1" in list_versions(root) and not read_card(res.folder).training["promotion"]["promoted"]
+
+
+def test_guard_never_reads_the_test_table(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decision is the same whatever the test table says: it is for reported numbers only."""
+    import models.training.promotion as promotion
+
+    seen: list[int] = []
+    real = promotion.evaluate_table
+    monkeypatch.setattr(promotion, "evaluate_table", lambda model, t, *a, **k: seen.append(id(t)) or real(model, t))
+    root = fresh_root(world, tmp_path)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    for k, (e, s) in enumerate(world["tracks"][:4]):
+        add_correction(store, e, s, world["target"], "base", k)
+    retrain(store, world["table"], None, test=world["test"], root=root, cfg=world["cfg"])
+    assert seen and id(world["test"]) not in seen
+
+
+def test_retrain_refuses_without_corrections_and_checks_embedders(world: dict, tmp_path: Path) -> None:
+    root = fresh_root(world, tmp_path)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    with pytest.raises(RetrainError, match="No new corrections"):
+        retrain(store, world["table"], None, root=root, cfg=world["cfg"])
+    other = make_table(world["means"], 1, seed=9)
+    other.meta = dict(other.meta, embedder={"name": "openl3", "id": "openl3/x", "options": {}})
+    with pytest.raises(RetrainError, match="openl3/x"):
+        retrain(store, world["table"], other, root=root, cfg=world["cfg"], force=True)
+    with pytest.raises(RetrainError, match="no current model"):
+        retrain(store, world["table"], None, root=tmp_path / "empty", force=True)
+    assert list_versions(root) == ["base"]
+
+
+def test_retrain_cli(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from app.cli.main import main
+
+    root, db, _ = corrected_world(world, tmp_path, 2)
+    args = ["retrain", "--table", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz"),
+            "--root", str(root), "--db", db, "--epochs", "3", "--correction-weight", "5"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "judged on 1 held-out correction(s): base-r1 accuracy" in out
+    assert "1 correction(s) used at weight 5.00 each" in out
+    assert read_card(root / "base-r1").training["corrections"]["weight"] == 5.0
+    assert main(args) == 0  # the held-out correction is still new, and now trains
+    assert main(args) == 2
+    assert "error: No new corrections" in capsys.readouterr().err
+    assert main([*args, "--table", str(tmp_path / "missing.npz")]) == 2
+    assert "No base training table at" in capsys.readouterr().err
+
+
+def test_an_ensemble_retrains_as_an_ensemble_on_its_parents_folds(world: dict, tmp_path: Path) -> None:
+    from models.classifier.ensemble import GenreEnsemble
+
+    cfg = tiny_config(members=2)
+    parent = train(world["table"], cfg)
+    root = tmp_path / "ckpt"
+    card = card_for("ens", world["table"])
+    card.training = {"data": "train.npz", "data_sha256": world["table"].fingerprint(), "config": cfg.to_dict(),
+                     **parent.card_fields()}
+    save_bundle(parent.model, card, root)
+    set_current("ens", root)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    for k, (e, s) in enumerate(world["tracks"][:4]):
+        add_correction(store, e, s, world["target"], "ens", k)
+    steps: list[str] = []
+
+    res = retrain(store, world["table"], None, root=root, progress=lambda f, m: steps.append(m))
+
+    model, new_card = load_bundle(res.folder)
+    assert isinstance(model, GenreEnsemble) and len(model.members) == 2
+    parent_folds = [m["val_tracks"] for m in card.training["members"]]
+    assert [m["val_tracks"] for m in new_card.training["members"]] == parent_folds
+    assert not set(parent_folds[0]) & set(parent_folds[1])  # each member held out different tracks
+    assert any(m.startswith("Member 2/2, epoch") for m in steps)
+    for e, _ in world["tracks"][4:]:  # unseen tracks of the corrected kind of music
+        assert GENRES[int(predict_stored(model, e).argmax())] == world["target"]
