@@ -9,9 +9,10 @@ PORT ?= 8501
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements.txt $(BIN)/python
+$(VENV)/.installed: requirements.txt pyproject.toml $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps musicnn==0.1.0
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .  # the `genre-lens` command, from any directory
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed

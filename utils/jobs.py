@@ -1,6 +1,6 @@
 """The job queue of background work (retraining) in the feedback database. No Streamlit here.
 
-A job is a row of the `jobs` table (schema v4, utils/feedback_db.py): queued -> running -> done or
+A job is a row of the `jobs` table (schema v4, utils/feedback/db.py): queued -> running -> done or
 failed, with its progress (0-1), a message, its parameters, the parent and resulting model version,
 the opaque id of the session that asked (NULL: the command line) and timestamps. Every change is its
 own committed transaction, so any reader in any process sees the progress as it happens, and a page
@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from utils.feedback import FeedbackStore
-from utils.feedback_db import FeedbackError, insert_if_absent, jobs, read, write_transaction
+from utils.feedback.db import FeedbackError, insert_if_absent, jobs, read, write_transaction
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 ACTIVE = (QUEUED, RUNNING)

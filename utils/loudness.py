@@ -16,7 +16,7 @@ import numpy as np
 from utils.audio.quality import frame_length, frame_powers, to_db
 
 # Median active level of the 40 train-list clips of ../shared/data/gtzan_mini (-15.8 dBFS; range -31 to -10);
-# `tests/test_loudness.py` recomputes it from those clips.
+# `tests/models/test_verdict.py` recomputes it from those clips.
 TARGET_ACTIVE_DB = -16.0
 ACTIVE_GATE_DB = -50.0  # frames quieter than this are pauses, not part of the level
 MAX_BOOST_DB = 30.0  # never amplify near-silence into loud noise beyond this
