@@ -28,7 +28,6 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.cli.main import build_parser  # noqa: E402
 from app.jobs.embed import MAX_TRACK_S, build_table, list_source  # noqa: E402
 from models.embedders.base import build_embedder  # noqa: E402
 from tests.helpers.data import synth_music  # noqa: E402
@@ -79,7 +78,7 @@ def bench_ray(source: Path, work: Path, tracks: int, workers: int, address: str 
     """`--engine ray` on a fresh local Ray with `workers` CPUs, or on the cluster at `address`."""
     import ray
 
-    from app.jobs.ray_cluster import embed_with_ray
+    from app.jobs.ray_embed import embed_with_ray
 
     t = time.perf_counter()
     if address:
@@ -90,11 +89,11 @@ def bench_ray(source: Path, work: Path, tracks: int, workers: int, address: str 
                  runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     init_s = time.perf_counter() - t
     out = work / f"ray-{workers}"
-    args = build_parser().parse_args(["embed", str(source), "--out", str(out), "--engine", "ray"])
     try:
         t = time.perf_counter()
-        assert embed_with_ray(args) == 0
+        report = embed_with_ray(source, out, embedder="musicnn-msd", options={"output": "taggram"})
         elapsed = time.perf_counter() - t
+        assert not report.failed, report.failed
     finally:
         ray.shutdown()
         os.environ.pop("GENRE_LENS_RAY_ACTORS", None)

@@ -15,7 +15,7 @@ UNCERTAIN_HELP = ("No genre reaches the decision threshold ({t:.0%}, set in the 
 
 
 def render_verdict(a: Analysis) -> None:
-    """One heading in words, coloured by the kind of verdict; the data-testid lets tests find it first."""
+    """The verdict as the first heading of the Analysis, with a note that says why when it is no genre."""
     v = a.verdict
     st.markdown(f"#### {v.text.replace(': ', ' · ', 1) if v.kind != GENRE else v.text}")
     if v.kind == NOT_MUSIC:

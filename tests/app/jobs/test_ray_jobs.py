@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.cli.main import build_parser, main
+from app.cli.main import main
 from app.jobs.ray_cluster import ActorPlan, plan_actors
 from models.classifier.bundle import ModelCard, save_bundle
 from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
@@ -176,7 +176,8 @@ def test_gpu_shaped_pipeline(ray_cluster, work, local_table):
 
 @needs_ray
 def test_evaluate_tables_match_local(ray_cluster, work, bundle, tmp_path, one_thread):
-    from app.jobs.ray_cluster import evaluate_with_ray
+    from app.jobs.ray_evaluate import evaluate_with_ray
+    from utils.tables import load_table
     from utils.tables.parquet import write_parquet_table
 
     table = synthetic_table(n_per_genre=6, dim=50, seed=1)  # 60 tracks: more than max_slice_frames looks at
@@ -197,11 +198,9 @@ def test_evaluate_tables_match_local(ray_cluster, work, bundle, tmp_path, one_th
     # a shard folder goes to Ray through the CLI
     assert run(str(tmp_path / "shards"), "ray-list.json", "--engine", "ray", "--list", str(tmp_path / "list.txt")) \
         == local_list
-    # an .npz table: the CLI keeps it local, evaluate_with_ray itself handles it too
-    args = build_parser().parse_args(["evaluate", str(tmp_path / "test.npz"), "--engine", "ray", "--out",
-                                      str(tmp_path / "ray.json"), *common])
-    assert evaluate_with_ray(args) == 0
-    assert json.loads((tmp_path / "ray.json").read_text()) == local
+    # an .npz table: the CLI keeps it local, the job itself handles it too (typed arguments, no namespace)
+    report = evaluate_with_ray(tmp_path / "test.npz", bundle, train_table=load_table(tmp_path / "train.npz"))
+    assert json.loads(json.dumps(report)) == local
 
 
 @needs_ray

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.classifier.bundle import read_card
+from models.training.retrain import default_tables
 from tests.helpers.data import ROOT
 from tests.helpers.feedback import EMBEDDER, sha, submit
 from tests.helpers.retrain import FRAME, HOP, random_bundle
@@ -252,9 +254,12 @@ def test_page_renders_stores_a_correction_and_escapes_text(
     assert len(stored) == 1 and stored[0].genres == ("jazz", "rock")
     assert stored[0].note == "sounds like <b>jazz</b> to me" and stored[0].file_name == "x<script>.wav"
     assert seed.embeddings(analysis.sha256, analysis.model["embedder"]) is not None
-    # no admin token: the local user is the admin; the base tables of this bundle are not on disk -> the CLI
-    assert "Retrain now" not in [b.label for b in at.button]
-    assert any("retraining runs from the command line" in w.value for w in at.warning)
+    # no admin token: the local user is the admin. This card names no data, so its base tables are the taggram
+    # tables of ../shared: where they are, the page offers the button; where not, it points to the CLI
+    tables, _ = default_tables(read_card(root / "random-v1"))
+    here = all(t.is_file() for t in tables)
+    assert ("Retrain now" in [b.label for b in at.button]) == here
+    assert any("retraining runs from the command line" in w.value for w in at.warning) == (not here)
 
 
 def test_page_filters_and_deletes_with_confirmation(
