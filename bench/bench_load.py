@@ -25,35 +25,27 @@ import math
 import os
 import re
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, VERDICT, streamlit_server  # noqa: E402
+
 MINI = ROOT.parent / "shared" / "data" / "gtzan_mini"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-VERDICT = re.compile(r"^(Sounds like |Not sure · |Not music · )")
 ANALYSE_TIME = re.compile(r"([\d.]+) s to analyse")
 START_TIMEOUT_S = 90
 PAGE_TIMEOUT_S = 90
 
 
 # ------------------------------------------------------------------------------------ server
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -102,38 +94,13 @@ class RssSampler(threading.Thread):
 
 @contextlib.contextmanager
 def app_server(workdir: Path, env_extra: dict[str, str]):
-    """`streamlit run app/main.py` on a free 127.0.0.1 port; yields (url, pid, log path); always terminated."""
-    port, log_path = free_port(), workdir / "server.log"
+    """The app (tests/helpers/browser.py's starter) with its own data folder; yields (url, pid, log path)."""
+    log_path = workdir / "server.log"
     env = {**os.environ, "GENRE_LENS_DEVICE": "cpu", "PYTHONUNBUFFERED": "1",
            "GENRE_LENS_DATA": str(workdir / "data"), **env_extra}
     env.pop("GENRE_LENS_DB_URL", None)
-    cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with status {proc.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"streamlit did not answer within {START_TIMEOUT_S} s") from None
-                time.sleep(0.3)
+    with streamlit_server(env, log_path, START_TIMEOUT_S) as (url, proc):
         yield url, proc.pid, log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def server_tracebacks(log_path: Path) -> int:

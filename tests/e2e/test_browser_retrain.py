@@ -10,20 +10,16 @@ test decides when the job moves on. Needs Chromium at /usr/bin/chromium. Screens
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from app.jobs.retrain import run_retrain
 from app.jobs.worker import Worker
 from models.classifier.bundle import current_version, update_card
-from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, START_TIMEOUT_S, free_port, shoot, wait_healthy
-from tests.helpers.data import ROOT
-from tests.helpers.retrain import add_correction, fresh_root
+from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, needs_browser, shoot, streamlit_server
+from tests.helpers.retrain import add_correction, fresh_root, paused_retrain
 from utils.feedback import FeedbackStore
 from utils.jobs import JobQueue
 
@@ -34,9 +30,7 @@ TIMEOUT_MS = 30_000
 @pytest.fixture
 def retrain_server(world: dict, tmp_path: Path) -> Iterator[dict]:
     """`streamlit run` on a checkpoints copy whose card names this test's tables, and a database with corrections."""
-    if not CHROMIUM.exists():
-        pytest.skip("needs Chromium at /usr/bin/chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+    needs_browser()
     root = fresh_root(world, tmp_path)
     world["table"].save(tmp_path / "train.npz")
     world["test"].save(tmp_path / "test.npz")  # beside the training table: where the reported numbers come from
@@ -45,26 +39,10 @@ def retrain_server(world: dict, tmp_path: Path) -> Iterator[dict]:
     store = FeedbackStore(db)
     for k, (e, s) in enumerate(world["tracks"][:3]):
         add_correction(store, e, s, world["target"], "base", k)
-    port = free_port()
     env = {**os.environ, "GENRE_LENS_DEVICE": "cpu", "PYTHONUNBUFFERED": "1", "GENRE_LENS_CHECKPOINTS": str(root),
            "GENRE_LENS_DB_URL": db, "GENRE_LENS_WORKER": "off"}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port), "--server.address",
-           "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
-    ARTIFACTS.mkdir(exist_ok=True)
-    with open(ARTIFACTS / "server-retrain.log", "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_healthy(url, proc, START_TIMEOUT_S)
-            yield {"url": url, "db": db, "root": root}
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+    with streamlit_server(env, ARTIFACTS / "server-retrain.log") as (url, _):
+        yield {"url": url, "db": db, "root": root}
     assert "Traceback" not in (ARTIFACTS / "server-retrain.log").read_text(errors="replace")
 
 
@@ -73,14 +51,7 @@ def test_the_page_follows_a_retrain_by_itself_and_a_reload_shows_its_progress(re
 
     reached, release = threading.Event(), threading.Event()
 
-    def paused(store, job, progress):
-        def gate(fraction: float, message: str) -> None:
-            progress(fraction, message)
-            if message.startswith("Training on the base table") and not reached.is_set():
-                reached.set()
-                assert release.wait(120)
-
-        return run_retrain(store, job, gate)
+    paused = paused_retrain(reached, release, wait_s=120)
 
     worker = None
     with sync_playwright() as p:

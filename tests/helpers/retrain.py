@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +200,19 @@ def corrected_world(world: dict, tmp_path: Path, n: int) -> tuple[Path, str, Fee
     world["table"].save(tmp_path / "train.npz")
     world["test"].save(tmp_path / "test.npz")
     return root, db, store
+
+
+def paused_retrain(reached: threading.Event, release: threading.Event, wait_s: float) -> Callable:
+    """The real retrain runner, stopped half-way (at "Training on the base table") until `release` is set."""
+    from app.jobs.retrain import run_retrain
+
+    def runner(store, job, progress):
+        def gate(fraction: float, message: str) -> None:
+            progress(fraction, message)
+            if message.startswith("Training on the base table") and not reached.is_set():
+                reached.set()
+                assert release.wait(wait_s)
+
+        return run_retrain(store, job, gate)
+
+    return runner

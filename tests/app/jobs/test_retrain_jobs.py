@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 import models.training.retrain as retrain_module
-from app.jobs.retrain import run_retrain
 from app.jobs.worker import Worker
 from models.classifier.bundle import current_version, list_versions
-from tests.helpers.retrain import add_correction, corrected_world, fast_and_fair, fresh_root  # noqa: F401  (fixtures)
+from tests.helpers.retrain import add_correction, corrected_world, fast_and_fair, fresh_root, paused_retrain  # noqa: F401  (fixtures)
 from utils.feedback import FeedbackStore
 from utils.jobs import DONE, RUNNING, JobQueue
 
@@ -104,14 +103,7 @@ def test_a_reload_during_a_retrain_shows_its_progress(page_env: dict, monkeypatc
 
     reached, release = threading.Event(), threading.Event()
 
-    def paused(store, job, progress):
-        def gate(fraction: float, message: str) -> None:
-            progress(fraction, message)
-            if message.startswith("Training on the base table") and not reached.is_set():
-                reached.set()
-                assert release.wait(60)
-
-        return run_retrain(store, job, gate)
+    paused = paused_retrain(reached, release, wait_s=60)
 
     worker = Worker(JobQueue(FeedbackStore(page_env["db"])), {"retrain": paused}, heartbeat_s=0.2).start()
     try:
