@@ -131,7 +131,11 @@ def reference_table_path(card: ModelCard) -> Path:
     override = settings.load().reference_table
     if override:
         return override
-    command = shlex.split(str(card.training.get("command", "")))
+    recorded = str(card.training.get("command", ""))
+    try:
+        command = shlex.split(recorded)
+    except ValueError:  # the command is recorded unquoted, so free text (--notes "v3's ...") may not parse
+        command = recorded.split()
     for flag, value in itertools.pairwise([*command, ""]):
         if flag == "--test" or flag.startswith("--test="):
             path = Path(value if flag == "--test" else flag.split("=", 1)[1])

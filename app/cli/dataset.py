@@ -209,8 +209,9 @@ def train(args: argparse.Namespace) -> int:
     )
     folder = save_bundle(result.model, card, root)
     atomic_write_text(folder / CURVES_FILE, json.dumps(result.curves(), indent=1))
-    if cfg.solver == "logistic":
-        print(f"saved {folder} (one-vs-rest logistic regression, C={cfg.c:g}, on {len(result.train_ids)} tracks; "
+    if cfg.solver in ("logistic", "lda"):
+        head = f"one-vs-rest logistic regression, C={cfg.c:g}" if cfg.solver == "logistic" else "shrinkage LDA"
+        print(f"saved {folder} ({head}, on {len(result.train_ids)} tracks; "
               f"out-of-fold temperature {result.temperature:.2f}"
               + (f"; validation accuracy {result.val_accuracy:.3f})" if result.val_ids else ")"))
     elif not result.val_ids:

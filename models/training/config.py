@@ -49,8 +49,8 @@ class TrainConfig:
     classifier: ClassifierConfig = field(default_factory=_default_classifier)
     members: int = 10  # ensemble size (1: a single model validated on a `val_fraction` split)
     member_folds: int = 5  # members validate on the folds of repeated K-fold splits of the training tracks
-    solver: str = "adamw"  # "logistic": models.training.linear_fit (arch="pooled", hidden=0), convex, no epochs
-    c: float = 0.03  # inverse L2 strength of the logistic solver (chosen on valid for v3)
+    solver: str = "adamw"  # "logistic" / "lda": models.training.linear_fit (arch="pooled", hidden=0), convex, no epochs
+    c: float = 0.03  # inverse L2 strength of the logistic solver (chosen on valid for v3; unused by lda)
     early_stopping: bool = True  # keep the best validation epoch (False: train `epochs`, keep the last)
     temperature: float = 1.0  # each member's calibration when it has no validation tracks (chosen earlier)
     ensemble_temperature: float = 1.0  # the ensemble's, likewise, when no track was held out

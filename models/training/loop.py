@@ -28,6 +28,7 @@ from models.training.calibration import _out_of_fold, fit_temperature
 from models.training.config import MemberResult, TrainConfig, TrainResult
 from models.training.data import _sample_batch_windows, _window_logits, max_slice_frames, one_hot, track_probabilities
 from models.training.splits import fold_splits, member_splits, seed_everything, split_tracks
+from utils.constants import DEAD_STD
 from utils.tables import EmbeddingTable, TrackFrames
 
 Log = Callable[[dict], None]
@@ -114,8 +115,10 @@ def _train_member(
     log: Log | None,
 ) -> MemberResult:
     """One model: train with augmentation, keep the best validation epoch, fit its temperature."""
-    if cfg.solver == "logistic":
-        return _fit_logistic_member(train_tracks, val_tracks, extra, cfg, dim, frame_s, f)
+    if cfg.solver in linear_fit.CONVEX_SOLVERS:
+        return _fit_convex_member(train_tracks, val_tracks, extra, cfg, dim, frame_s, f)
+    if cfg.solver != "adamw":
+        raise ValueError(f"Unknown solver {cfg.solver!r}; known: adamw, {', '.join(linear_fit.CONVEX_SOLVERS)}.")
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     weights = [1.0] * len(train_tracks)
@@ -201,14 +204,15 @@ def _train_member(
     return MemberResult(model, history, best_epoch, best[0], temperature, [t.track_id for t in val_tracks])
 
 
-def _fit_logistic_member(
+def _fit_convex_member(
     train_tracks: list[TrackFrames], val_tracks: list[TrackFrames], extra: list[tuple[TrackFrames, float]],
     cfg: TrainConfig, dim: int, frame_s: float, f: int,
 ) -> MemberResult:
-    """The pooled head fitted by one-vs-rest logistic regression on track means (`models.linear_fit`).
+    """The pooled head fitted on track means by a convex solver (`models.training.linear_fit`).
 
-    Its temperature comes from out-of-fold window logits over whole-id-block folds of the base
-    tracks (corrections always train), so no held-out set is needed to calibrate it.
+    Its calibration comes from out-of-fold window logits over whole-id-block folds of the base
+    tracks (corrections always train), so no held-out set is needed to calibrate it: a temperature
+    for logistic regression, a shared slope and offset for LDA (folded into the bias and temperature).
     """
     config = cfg.classifier_config(dim)
     tracks = list(train_tracks) + [t for t, _ in extra]
@@ -217,20 +221,32 @@ def _fit_logistic_member(
     mean, std = _standardisation(probe, tracks)
     probe.set_normalisation(mean, std)
     x, y = linear_fit.standardised_means(probe, tracks), one_hot([t.genre for t in tracks])
-    model = linear_fit.linear_head(config, mean, std, *linear_fit.fit_weights(x, y, weights, cfg.c))
+    live = (std >= DEAD_STD).numpy()
+
+    def fit(rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        if cfg.solver == "lda":
+            return linear_fit.fit_lda_weights(x[rows], y[rows], weights[rows], live)
+        return linear_fit.fit_weights(x[rows], y[rows], weights[rows], cfg.c)
+
+    coef, bias = fit(list(range(len(tracks))))
     index = {t.track_id: i for i, t in enumerate(train_tracks)}
     folds = fold_splits(list(index), [t.genre for t in train_tracks], linear_fit.CALIBRATION_FOLDS, cfg.seed,
                         cfg.val_block)
     logits, targets = [], []
     for fit_ids, held_ids in folds:
         keep = [index[i] for i in fit_ids] + list(range(len(train_tracks), len(tracks)))
-        fold = linear_fit.linear_head(config, mean, std, *linear_fit.fit_weights(x[keep], y[keep], weights[keep],
-                                                                                 cfg.c))
+        fold = linear_fit.linear_head(config, mean, std, *fit(keep))
         held = [train_tracks[index[i]] for i in held_ids]
         logits += _window_logits(fold, held, frame_s, f)
         targets += [np.repeat(one_hot([t.genre]), len(lg), axis=0) for t, lg in zip(held, logits[-len(held):],
                                                                                    strict=True)]
-    temperature = fit_temperature(np.concatenate(logits), np.concatenate(targets)) if logits else cfg.temperature
+    temperature = cfg.temperature
+    if logits and cfg.solver == "lda":
+        slope, offset = linear_fit.fit_platt(np.concatenate(logits), np.concatenate(targets))
+        bias, temperature = bias + offset / slope, 1.0 / slope  # sigmoid(slope * z + offset) = sigmoid((z + b) / T)
+    elif logits:
+        temperature = fit_temperature(np.concatenate(logits), np.concatenate(targets))
+    model = linear_fit.linear_head(config, mean, std, coef, bias)
     model.temperature.fill_(temperature)
     val_acc = float("nan")
     if val_tracks:

@@ -21,7 +21,8 @@ from utils.constants import GENRES
 from utils.loudness import TARGET_ACTIVE_DB, active_level_db, normalise_loudness
 from utils.nonmusic import SAMPLE_RATE, espeak_path, nonmusic_clips, speech, wav_bytes
 
-V3 = DEFAULT_ROOT / "msd-musicnn-v3"
+# the shipped model (CURRENT): every bundle that ships carries a trust.json chosen on valid
+SHIPPED = DEFAULT_ROOT / (current_version(DEFAULT_ROOT) or "msd-musicnn-v3")
 
 
 def test_decide_covers_every_verdict() -> None:
@@ -120,10 +121,10 @@ def test_bundle_without_trust_gets_defaults(tmp_path: Path) -> None:
 
 
 def test_shipped_trust_was_chosen_on_valid() -> None:
-    t = load_trust(V3)
+    t = load_trust(SHIPPED)
     assert t.detector is not None and t.report is not None
     assert t.report["threshold"] == t.threshold and 0.05 <= t.threshold <= 0.95
-    card = json.loads((V3 / "card.json").read_text())
+    card = json.loads((SHIPPED / "card.json").read_text())
     nm = card["evaluation"]["not_music"]
     assert nm["decision_threshold"] == t.threshold and nm["novelty_threshold"] == pytest.approx(t.detector.threshold)
     assert nm["nonmusic_flagged"] >= 0.95 and nm["valid_flagged"] <= 0.02 and nm["test_flagged"] <= 0.02
@@ -134,9 +135,7 @@ def test_shipped_trust_was_chosen_on_valid() -> None:
 def engine():
     from app.engine import Engine
 
-    if current_version(DEFAULT_ROOT) != "msd-musicnn-v3":
-        pytest.skip("the shipped model is no longer msd-musicnn-v3")
-    return Engine(checkpoint=V3, device="cpu")
+    return Engine(checkpoint=SHIPPED, device="cpu")
 
 
 @pytest.mark.parametrize("name", ["white-noise-20dB", "tone-440Hz", "clicks-on-silence"])
@@ -168,7 +167,7 @@ def test_cli_json_and_line_say_every_verdict(tmp_path: Path, capsys, engine) -> 
     assert _cli_json([str(music)], capsys)["verdict"] == GENRE
     # the same bundle with a threshold nothing reaches: music, but no genre -> uncertain
     strict = tmp_path / "strict"
-    shutil.copytree(V3, strict)
+    shutil.copytree(SHIPPED, strict)
     report = json.loads((strict / TRUST_FILE).read_text())
     (strict / TRUST_FILE).write_text(json.dumps(report | {"threshold": 1.01}))
     doc = _cli_json([str(music), "--checkpoint", str(strict)], capsys)
@@ -182,8 +181,6 @@ def test_cli_json_and_line_say_every_verdict(tmp_path: Path, capsys, engine) -> 
 def test_analysis_page_shows_the_verdict_first(monkeypatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    if current_version(DEFAULT_ROOT) != "msd-musicnn-v3":
-        pytest.skip("the shipped model is no longer msd-musicnn-v3")
     monkeypatch.setenv("GENRE_LENS_DEVICE", "cpu")
     app = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
     app.run()
@@ -193,7 +190,7 @@ def test_analysis_page_shows_the_verdict_first(monkeypatch) -> None:
     headings = [m.value for m in app.markdown if m.value.startswith("#### ")]
     assert re.match(r"#### Not music · ", headings[0]), headings
     assert any("not a verdict" in w.value for w in app.warning)
-    assert app.sidebar.slider[0].value == load_trust(V3).threshold  # the default chosen on valid
+    assert app.sidebar.slider[0].value == load_trust(SHIPPED).threshold  # the default chosen on valid
 
 
 def test_metrics_page_shows_selective_accuracy_and_not_music(monkeypatch) -> None:
@@ -201,13 +198,11 @@ def test_metrics_page_shows_selective_accuracy_and_not_music(monkeypatch) -> Non
 
     from app.ui.trust_views import metrics_curve, selective_figure
 
-    metrics = json.loads((V3 / "metrics.json").read_text())
+    metrics = json.loads((SHIPPED / "metrics.json").read_text())
     curve = metrics_curve(metrics)
     assert curve[0]["coverage"] > curve[-1]["coverage"] and curve[0]["answered"] >= 0.99 * metrics["n_tracks"]
-    fig = selective_figure({"test": curve}, load_trust(V3).threshold)
+    fig = selective_figure({"test": curve}, load_trust(SHIPPED).threshold)
     assert any(t.marker.symbol == "star" for t in fig.data)
-    if current_version(DEFAULT_ROOT) != "msd-musicnn-v3":
-        pytest.skip("the shipped model is no longer msd-musicnn-v3")
     monkeypatch.setenv("GENRE_LENS_DEVICE", "cpu")
     app = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
     app.run()

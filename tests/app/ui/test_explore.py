@@ -128,6 +128,9 @@ def test_reference_table_comes_from_the_card_or_the_environment(tmp_path: Path, 
     assert reference_table_path(card) == ROOT / "data" / "t.npz"
     card.training["command"] = "python -m app train --test=/abs/t.npz"
     assert reference_table_path(card) == Path("/abs/t.npz")
+    # commands are recorded unquoted: free-text notes with an apostrophe must not break the page (v4's do)
+    card.training["command"] = "python -m app train --test data/t.npz --notes v3's recipe scored 77.7 %"
+    assert reference_table_path(card) == ROOT / "data" / "t.npz"
     monkeypatch.setenv(REFERENCE_ENV, str(tmp_path / "x.npz"))
     assert reference_table_path(card) == tmp_path / "x.npz"
     (tmp_path / "metrics.json").write_text(json.dumps({"tracks": [{"track_id": "a", "predicted": "pop"}],
