@@ -2,8 +2,8 @@
 
 Usage: python bench/bench_robustness.py [--checkpoint BUNDLE] [--clips 50] [--only NAME ...]
                                         [--no-loudness] [--json]
-The model must never have trained on these clips: by default the v3 selection model (train split
-only), rebuilt here in a temporary folder from docs/recipes/msd-musicnn-v3.json when --checkpoint is
+The model must never have trained on these clips: by default the current model's selection model (train split
+only), rebuilt here in a temporary folder from docs/recipes/<current version>.json when --checkpoint is
 not given, with the current bundle's trust settings (its not-music detector was fitted on train and
 its thresholds chosen on valid with that same selection model). Every degraded file goes through the
 real engine (decode, resample, loudness normalisation, MusiCNN, head, verdict). The last line is JSON
@@ -42,7 +42,7 @@ SHARED = ROOT.parent / "shared" / "data"
 MINI = SHARED / "gtzan_mini"
 VALID_LIST = SHARED / "gtzan_ff_msd_musicnn" / "valid_filtered.txt"
 POOL = SHARED / "gtzan_musicnn_pool"
-RECIPE = ROOT / "docs" / "recipes" / "msd-musicnn-v3.json"
+RECIPES = ROOT / "docs" / "recipes"
 GOAL_DROP_POINTS = 5.0
 GOAL_NOT_MUSIC = 0.05
 
@@ -55,12 +55,16 @@ def valid_clips(limit: int) -> list[tuple[Path, str]]:
 
 
 def selection_bundle(tmp: Path) -> Path:
-    """Train the train-only selection model from the v3 recipe, with the current bundle's trust files."""
-    cmd = [sys.executable, "-m", "app", "train", "--table", str(POOL / "train.npz"), "--valid", str(POOL / "valid.npz"),
-           "--config", str(RECIPE), "--root", str(tmp), "--version", "bench-select", "--no-set-current", "--seed", "0"]
-    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
-    bundle = tmp / "bench-select"
+    """Train the current model's train-only selection model from its recipe, with the current trust files."""
     current = resolve_bundle(None, checkpoint_root())
+    recipe = RECIPES / f"{current.name}.json"
+    if not recipe.is_file():
+        raise SystemExit(f"no recipe {recipe.relative_to(ROOT)} for {current.name}: pass --checkpoint BUNDLE")
+    cmd = [sys.executable, "-m", "app", "train", "--table", str(POOL / "train.npz"), "--valid", str(POOL / "valid.npz"),
+           "--config", str(recipe), "--root", str(tmp), "--version", f"{current.name}-select", "--no-set-current",
+           "--seed", "0"]
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
+    bundle = tmp / f"{current.name}-select"
     for name in (TRUST_FILE, NOVELTY_FILE):
         if (current / name).is_file():
             shutil.copy(current / name, bundle / name)

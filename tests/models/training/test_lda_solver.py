@@ -16,7 +16,7 @@ from models.training.config import TrainConfig
 from models.training.data import one_hot, track_probabilities
 from models.training.linear_fit import fit_lda_weights, fit_platt, standardised_means
 from models.training.loop import train
-from tests.conftest import synthetic_table
+from tests.helpers.data import synthetic_table
 from utils.constants import GENRES
 
 LDA = TrainConfig.from_dict(dict(arch="pooled", hidden=0, dropout=0.0, members=1, solver="lda"))
