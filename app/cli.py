@@ -35,6 +35,12 @@ def add_embedder_flags(p: argparse.ArgumentParser, default: str | None = "musicn
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
 
 
+def add_precision_flag(p: argparse.ArgumentParser) -> None:
+    """MusiCNN's CPU arithmetic: int8 is opt-in (issue #18); default: GENRE_LENS_PRECISION, else fp32."""
+    p.add_argument("--precision", default=None, choices=["fp32", "int8"],
+                   help="MusiCNN on CPU: fp32 (exact) or int8 (faster, opt-in); default: $GENRE_LENS_PRECISION or fp32")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
     parser = argparse.ArgumentParser(prog="python -m app", description="Genre Lens: music genre analysis.")
@@ -45,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="bundle folder, card path or version (default: current)")
     p.add_argument("--json", action="store_true", help="print the full analyses as JSON")
     p.add_argument("--device", default=None)
+    add_precision_flag(p)
     p.set_defaults(handler=commands.analyze)
 
     p = sub.add_parser("embed", help="write an embedding table from an audio folder or CSV")
@@ -53,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="local", choices=["local", "ray"])
     p.add_argument("--address", default=None, help="Ray cluster address (with --engine ray)")
     add_embedder_flags(p)
+    add_precision_flag(p)
+    p.add_argument("--workers", type=int, default=1, help="worker processes for --engine local (default 1)")
     p.set_defaults(handler=commands.embed)
 
     p = sub.add_parser("train", help="train the window classifier on an embedding table")

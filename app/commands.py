@@ -37,7 +37,8 @@ def embedder_options(args: argparse.Namespace) -> dict[str, Any]:
         return {"input_repr": args.openl3_input_repr, "content_type": args.openl3_content_type,
                 "hop_seconds": args.openl3_hop, "weights": args.openl3_weights}
     if args.embedder == "musicnn-msd":
-        return {"output": args.musicnn_output}
+        precision = getattr(args, "precision", None)  # analyze/embed only
+        return {"output": args.musicnn_output} | ({"precision": precision} if precision else {})
     return {}
 
 
@@ -52,7 +53,7 @@ def analyze(args: argparse.Namespace) -> int:
     """`analyze FILE...`: print the top genres (or full JSON) for each file."""
     from app.engine import Engine
 
-    engine = Engine(checkpoint=args.checkpoint, device=args.device)
+    engine = Engine(checkpoint=args.checkpoint, device=args.device, precision=args.precision)
     results, failures = [], 0
     files = tqdm(args.files, desc="analysing", unit="file", file=sys.stderr, disable=len(args.files) < 2)
     for path in files:
@@ -95,7 +96,8 @@ def embed(args: argparse.Namespace) -> int:
         bar.set_postfix_str(tid)
         bar.refresh()
 
-    report = build_table(embedder, args.source, args.out, progress)
+    spec = (args.embedder, str(embedder.device), embedder_options(args))  # how worker processes rebuild it
+    report = build_table(embedder, args.source, args.out, progress, workers=args.workers, spec=spec)
     bar.close()
     print(f"{len(report.embedded)} embedded, {len(report.skipped)} already in {args.out}, "
           f"{len(report.failed)} failed")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.embed_workers import EmbedderSpec, embed_paths
 from models.embedders.base import Embedder, cache_root
 from models.training.evaluation import audio_folder_items
 from utils.atomic import atomic_path
@@ -99,8 +100,14 @@ def build_table(
     out: Path,
     progress: Callable[[int, int, str], None] | None = None,
     save_every: int = 20,
+    workers: int = 1,
+    spec: EmbedderSpec | None = None,
 ) -> EmbedReport:
-    """Embed every track of `source` into `out`, skipping tracks already there; never fatal per file."""
+    """Embed every track of `source` into `out`, skipping tracks already there; never fatal per file.
+
+    workers > 1 embeds in that many processes (`app.embed_workers`; `spec` rebuilds the embedder
+    there); rows are added in source order either way, so the table is the same.
+    """
     items = list_source(source)
     meta = table_meta(embedder)
     table = load_table(out) if Path(out).exists() else EmbeddingTable.empty(meta)
@@ -109,23 +116,25 @@ def build_table(
     done = set(table.track_ids())
     report = EmbedReport()
     parts = [table]
-    for i, (tid, path, genre) in enumerate(items):
-        if progress:
-            progress(i, len(items), tid)
+    todo = []
+    for tid, path, genre in items:
         if tid in done:
             report.skipped.append(tid)
-            continue
-        if genre and genre not in GENRES:
+        elif genre and genre not in GENRES:
             report.failed.append((str(path), f"unknown genre {genre!r}"))
+        else:
+            todo.append((tid, path, genre))
+    results = embed_paths(embedder, [path for _, path, _ in todo], workers, spec)
+    for i, ((tid, path, genre), result) in enumerate(zip(todo, results, strict=True)):
+        if progress:
+            progress(i, len(todo), tid)
+        if isinstance(result, AudioError):
+            report.failed.append((str(path), str(result)))
             continue
-        try:
-            vectors, starts, _ = embed_track(embedder, path)
-        except AudioError as exc:
-            report.failed.append((str(path), str(exc)))
+        if isinstance(result, OSError):
+            report.failed.append((str(path), f"could not read the file: {result.strerror or result}"))
             continue
-        except OSError as exc:
-            report.failed.append((str(path), f"could not read the file: {exc.strerror or exc}"))
-            continue
+        vectors, starts, _ = result
         n = len(vectors)
         parts.append(EmbeddingTable(vectors, np.full(n, tid), np.full(n, genre), starts, meta))
         report.embedded.append(tid)
@@ -133,5 +142,5 @@ def build_table(
             EmbeddingTable.concat(parts, meta).save(out)
     EmbeddingTable.concat(parts, meta).save(out)
     if progress:
-        progress(len(items), len(items), "done")
+        progress(len(todo), len(todo), "done")
     return report
