@@ -15,11 +15,13 @@ a recalibration can never be served from caches made by another.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +39,16 @@ BACKEND = "x86"  # fbgemm kernels (VNNI where the CPU has it) with oneDNN for so
 BLOCKS = ("timbral.0", "timbral.1", "temporal.0", "temporal.1", "temporal.2")  # the quantised convolutions
 PRECISIONS = ("fp32", "int8")
 
-# torch 2.13 marks the eager quantised-tensor API deprecated (pytorch#184982); it still is the
-# supported torch.ao path for x86 static int8, so the warning is silenced here, not everywhere.
-warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions.*")
-warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization.*deprecated.*")
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """torch 2.13 marks the eager quantised-tensor API (pytorch#184982) and observers' reduce_range deprecated;
+    they still are torch.ao's x86 static-int8 path, so those warnings are silenced here, not process-wide."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions.*")
+        warnings.filterwarnings("ignore", message=r".*reduce_range will be deprecated.*")
+        yield
 
 
 class FreqMaxInt8(nn.Module):
@@ -161,8 +169,9 @@ def quantize(model: MusiCNN, qparams: dict[str, Any]) -> MusiCNNInt8:
     """The int8 model from float weights and stored activation qparams (no calibration run)."""
     blocks = qparams["blocks"]
     configs = {name: {part: _fixed(blocks[name][part]) for part in ("quant", "pos", "neg")} for name in BLOCKS}
-    net = prepared(model, configs)
-    return convert(net, inplace=True).eval()
+    with quiet():
+        net = prepared(model, configs)
+        return convert(net, inplace=True).eval()
 
 
 @functools.lru_cache(maxsize=1)

@@ -22,7 +22,7 @@ import torch
 from torch.ao.quantization import get_default_qconfig
 
 from models.embedders.musicnn.frontend import SR, logmel
-from models.embedders.musicnn.int8 import BACKEND, BLOCKS, QPARAMS_FILE, prepared
+from models.embedders.musicnn.int8 import BACKEND, BLOCKS, QPARAMS_FILE, prepared, quiet
 from models.embedders.musicnn.weights import load_msd_musicnn
 from utils.audio import load_audio
 from utils.constants import SHARED_DATA
@@ -49,8 +49,10 @@ def calibrate(clips: list[Path]) -> dict[str, Any]:
     """Observe the five front-end blocks' input and output ranges on `clips`; return the qparams."""
     if not clips:
         raise FileNotFoundError("No calibration clips: ../shared/data/gtzan_mini and its train list are needed.")
-    qconfig = get_default_qconfig(BACKEND)
-    net = prepared(load_msd_musicnn("cpu"), {name: dict.fromkeys(("quant", "pos", "neg"), qconfig) for name in BLOCKS})
+    with quiet():
+        qconfig = get_default_qconfig(BACKEND)
+        configs = {name: dict.fromkeys(("quant", "pos", "neg"), qconfig) for name in BLOCKS}
+        net = prepared(load_msd_musicnn("cpu"), configs)
     with torch.inference_mode():
         for path in clips:
             net.sliding_features(torch.from_numpy(clip_logmel(path))[None])
