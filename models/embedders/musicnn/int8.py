@@ -1,6 +1,6 @@
 """An opt-in int8 CPU path for MusiCNN: static quantisation (torch.ao, x86/fbgemm) of the front-end.
 
-Why: ~95 % of the network's FLOPs are the timbral and temporal convolutions, and in float32 they
+Why: most of the network's time goes to the timbral and temporal convolutions, and in float32 they
 already run near this CPU's throughput; int8 convolutions (VNNI) do the same work several times
 faster. Only those five convolutions are quantised (per-channel int8 weights, uint8 activations);
 the max over frequency runs on the uint8 output, and everything after it (BN affine, mid-end,
@@ -38,7 +38,6 @@ QPARAMS_FILE = Path(__file__).with_name("int8_qparams.json")
 BACKEND = "x86"  # fbgemm kernels (VNNI where the CPU has it) with oneDNN for some shapes
 BLOCKS = ("timbral.0", "timbral.1", "temporal.0", "temporal.1", "temporal.2")  # the quantised convolutions
 PRECISIONS = ("fp32", "int8")
-
 
 
 @contextlib.contextmanager
