@@ -7,6 +7,8 @@ bench/reference_worker.py, a warm worker (graph built once, clips sent over a pi
 pays for model loading. Each round times the reference, the project's drop-in `extractor` in fp32,
 then in int8, on the same clip with the same 28 patches (input_length=3, input_overlap=1),
 alternating so that load from other jobs on the machine hits all three alike; medians are reported.
+Both sides get the same number of threads by default (--threads; TensorFlow: intra-op, one inter-op):
+under contention Linux shares the CPU per thread, so a side with more threads would get more of it.
 
 It also feeds both networks the *same* float32 log-mel patches: the taggram gap that remains on the
 clip itself then belongs to the reference's float16 log-mel (`10000 * mel` overflows to inf on loud
@@ -43,9 +45,10 @@ INPUT_LENGTH, INPUT_OVERLAP = 3, 1
 class Reference:
     """The reference worker process: one JSON request per line, one reply per line."""
 
-    def __init__(self, python: str) -> None:
+    def __init__(self, python: str, threads: int | None = None) -> None:
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-        self.proc = subprocess.Popen([python, str(ROOT / "bench" / "reference_worker.py")], stdin=subprocess.PIPE,
+        cmd = [python, str(ROOT / "bench" / "reference_worker.py")] + (["--threads", str(threads)] if threads else [])
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         self.info = self._read()
 
@@ -114,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference-python", default=None, help="interpreter with tensorflow-cpu, tf_keras, musicnn")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (and TensorFlow's, unless told otherwise)")
+    ap.add_argument("--reference-threads", type=int, default=None,
+                    help="TensorFlow intra-op threads (default: --threads; 0: TensorFlow's own choice, all cores)")
     ap.add_argument("--clip", type=Path, default=None, help="audio file (default: a 30 s GTZAN clip from ../shared)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -123,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     if not clip.exists():
         raise SystemExit(f"{clip} is missing: pass --clip FILE")
     tmp = Path(tempfile.mkdtemp(prefix="bench_reference_"))
-    ref = Reference(args.reference_python) if args.reference_python else None
+    ref_threads = None if args.reference_threads == 0 else (args.reference_threads or args.threads)
+    ref = Reference(args.reference_python, ref_threads) if args.reference_python else None
     sides = ["reference"] * bool(ref) + ["fp32", "int8"]
     times: dict[str, list[float]] = {side: [] for side in sides}
     taggrams: dict[str, np.ndarray] = {}
@@ -159,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_int8": round(med["reference"] / med["int8"], 2) if ref else None,
         "taggram_mae": None, "taggram_mae_int8": None,
         "int8_vs_fp32_taggram_mae": float(np.abs(taggrams["int8"] - taggrams["fp32"]).mean()),
-        "reference_python": args.reference_python,
+        "reference_python": args.reference_python, "reference_threads": ref_threads,
         "tensorflow": ref.info.get("tensorflow") if ref else None,
         "times_s": {side: [round(t, 4) for t in v] for side, v in times.items()},
     }

@@ -6,6 +6,9 @@ every call (~1-2 s); timing that would flatter the port, so this worker builds t
 then does exactly the per-clip work of `extractor()`: `batch_data` (librosa load, float16 log-mel,
 patches) and `sess.run` in BATCH_SIZE chunks.
 
+`--threads N` gives TensorFlow N intra-op threads and one inter-op thread (default: its own choice,
+every core), so that a side-by-side run can give both sides the same threads.
+
 Protocol: one JSON object per line on stdin, one JSON line back on stdout (everything else goes to
 stderr). Requests: {"cmd": "extract", "path", "input_length", "input_overlap", "out"} -> seconds,
 patches, the taggram saved to `out` (.npy); {"cmd": "patches", "npy", "out"} -> the taggram of the
@@ -26,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main() -> None:
     """Serve requests until stdin closes."""
+    threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else None
     real_stdout = sys.stdout
     sys.stdout = sys.stderr  # musicnn and TF print progress; keep the protocol channel clean
     import librosa
@@ -46,7 +50,9 @@ def main() -> None:
                 is_training = tf.compat.v1.placeholder(tf.bool)
                 y, *_ = models.define_model(x, is_training, "MSD_musicnn", len(config.MSD_LABELS))
                 normalized_y = tf.nn.sigmoid(y)
-                sess = tf.compat.v1.Session(graph=graph)
+                proto = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
+                                                 inter_op_parallelism_threads=1) if threads else None
+                sess = tf.compat.v1.Session(graph=graph, config=proto)
                 sess.run(tf.compat.v1.global_variables_initializer())
                 tf.compat.v1.train.Saver().restore(sess, os.path.dirname(ref.__file__) + "/MSD_musicnn/")
             graphs[n_frames] = (sess, x, is_training, normalized_y)
