@@ -1,9 +1,9 @@
 """Embedding many tracks with N worker processes (`python -m app embed --workers N`).
 
-Why processes: one MusiCNN forward already uses every core it is given, but decoding, resampling and
-the parts between convolutions are single-threaded, so on a small CPU two processes with one thread
-each keep both cores busier than one process with two threads. Results come back in input order,
-so a table built with N workers equals the one built with one.
+Why processes: decoding, resampling and the glue between convolutions run on one thread, so N
+processes with cores / N torch threads each can overlap them where one process cannot; whether that
+wins on a given CPU is what bench/bench_batch.py measures. Results come back in input order, so a
+table built with N workers equals the one built with one.
 """
 
 from __future__ import annotations
