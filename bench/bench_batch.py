@@ -7,7 +7,8 @@ Each configuration (precision:workers) runs the real command, `python -m app emb
 --precision P --workers N`, on the same folder with an empty embedding cache, so every track is
 decoded and embedded (MusiCNN taggrams: 28 patches per 30 s track, the reference's own patching at
 input_overlap=1). The wall time includes starting Python and loading the model, as a user sees it.
-Configurations alternate within each round; medians over rounds. With --reference-python the
+Configurations alternate within each round, every other round in reverse order (a round takes
+minutes, and load drift favours whatever runs last); medians over rounds. With --reference-python the
 original TensorFlow extractor embeds the same tracks in one warm worker process (its start and
 graph build included, like the command's). Default folder: the 40 train-list clips of
 ../shared/data/gtzan_mini, linked (never copied) into a temporary folder. Last line: JSON (--json).
@@ -91,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"{p}:{w}" for p, w in configs] + ["reference"] * bool(args.reference_python)
     times: dict[str, list[float]] = {name: [] for name in names}
     counts: dict[str, int] = {}
-    for _ in range(args.rounds):
-        for name in names:
+    for r in range(args.rounds):
+        for name in names if r % 2 == 0 else names[::-1]:  # odd rounds backwards: load drift hits all alike
             if name == "reference":
                 seconds, n = run_reference(args.reference_python, source, work)
             else:
