@@ -22,7 +22,7 @@ import torch
 from app.analysis import Analysis, WindowResult
 from models.classifier.bundle import load_bundle, resolve_bundle, sha256_file
 from models.classifier.predict import combine_windows, predict_windows
-from models.embedders.base import Embedder, build_embedder
+from models.embedders.base import Embedder, base_id, build_embedder
 from models.novelty import track_mean
 from models.trust import load_trust
 from utils.analysis_gate import analysis_slot
@@ -64,14 +64,18 @@ class Engine:
         max_duration_s: float = 600.0,
         slice_batch: int = 32,
         normalise_loudness: bool = True,
+        precision: str | None = None,
     ) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         self.bundle_dir = resolve_bundle(checkpoint, root)
         self.model, self.card = load_bundle(self.bundle_dir, self.device)
-        self.embedder = embedder or build_embedder(
-            self.card.embedder["name"], device=self.device, **self.card.embedder.get("options", {})
-        )
-        if self.embedder.id != self.card.embedder.get("id"):
+        name, options = self.card.embedder["name"], dict(self.card.embedder.get("options", {}))
+        if precision and name == "musicnn-msd":  # explicit: overrides GENRE_LENS_PRECISION (issue #18)
+            options["precision"] = precision
+        elif precision not in (None, "fp32"):
+            raise ValueError(f"precision {precision} exists for musicnn-msd only, not {name}.")
+        self.embedder = embedder or build_embedder(name, device=self.device, **options)
+        if base_id(self.embedder.id) != base_id(self.card.embedder.get("id") or ""):  # int8 serves fp32 bundles
             raise ValueError(
                 f"The model was trained on {self.card.embedder.get('id')} embeddings, "
                 f"but the embedder is {self.embedder.id}."
@@ -85,7 +89,7 @@ class Engine:
         self.normalise_loudness = normalise_loudness  # off only to measure what it does (bench)
         self.slice_batch = slice_batch
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, str], Analysis] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, str], Analysis] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._cache_size = cache_size
         display_spectrogram(np.zeros(self.embedder.sample_rate, np.float32), self.embedder.sample_rate)  # warm-up
@@ -111,7 +115,7 @@ class Engine:
         # The display name belongs to the caller (one user's upload name must never reach another
         # user who sends the same bytes), so it is applied to every result, cached or not.
         name = safe_display_name(filename or (None if isinstance(source, bytes) else Path(source).name))
-        key = (_content_sha256(source), self.model_id)
+        key = (_content_sha256(source), self.model_id, self.embedder.id)
         with self._cache_lock:
             if key in self._cache:  # a re-run or page switch: no decoding at all
                 self._cache.move_to_end(key)

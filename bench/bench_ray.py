@@ -28,7 +28,8 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.jobs.embed import MAX_TRACK_S, build_table, list_source  # noqa: E402
+from app.jobs.embed import build_table, list_source  # noqa: E402
+from app.jobs.track import MAX_TRACK_S  # noqa: E402
 from models.embedders.base import build_embedder  # noqa: E402
 from tests.helpers.data import synth_music  # noqa: E402
 from utils.audio import load_audio  # noqa: E402

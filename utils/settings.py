@@ -32,6 +32,7 @@ RAY_GPUS_PER_ACTOR_ENV = "GENRE_LENS_RAY_GPUS_PER_ACTOR"
 RAY_TRACKS_PER_SHARD_ENV = "GENRE_LENS_RAY_TRACKS_PER_SHARD"
 WORKER_ENV = "GENRE_LENS_WORKER"  # "off": the server starts no retrain worker thread
 PLAYER_ENV = "GENRE_LENS_PLAYER"  # "static" / "off": always draw the static charts, no linked player
+PRECISION_ENV = "GENRE_LENS_PRECISION"  # MusiCNN on CPU: "fp32" (default) or "int8" (opt-in, issue #18)
 ADMIN_SECRET_KEY = "admin_token"  # the same token in .streamlit/secrets.toml
 
 DEFAULT_CHECKPOINTS = PROJECT_ROOT / "models" / "checkpoints"
@@ -39,6 +40,7 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 DB_FILE = "feedback.sqlite3"
 DEFAULT_MAX_ANALYSES = 2  # two decodes/analyses at once keep a 2-core server responsive
 DEFAULT_TRACKS_PER_SHARD = 256
+PRECISIONS = ("fp32", "int8")
 
 
 def _text(environ: Mapping[str, str], name: str) -> str | None:
@@ -54,6 +56,13 @@ def _number(environ: Mapping[str, str], name: str, default: float, kind: type, m
     except ValueError:
         return default
     return value if value >= minimum else default
+
+
+def _precision(environ: Mapping[str, str]) -> str:
+    """GENRE_LENS_PRECISION; like every setting here an unknown value falls back to the default, which
+    is also the exact one (fp32), so a typo can only cost speed, never change a verdict."""
+    value = (_text(environ, PRECISION_ENV) or "fp32").lower()
+    return value if value in PRECISIONS else "fp32"
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ class Settings:
     ray_tracks_per_shard: int = DEFAULT_TRACKS_PER_SHARD
     worker: bool = True  # the server runs queued retrain jobs in a thread
     player: bool = True  # the linked player (False: static charts)
+    precision: str = "fp32"  # MusiCNN's CPU arithmetic; int8 is opt-in until checked on the test tracks
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> Settings:
@@ -103,6 +113,7 @@ class Settings:
             ray_tracks_per_shard=_number(env, RAY_TRACKS_PER_SHARD_ENV, DEFAULT_TRACKS_PER_SHARD, int, 1),
             worker=(_text(env, WORKER_ENV) or "on").lower() not in ("0", "off", "false", "no"),
             player=(_text(env, PLAYER_ENV) or "on").lower() not in ("static", "off", "0", "false", "no"),
+            precision=_precision(env),
         )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from app.cli.common import add_precision_flag
 from utils.audio import AudioError
 
 
@@ -19,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, help="bundle folder, card path or version (default: current)")
     p.add_argument("--json", action="store_true", help="print the full analyses as JSON")
     p.add_argument("--device", default=None)
+    add_precision_flag(p)
     p.set_defaults(handler=analyze)
 
 
@@ -26,7 +28,7 @@ def analyze(args: argparse.Namespace) -> int:
     """Print the verdict (or full JSON) of each file; exit 1 when every file failed."""
     from app.engine import Engine
 
-    engine = Engine(checkpoint=args.checkpoint, device=args.device)
+    engine = Engine(checkpoint=args.checkpoint, device=args.device, precision=args.precision)
     results, failures = [], 0
     files = tqdm(args.files, desc="analysing", unit="file", file=sys.stderr, disable=len(args.files) < 2)
     for path in files:

@@ -32,13 +32,20 @@ def add_embedder_flags(p: argparse.ArgumentParser, default: str | None = "musicn
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
 
 
+def add_precision_flag(p: argparse.ArgumentParser) -> None:
+    """MusiCNN's CPU arithmetic: int8 is opt-in (issue #18); default: GENRE_LENS_PRECISION, else fp32."""
+    p.add_argument("--precision", default=None, choices=["fp32", "int8"],
+                   help="MusiCNN on CPU: fp32 (exact) or int8 (faster, opt-in); default: $GENRE_LENS_PRECISION or fp32")
+
+
 def embedder_options(args: argparse.Namespace) -> dict[str, Any]:
     """Constructor options of the chosen embedder from the CLI flags."""
     if args.embedder == "openl3":
         return {"input_repr": args.openl3_input_repr, "content_type": args.openl3_content_type,
                 "hop_seconds": args.openl3_hop, "weights": args.openl3_weights}
     if args.embedder == "musicnn-msd":
-        return {"output": args.musicnn_output}
+        precision = getattr(args, "precision", None)  # analyze/embed only
+        return {"output": args.musicnn_output} | ({"precision": precision} if precision else {})
     return {}
 
 

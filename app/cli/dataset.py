@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from app.cli.common import (
     add_embedder_flags,
+    add_precision_flag,
     command_line,
     embedder_options,
     finish_evaluation,
@@ -40,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", default="local", choices=["local", "ray"])
     p.add_argument("--address", default=None, help="Ray cluster address (with --engine ray)")
     add_embedder_flags(p)
+    add_precision_flag(p)
+    p.add_argument("--workers", type=int, default=1, help="worker processes for --engine local (default 1)")
     p.set_defaults(handler=embed)
 
     p = sub.add_parser("train", help="train the window classifier on an embedding table")
@@ -105,7 +108,8 @@ def embed(args: argparse.Namespace) -> int:
             bar.set_postfix_str(tid)
             bar.refresh()
 
-        report = build_table(embedder, args.source, args.out, progress)
+        spec = (args.embedder, str(embedder.device), embedder_options(args))  # how worker processes rebuild it
+        report = build_table(embedder, args.source, args.out, progress, workers=args.workers, spec=spec)
         bar.close()
     print(f"{len(report.embedded)} embedded, {len(report.skipped)} already in {args.out}, "
           f"{len(report.failed)} failed")

@@ -9,21 +9,18 @@ block k at k * 5.984 s). Per-track results are cached by
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from models.embedders.base import Embedder, cache_root
+from app.jobs.embed_pool import EmbedderSpec, embed_paths
+from models.embedders.base import Embedder
 from models.training.evaluation import audio_folder_items
-from utils.atomic import atomic_path
-from utils.audio import AudioError, load_audio
+from utils.audio import AudioError
 from utils.constants import GENRES
 from utils.tables import EmbeddingTable, load_table
-
-MAX_TRACK_S = 600.0
 
 
 @dataclass
@@ -72,35 +69,20 @@ def table_meta(embedder: Embedder) -> dict:
     }
 
 
-def cache_dir() -> Path:
-    """Per-user cache for per-track embeddings."""
-    return cache_root() / "embeddings"
-
-
-def embed_track(embedder: Embedder, path: Path) -> tuple[np.ndarray, np.ndarray, str]:
-    """Frame vectors and start times of one file on the track-level grid, plus the audio sha256."""
-    decoded = load_audio(path, embedder.sample_rate, max_duration_s=MAX_TRACK_S, pad_to_s=None)
-    audio_sha = decoded.sha256  # load_audio guards the path (FIFOs, size) before hashing it
-    key = hashlib.sha256(f"{audio_sha}:{embedder.id}".encode()).hexdigest()
-    cached = cache_dir() / f"{key}.npz"
-    if cached.is_file():
-        with np.load(cached) as d:
-            return d["vectors"], d["frame_start_s"], audio_sha
-    vectors, starts = embedder.track_frames(decoded.samples)
-    vectors, starts = vectors.astype(np.float32), starts.astype(np.float32)
-    with atomic_path(cached, suffix=".npz") as tmp:
-        np.savez(tmp, vectors=vectors, frame_start_s=starts)
-    return vectors, starts, audio_sha
-
-
 def build_table(
     embedder: Embedder,
     source: Path,
     out: Path,
     progress: Callable[[int, int, str], None] | None = None,
     save_every: int = 20,
+    workers: int = 1,
+    spec: EmbedderSpec | None = None,
 ) -> EmbedReport:
-    """Embed every track of `source` into `out`, skipping tracks already there; never fatal per file."""
+    """Embed every track of `source` into `out`, skipping tracks already there; never fatal per file.
+
+    workers > 1 embeds in that many processes (`app.jobs.embed_pool`; `spec` rebuilds the embedder
+    there); rows are added in source order either way, so the table is the same.
+    """
     items = list_source(source)
     meta = table_meta(embedder)
     table = load_table(out) if Path(out).exists() else EmbeddingTable.empty(meta)
@@ -109,23 +91,25 @@ def build_table(
     done = set(table.track_ids())
     report = EmbedReport()
     parts = [table]
-    for i, (tid, path, genre) in enumerate(items):
-        if progress:
-            progress(i, len(items), tid)
+    todo = []
+    for tid, path, genre in items:
         if tid in done:
             report.skipped.append(tid)
-            continue
-        if genre and genre not in GENRES:
+        elif genre and genre not in GENRES:
             report.failed.append((str(path), f"unknown genre {genre!r}"))
+        else:
+            todo.append((tid, path, genre))
+    results = embed_paths(embedder, [path for _, path, _ in todo], workers, spec)
+    for i, ((tid, path, genre), result) in enumerate(zip(todo, results, strict=True)):
+        if progress:
+            progress(i, len(todo), tid)
+        if isinstance(result, AudioError):
+            report.failed.append((str(path), str(result)))
             continue
-        try:
-            vectors, starts, _ = embed_track(embedder, path)
-        except AudioError as exc:
-            report.failed.append((str(path), str(exc)))
+        if isinstance(result, OSError):
+            report.failed.append((str(path), f"could not read the file: {result.strerror or result}"))
             continue
-        except OSError as exc:
-            report.failed.append((str(path), f"could not read the file: {exc.strerror or exc}"))
-            continue
+        vectors, starts, _ = result
         n = len(vectors)
         parts.append(EmbeddingTable(vectors, np.full(n, tid), np.full(n, genre), starts, meta))
         report.embedded.append(tid)
@@ -133,5 +117,5 @@ def build_table(
             EmbeddingTable.concat(parts, meta).save(out)
     EmbeddingTable.concat(parts, meta).save(out)
     if progress:
-        progress(len(items), len(items), "done")
+        progress(len(todo), len(todo), "done")
     return report

@@ -5,7 +5,7 @@ actors when the cluster has GPUs) -> write shards (tasks) -> manifest back to th
 cluster without GPUs the CPU actors decode too (one actor per CPU, no audio in the object store).
 
 Identical to `--engine local` by construction: the tasks call the same `load_audio` with the same
-arguments as `app.jobs.embed.embed_track`, the actors the same `embed` / `frame_starts`, and the
+arguments as `app.jobs.track.embed_track`, the actors the same `embed` / `frame_starts`, and the
 driver lists and filters tracks with the same `list_source` and genre check as `build_table`.
 Resumable: shards are written atomically (temp file + rename) and hold whole tracks, so a re-run
 reads the track ids already in the folder and only embeds the rest. Failed files are listed in
@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from app.jobs.embed import MAX_TRACK_S, EmbedReport, list_source, table_meta
+from app.jobs.embed import EmbedReport, list_source, table_meta
 from app.jobs.ray_cluster import ActorPlan, plan_actors, ray_session, tracks_per_shard
+from app.jobs.track import MAX_TRACK_S
 from models.embedders.base import build_embedder
 from utils.atomic import atomic_write_text
 from utils.audio import AudioError, load_audio

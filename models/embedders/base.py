@@ -22,6 +22,15 @@ def cache_root() -> Path:
     return settings.load().cache_dir
 
 
+def base_id(embedder_id: str) -> str:
+    """The id of the float model an embedder id approximates: arithmetic variants ('+int8-...') stripped.
+
+    Bundles are matched on it (an int8 engine serves an fp32-trained model); caches and tables keep the
+    full id, so int8 and fp32 numbers are never mixed.
+    """
+    return embedder_id.split("+", 1)[0]
+
+
 class EmbedderError(RuntimeError):
     """Raised when an embedder cannot be built (missing weights, unknown name, bad settings)."""
 

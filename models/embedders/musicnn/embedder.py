@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from models.embedders.base import Embedder, EmbedderError, register
+from models.embedders.musicnn import int8
 from models.embedders.musicnn.frontend import (
     FRAME_SECONDS,
     HOP_SECONDS,
@@ -29,6 +30,7 @@ from models.embedders.musicnn.network import MusiCNN
 from models.embedders.musicnn.pool import POOL_BLOCK_PATCHES, POOL_DIM, pool_blocks
 from models.embedders.musicnn.weights import load_msd_musicnn
 from models.precision import autocast
+from utils import settings as app_settings
 
 # fmt: on
 OUTPUT_DIMS = {"taggram": 50, "penultimate": 200, "pool": POOL_DIM}
@@ -76,22 +78,33 @@ class MusiCNNEmbedder(Embedder):
     frame_seconds = FRAME_SECONDS
     hop_seconds = HOP_SECONDS
 
-    def __init__(self, device: str | torch.device = "cpu", output: str = "taggram") -> None:
+    def __init__(
+        self, device: str | torch.device = "cpu", output: str = "taggram", precision: str | None = None
+    ) -> None:
         super().__init__(device)
         if output not in OUTPUT_DIMS:
             raise EmbedderError(f"Unknown MusiCNN output {output!r}; choose one of {', '.join(OUTPUT_DIMS)}.")
         self.output = output
         self.dim = OUTPUT_DIMS[output]
-        self.model = load_msd_musicnn(self.device)
+        if precision is None:  # the setting (GENRE_LENS_PRECISION) only concerns CPUs; GPUs use fp16 autocast
+            precision = app_settings.load().precision if self.device.type == "cpu" else "fp32"
+        self.precision = int8.check_precision(precision, self.device)
+        self._int8_tag = ""
+        if self.precision == "int8":
+            self.model, self._int8_tag = int8.load_msd_musicnn_int8()
+        else:
+            self.model = load_msd_musicnn(self.device)
         self.frontend = LogMel().to(self.device)
 
     @property
     def id(self) -> str:
-        return f"musicnn-msd/{self.output}/v1"
+        """fp32: the float port's id; int8 adds '+int8-<calibration hash>' (caches and tables never mix them)."""
+        base = f"musicnn-msd/{self.output}/v1"
+        return f"{base}+int8-{self._int8_tag}" if self.precision == "int8" else base
 
     @property
     def settings(self) -> dict[str, Any]:
-        return {**super().settings, "output": self.output}
+        return {**super().settings, "output": self.output, "precision": self.precision}
 
     def n_frames(self, n_samples: int) -> int:
         return n_patches(n_logmel_frames(max(n_samples, MIN_SAMPLES)))
@@ -137,5 +150,7 @@ class MusiCNNEmbedder(Embedder):
 
 
 @register("musicnn-msd")
-def _factory(device: str | torch.device = "cpu", output: str = "taggram") -> MusiCNNEmbedder:
-    return MusiCNNEmbedder(device=device, output=output)
+def _factory(
+    device: str | torch.device = "cpu", output: str = "taggram", precision: str | None = None
+) -> MusiCNNEmbedder:
+    return MusiCNNEmbedder(device=device, output=output, precision=precision)

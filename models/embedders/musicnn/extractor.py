@@ -19,7 +19,12 @@ from models.embedders.musicnn.weights import load_msd_musicnn
 
 
 @functools.lru_cache(maxsize=2)
-def _shared_model(device: str) -> MusiCNN:
+def _shared_model(device: str, precision: str = "fp32") -> MusiCNN:
+    if precision == "int8":
+        from models.embedders.musicnn.int8 import check_precision, load_msd_musicnn_int8
+
+        check_precision(precision, torch.device(device))
+        return load_msd_musicnn_int8()[0]
     return load_msd_musicnn(device)
 
 
@@ -31,6 +36,7 @@ def extractor(
     extract_features: bool = True,
     device: str = "cpu",
     batch_size: int | None = None,
+    precision: str = "fp32",
 ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]] | tuple[np.ndarray, list[str]]:
     """Drop-in for `musicnn.extractor.extractor` (MSD_musicnn only), without TensorFlow.
 
@@ -42,6 +48,7 @@ def extractor(
     'timbral', 'temporal', 'cnn1', 'cnn2', 'cnn3' stacked over patches as (P * frames, channels).
     Unlike the original, audio shorter than one patch is zero-padded to one patch, the log-mel is
     float32 (the original's float16 overflows on loud audio), and every batch's features are its own.
+    `precision="int8"` runs the opt-in int8 CPU network (`models.embedders.musicnn.int8`).
     """
     if model != "MSD_musicnn":
         raise ValueError(f"Only model='MSD_musicnn' is ported (got {model!r}).")
@@ -64,7 +71,7 @@ def extractor(
         if extract_features
         else ()
     )
-    net = _shared_model(device)
+    net = _shared_model(device, precision)
     out = _run_sliding(net, mel[None], keys, length, step, batch_size)
     out = {key: value.cpu().numpy() for key, value in out.items()}
     taggram, tags = out.pop("taggram"), list(MSD_LABELS)
