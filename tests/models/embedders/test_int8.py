@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +14,13 @@ import soundfile as sf
 import torch
 
 from app.cli.common import embedder_options
-from app.cli.main import build_parser, main
+from app.cli.main import build_parser
 from models.classifier.bundle import ModelCard, save_bundle
 from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
 from models.embedders.base import EmbedderError, base_id, build_embedder
 from models.embedders.musicnn import int8
 from models.embedders.musicnn.frontend import SR
-from tests.helpers.data import shared_path, synth_music
+from tests.helpers.data import ROOT, shared_path, synth_music
 from utils import settings
 from utils.constants import GENRES
 from utils.settings import Settings
@@ -133,7 +136,7 @@ def _wav(path: Path, seconds: float, seed: int = 0) -> Path:
     return path
 
 
-def test_embed_with_two_workers_gives_the_same_table(tmp_path, monkeypatch) -> None:
+def test_embed_with_two_workers_gives_the_same_table(tmp_path) -> None:
     from utils.tables import load_table
 
     src = tmp_path / "src"
@@ -142,9 +145,14 @@ def test_embed_with_two_workers_gives_the_same_table(tmp_path, monkeypatch) -> N
         _wav(src / genre / f"{genre}.{i}.wav", 3.0 + i, seed=i)
     tables = {}
     for workers in (1, 2):
-        monkeypatch.setenv(settings.CACHE_ENV, str(tmp_path / f"cache{workers}"))  # no cache hits across runs
+        # as a user runs it: its own `python -m app` process (spawned workers re-import the parent's __main__,
+        # and inside pytest that can be a script another test left behind)
+        env = {**os.environ, settings.CACHE_ENV: str(tmp_path / f"cache{workers}")}  # no cache hits across runs
         out = tmp_path / f"t{workers}.npz"
-        assert main(["embed", str(src), "--out", str(out), "--workers", str(workers), "--device", "cpu"]) == 0
+        cmd = [sys.executable, "-m", "app", "embed", str(src), "--out", str(out), "--workers", str(workers),
+               "--device", "cpu"]
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
         tables[workers] = load_table(out)
     a, b = tables[1], tables[2]
     assert a.track_ids() == b.track_ids() and len(a.track_ids()) == 2
