@@ -12,7 +12,7 @@ $(BIN)/python:
 $(VENV)/.installed: requirements.txt pyproject.toml $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps musicnn==0.1.0
-	$(BIN)/pip install -q --no-deps --no-build-isolation -e .  # the `genre-lens` command, from any directory
+	$(BIN)/pip install -q --no-deps -e .  # the `genre-lens` command, from any directory (setuptools in an isolated build)
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
