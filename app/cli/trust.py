@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.cli.common import command_line
 from models.classifier.bundle import checkpoint_root, resolve_bundle
 from utils.tables import load_table, load_tables, read_id_list
 
@@ -39,7 +40,7 @@ def trust(args: argparse.Namespace) -> int:
         wanted = set(read_id_list(args.audio_list))
     report = build_trust(bundle, load_tables(args.train_table), load_table(args.valid_table), selection,
                          load_table(args.test_table) if args.test_table else None, tuple(args.music),
-                         wanted, args.audio)
+                         wanted, args.audio, command=command_line())
     for key, m in report["measured"].items():
         if "rate" in m:
             print(f"{key}: {m['flagged']} of {m['n']} flagged not music ({m['rate']:.1%})")

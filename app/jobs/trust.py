@@ -64,8 +64,9 @@ def _verdicts(engine, items: list[tuple[str, Any]], log: Log) -> dict[str, Any]:
 
 def build_trust(bundle: Path, train: EmbeddingTable, valid: EmbeddingTable, selection: Path,
                 test: EmbeddingTable | None = None, music_dirs: tuple[Path, ...] = (),
-                audio_list: set[str] | None = None, audio_dir: Path | None = None, log: Log = print) -> dict:
-    """Fit, save into `bundle`, measure, record in its card; returns the trust report."""
+                audio_list: set[str] | None = None, audio_dir: Path | None = None, log: Log = print,
+                command: str | None = None) -> dict:
+    """Fit, save into `bundle`, measure, record in its card (with `command`, what made the figures)."""
     from app.engine import Engine
 
     t0 = time.perf_counter()
@@ -109,7 +110,8 @@ def build_trust(bundle: Path, train: EmbeddingTable, valid: EmbeddingTable, sele
                "valid_flagged": measured["valid_flagged"]["rate"],
                "test_flagged": measured.get("test_flagged", {}).get("rate"),
                **{k: v["not_music"] for k, v in measured.items() if k.startswith(("music:", "gtzan_audio:"))},
-               "decision_threshold": threshold, "novelty_threshold": round(detector.threshold, 4)}
+               "decision_threshold": threshold, "novelty_threshold": round(detector.threshold, 4),
+               **({"command": command} if command else {})}
     update_card(bundle, lambda card: card.evaluation.__setitem__("not_music", summary))
     return report
 
