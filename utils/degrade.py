@@ -50,7 +50,7 @@ def limit(samples: np.ndarray, sr: int, ceiling: float = LIMITER_CEILING) -> np.
     return np.clip(samples * gain, -ceiling, ceiling).astype(np.float32)
 
 
-def _filter(samples: np.ndarray, sr: int, kind: str, freq: float | tuple[float, float], order: int) -> np.ndarray:
+def butter_filter(samples: np.ndarray, sr: int, kind: str, freq: float | tuple[float, float], order: int) -> np.ndarray:
     """Zero-phase Butterworth filter."""
     sos = butter(order, freq, btype=kind, fs=sr, output="sos")
     return sosfiltfilt(sos, samples).astype(np.float32)
@@ -82,7 +82,7 @@ def mono_8k(samples: np.ndarray, sr: int) -> bytes:
     return wav_bytes(np.clip(soxr.resample(samples, sr, 8000), -1.0, 1.0).astype(np.float32), 8000)
 
 
-def _wav(fn: Callable[[np.ndarray, int], np.ndarray]) -> Callable[[np.ndarray, int], bytes]:
+def as_wav(fn: Callable[[np.ndarray, int], np.ndarray]) -> Callable[[np.ndarray, int], bytes]:
     """A samples -> samples degradation as a samples -> WAV bytes one (16-bit, clipped like a real file)."""
     return lambda y, sr: wav_bytes(np.clip(fn(y, sr), -1.0, 1.0), sr)
 
@@ -90,15 +90,15 @@ def _wav(fn: Callable[[np.ndarray, int], np.ndarray]) -> Callable[[np.ndarray, i
 DEGRADATIONS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "mp3_64k": lambda y, sr: encode(y, sr, ["-c:a", "libmp3lame", "-b:a", "64k"], ".mp3"),
     "aac_96k": lambda y, sr: encode(y, sr, ["-c:a", "aac", "-b:a", "96k"], ".m4a"),
-    "gain_-20dB": _wav(lambda y, sr: y * 0.1),
-    "gain_+12dB_limited": _wav(lambda y, sr: limit(y * 10 ** (12 / 20), sr)),
-    "lowpass_4k": _wav(lambda y, sr: _filter(y, sr, "lowpass", 4000.0, 8)),
-    "phone_300-3400": _wav(lambda y, sr: _filter(y, sr, "bandpass", (300.0, 3400.0), 4)),
-    "pink_noise_20dB": _wav(lambda y, sr: with_noise(y, sr, 20.0)),
-    "pitch_+1": _wav(lambda y, sr: pitch(y, sr, 1.0)),
-    "pitch_-1": _wav(lambda y, sr: pitch(y, sr, -1.0)),
-    "tempo_+6%": _wav(lambda y, sr: tempo(y, sr, 1.06)),
-    "tempo_-6%": _wav(lambda y, sr: tempo(y, sr, 0.94)),
+    "gain_-20dB": as_wav(lambda y, sr: y * 0.1),
+    "gain_+12dB_limited": as_wav(lambda y, sr: limit(y * 10 ** (12 / 20), sr)),
+    "lowpass_4k": as_wav(lambda y, sr: butter_filter(y, sr, "lowpass", 4000.0, 8)),
+    "phone_300-3400": as_wav(lambda y, sr: butter_filter(y, sr, "bandpass", (300.0, 3400.0), 4)),
+    "pink_noise_20dB": as_wav(lambda y, sr: with_noise(y, sr, 20.0)),
+    "pitch_+1": as_wav(lambda y, sr: pitch(y, sr, 1.0)),
+    "pitch_-1": as_wav(lambda y, sr: pitch(y, sr, -1.0)),
+    "tempo_+6%": as_wav(lambda y, sr: tempo(y, sr, 1.06)),
+    "tempo_-6%": as_wav(lambda y, sr: tempo(y, sr, 0.94)),
     "mono_8k_round_trip": mono_8k,
-    "first_10s": _wav(lambda y, sr: y[: 10 * sr]),
+    "first_10s": as_wav(lambda y, sr: y[: 10 * sr]),
 }
