@@ -23,15 +23,15 @@ from app.analysis import Analysis, WindowResult
 from models.classifier.bundle import load_bundle, resolve_bundle, sha256_file
 from models.classifier.predict import combine_windows, predict_windows
 from models.embedders.base import Embedder, base_id, build_embedder
+from models.embedders.slices import embed_slices
 from models.novelty import track_mean
 from models.trust import load_trust
 from utils.analysis_gate import analysis_slot
 from utils.audio import DecodedAudio, load_audio
 from utils.constants import SLICE_S, WINDOW_S
-from utils.loudness import model_input
 from utils.spectrogram import display_spectrogram
 from utils.text import safe_display_name
-from utils.windows import cut_slices, plan_windows
+from utils.windows import plan_windows
 
 Progress = Callable[[float, str], None]
 
@@ -147,18 +147,11 @@ class Engine:
         samples = decoded.samples
         duration = len(samples) / decoded.sample_rate
         plan = plan_windows(duration)
-        level_input, gain_db = model_input(samples, decoded.sample_rate, self.normalise_loudness)
-        slices = cut_slices(level_input, decoded.sample_rate, plan.slice_starts)
-
         t = time.perf_counter()
-        chunks = []
         with self._lock:
-            for a in range(0, len(slices), self.slice_batch):
-                done = a / len(slices)
-                report(0.05 + 0.8 * done, f"Embedding slices {a + 1}-{min(a + self.slice_batch, len(slices))} "
-                       f"of {len(slices)}")
-                chunks.append(self.embedder.embed(slices[a : a + self.slice_batch]))
-            embeddings = np.concatenate(chunks)  # (S, F, D)
+            embeddings, gain_db = embed_slices(self.embedder, samples, decoded.sample_rate, plan,
+                                               normalise_loudness=self.normalise_loudness, batch=self.slice_batch,
+                                               report=report)  # (S, F, D)
             timings["embed"] = time.perf_counter() - t
 
             t = time.perf_counter()
