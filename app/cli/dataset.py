@@ -215,6 +215,8 @@ def train(args: argparse.Namespace) -> int:
     atomic_write_text(folder / CURVES_FILE, json.dumps(result.curves(), indent=1))
     if cfg.solver in ("logistic", "lda"):
         head = f"one-vs-rest logistic regression, C={cfg.c:g}" if cfg.solver == "logistic" else "shrinkage LDA"
+        if result.nuisance is not None:
+            head += f" with the nuisance scatter of {result.nuisance['shifts']} shifts, weight {cfg.nuisance_weight:g}"
         print(f"saved {folder} ({head}, on {len(result.train_ids)} tracks; "
               f"out-of-fold temperature {result.temperature:.2f}"
               + (f"; validation accuracy {result.val_accuracy:.3f})" if result.val_ids else ")"))

@@ -1,4 +1,4 @@
-"""Command line: `python -m app analyze|embed|train|evaluate|feedback|retrain|worker|trust` (or `genre-lens ...`).
+"""Command line: `python -m app analyze|embed|train|evaluate|feedback|retrain|worker|nuisance|trust`.
 
 Each family registers its sub-commands from its own module; errors a user can fix are printed as
 one sentence with exit status 2, never as a traceback.
@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli import analyze, dataset, feedback, jobs, trust
+from app.cli import analyze, dataset, feedback, jobs, nuisance, trust
 from models.classifier.bundle import CheckpointError
 from models.embedders.base import EmbedderError
 from utils.audio import AudioError
 from utils.tables import TableError
 
-FAMILIES = (analyze, dataset, feedback, jobs, trust)
+FAMILIES = (analyze, dataset, feedback, jobs, nuisance, trust)
 
 
 def build_parser() -> argparse.ArgumentParser:

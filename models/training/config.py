@@ -54,6 +54,8 @@ class TrainConfig:
     early_stopping: bool = True  # keep the best validation epoch (False: train `epochs`, keep the last)
     temperature: float = 1.0  # each member's calibration when it has no validation tracks (chosen earlier)
     ensemble_temperature: float = 1.0  # the ensemble's, likewise, when no track was held out
+    nuisance: str = ""  # shift file (models/training/nuisance.py) whose scatter LDA learns to ignore; "" = none
+    nuisance_weight: float = 1.0  # that scatter's weight beside the within-genre covariance (lda only)
 
     def classifier_config(self, input_dim: int) -> ClassifierConfig:
         """The architecture these settings ask for, for inputs of `input_dim`."""
@@ -109,6 +111,7 @@ class TrainResult:
     train_ids: list[str] = field(default_factory=list)
     val_ids: list[str] = field(default_factory=list)
     members: list[MemberResult] = field(default_factory=list)
+    nuisance: dict | None = None  # the shift file trained with: path, sha256, counts (models/training/nuisance.py)
 
     def card_fields(self) -> dict:
         """What a model card records about this training run."""
@@ -117,6 +120,8 @@ class TrainResult:
             "best_epoch": self.best_epoch, "temperature": self.temperature,
             "val_accuracy": self.val_accuracy if math.isfinite(self.val_accuracy) else None,  # JSON has no NaN
         }
+        if self.nuisance is not None:
+            out["nuisance"] = self.nuisance
         if len(self.members) > 1:
             out["members"] = [{"best_epoch": m.best_epoch, "val_accuracy": m.val_accuracy,
                                "temperature": m.temperature, "val_tracks": m.val_ids} for m in self.members]

@@ -12,6 +12,10 @@ identity by the Ledoit-Wolf formula, so it has no strength to tune. On the artis
 split it beat every logistic C by about 4 points without losing on real, non-GTZAN music (see the v4
 card and README). Its scores are linear in the input, so it lives in the same `PooledHead`.
 
+Nuisance scatter (v5): the measured shifts of everyday changes (`models/training/nuisance.py`) join
+LDA's pooled covariance, so the head turns away from what codecs, band limits, pitch and tempo
+changes do to the features; chosen and judged as the v5 card says.
+
 Calibration: fitted on out-of-fold window logits of a K-fold split of the training tracks (whole id
 blocks, as `fold_splits` makes them), so the final fit on every labelled track is calibrated without
 a held-out set. Logistic regression needs one temperature; LDA's scores are log-densities with an
@@ -57,7 +61,7 @@ def fit_weights(x: np.ndarray, y: np.ndarray, w: np.ndarray, c: float) -> tuple[
 
 
 def fit_lda_weights(
-    x: np.ndarray, y: np.ndarray, w: np.ndarray, live: np.ndarray,
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, live: np.ndarray, nuisance: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(C, D) coefficients and (C,) intercepts of weighted shrinkage LDA on the `live` columns.
 
@@ -65,7 +69,9 @@ def fit_lda_weights(
     weight is 1 (tested), but weighted, because corrections train with their own weight. Each genre's
     covariance is shrunk with the Ledoit-Wolf intensity of its (standardised) tracks, and the pooled
     covariance is their prior-weighted sum. A track with several genres counts for its first. Columns
-    that are not live (constant in training) get zero weight.
+    that are not live (constant in training) get zero weight. `nuisance`, a (D, D) scatter in the same
+    standardised space (`models.training.nuisance`), is added to the pooled covariance, so directions in
+    which everyday changes move tracks count as within-genre spread and lose their weight.
     """
     xl, cls, n_classes = x[:, live], y.argmax(1), y.shape[1]
     prior = np.array([w[cls == k].sum() for k in range(n_classes)])
@@ -81,6 +87,8 @@ def fit_lda_weights(
         emp = (d * (wk / wk.sum())[:, None]).T @ d
         shrunk = (1 - alpha) * emp + alpha * np.trace(emp) / len(emp) * np.eye(len(emp))
         cov += prior[k] * shrunk * np.outer(scale, scale)
+    if nuisance is not None:
+        cov += nuisance[np.ix_(live, live)]
     coef_live = np.linalg.solve(cov, means.T).T
     bias = -0.5 * np.einsum("kd,kd->k", means, coef_live) + np.log(np.maximum(prior, 1e-12))
     coef = np.zeros((n_classes, x.shape[1]))

@@ -27,6 +27,7 @@ from models.training import linear_fit
 from models.training.calibration import _out_of_fold, fit_temperature
 from models.training.config import MemberResult, TrainConfig, TrainResult
 from models.training.data import _sample_batch_windows, _window_logits, max_slice_frames, one_hot, track_probabilities
+from models.training.nuisance import NuisanceShifts, load_shifts, scatter
 from models.training.splits import fold_splits, member_splits, seed_everything, split_tracks
 from utils.constants import DEAD_STD
 from utils.tables import EmbeddingTable, TrackFrames
@@ -71,6 +72,7 @@ def train(
     by_id = {t.track_id: t for t in table.tracks()}
     frame_s = table.frame_seconds
     f = max_slice_frames(table)
+    nuisance = _nuisance(cfg, table)
     results = []
     for i, (train_ids, val_ids_) in enumerate(splits):
         member_log = log
@@ -80,12 +82,13 @@ def train(
         member_cfg = replace(cfg, seed=cfg.seed + i)
         results.append(_train_member(
             [by_id[t] for t in train_ids], [by_id[t] for t in val_ids_], extra or [], member_cfg, table.dim, frame_s,
-            f, member_log,
+            f, member_log, nuisance,
         ))
+    card_entry = nuisance.card_entry(cfg.nuisance) if nuisance is not None else None
     if len(results) == 1:
         (r,) = results
         return TrainResult(r.model, r.history, r.best_epoch, r.val_accuracy, r.temperature, splits[0][0], r.val_ids,
-                           results)
+                           results, card_entry)
     history = [row | {"member": i + 1} for i, r in enumerate(results) for row in r.history]
     ensemble = GenreEnsemble([r.model for r in results]).eval()
     accuracy, temperature = _out_of_fold(results, by_id, frame_s, f)
@@ -101,7 +104,21 @@ def train(
         train_ids=sorted({t for tr, _ in splits for t in tr}),
         val_ids=sorted({t for _, va in splits for t in va}),
         members=results,
+        nuisance=card_entry,
     )
+
+
+def _nuisance(cfg: TrainConfig, table: EmbeddingTable) -> NuisanceShifts | None:
+    """The config's shift file, checked against the table; only LDA has a covariance to add it to."""
+    if not cfg.nuisance:
+        return None
+    if cfg.solver != "lda":
+        raise ValueError(f"A nuisance shift file needs the lda solver, not {cfg.solver!r}.")
+    if cfg.classifier.input_transform != "none":
+        raise ValueError("Nuisance shifts are measured on raw features: they need input_transform 'none'.")
+    if not np.isfinite(cfg.nuisance_weight) or cfg.nuisance_weight < 0:
+        raise ValueError(f"nuisance_weight must be a finite number >= 0, not {cfg.nuisance_weight}.")
+    return load_shifts(cfg.nuisance, table.embedder_id, table.dim)
 
 
 def _train_member(
@@ -113,10 +130,11 @@ def _train_member(
     frame_s: float,
     f: int,
     log: Log | None,
+    nuisance: NuisanceShifts | None = None,
 ) -> MemberResult:
     """One model: train with augmentation, keep the best validation epoch, fit its temperature."""
     if cfg.solver in linear_fit.CONVEX_SOLVERS:
-        return _fit_convex_member(train_tracks, val_tracks, extra, cfg, dim, frame_s, f)
+        return _fit_convex_member(train_tracks, val_tracks, extra, cfg, dim, frame_s, f, nuisance)
     if cfg.solver != "adamw":
         raise ValueError(f"Unknown solver {cfg.solver!r}; known: adamw, {', '.join(linear_fit.CONVEX_SOLVERS)}.")
     seed_everything(cfg.seed)
@@ -206,7 +224,7 @@ def _train_member(
 
 def _fit_convex_member(
     train_tracks: list[TrackFrames], val_tracks: list[TrackFrames], extra: list[tuple[TrackFrames, float]],
-    cfg: TrainConfig, dim: int, frame_s: float, f: int,
+    cfg: TrainConfig, dim: int, frame_s: float, f: int, nuisance: NuisanceShifts | None = None,
 ) -> MemberResult:
     """The pooled head fitted on track means by a convex solver (`models.training.linear_fit`).
 
@@ -222,10 +240,14 @@ def _fit_convex_member(
     probe.set_normalisation(mean, std)
     x, y = linear_fit.standardised_means(probe, tracks), one_hot([t.genre for t in tracks])
     live = (std >= DEAD_STD).numpy()
+    extra_scatter = None
+    if nuisance is not None:  # shifts in the head's standardised space; dead columns carry nothing
+        shifts = nuisance.shifts / probe.input_std.double().numpy() * live
+        extra_scatter = cfg.nuisance_weight * scatter(shifts)
 
     def fit(rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
         if cfg.solver == "lda":
-            return linear_fit.fit_lda_weights(x[rows], y[rows], weights[rows], live)
+            return linear_fit.fit_lda_weights(x[rows], y[rows], weights[rows], live, extra_scatter)
         return linear_fit.fit_weights(x[rows], y[rows], weights[rows], cfg.c)
 
     coef, bias = fit(list(range(len(tracks))))
