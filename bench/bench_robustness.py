@@ -1,15 +1,16 @@
 """Robustness: accuracy and verdict mix of the 50 valid-list gtzan_mini clips, clean and degraded.
 
-Usage: python bench/bench_robustness.py [--checkpoint BUNDLE] [--clips 50] [--only NAME ...]
+Usage: python bench/bench_robustness.py [--checkpoint BUNDLE | --recipe JSON] [--clips 50] [--only NAME ...]
                                         [--no-loudness] [--json]
-The model must never have trained on these clips: by default the current model's selection model (train split
-only), rebuilt here in a temporary folder from docs/recipes/<current version>.json when --checkpoint is
-not given, with the current bundle's trust settings (its not-music detector was fitted on train and
-its thresholds chosen on valid with that same selection model). Every degraded file goes through the
-real engine (decode, resample, loudness normalisation, MusiCNN, head, verdict). The last line is JSON
-with `mean_drop_points` (mean accuracy drop from clean over the degradations, in points), each
-degradation's accuracy and not-music rate, and whether the goals hold (drop <= 5 points, not-music
-<= 5 % under every degradation).
+The model must never have trained on these clips: by default the current model's selection model (train
+split only), rebuilt here in a temporary folder from docs/recipes/<current version>.json, with the current
+bundle's trust settings (its not-music detector was fitted on train and its thresholds chosen on valid with
+that same selection model). `--recipe` trains the selection model from another recipe instead (a setting
+the README compares), still with the current bundle's trust files. Every degraded file goes through the
+real engine (decode, resample, loudness normalisation, MusiCNN, head, verdict). The last line is JSON with
+`mean_drop_points` (mean accuracy drop from clean over the degradations, in points), each degradation's
+accuracy and not-music rate, and whether the goals hold (drop <= 5 points, not-music <= 5 % under every
+degradation).
 """
 
 from __future__ import annotations
@@ -54,17 +55,17 @@ def valid_clips(limit: int) -> list[tuple[Path, str]]:
     return clips[:limit]
 
 
-def selection_bundle(tmp: Path) -> Path:
-    """Train the current model's train-only selection model from its recipe, with the current trust files."""
+def selection_bundle(tmp: Path, recipe: Path | None = None) -> Path:
+    """Train a train-only selection model (default: the current model's recipe), with the current trust files."""
     current = resolve_bundle(None, checkpoint_root())
-    recipe = RECIPES / f"{current.name}.json"
+    recipe = recipe or RECIPES / f"{current.name}.json"
     if not recipe.is_file():
-        raise SystemExit(f"no recipe {recipe.relative_to(ROOT)} for {current.name}: pass --checkpoint BUNDLE")
+        raise SystemExit(f"no recipe {recipe} for {current.name}: pass --checkpoint BUNDLE or --recipe JSON")
     cmd = [sys.executable, "-m", "app", "train", "--table", str(POOL / "train.npz"), "--valid", str(POOL / "valid.npz"),
-           "--config", str(recipe), "--root", str(tmp), "--version", f"{current.name}-select", "--no-set-current",
+           "--config", str(recipe), "--root", str(tmp), "--version", f"{recipe.stem}-select", "--no-set-current",
            "--seed", "0"]
     subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
-    bundle = tmp / f"{current.name}-select"
+    bundle = tmp / f"{recipe.stem}-select"
     for name in (TRUST_FILE, NOVELTY_FILE):
         if (current / name).is_file():
             shutil.copy(current / name, bundle / name)
@@ -93,7 +94,10 @@ def run(engine: Engine, clips: list[tuple[Path, str]], conditions: list[str]) ->
 def main() -> int:
     """Parse flags, run every condition, print the table and the JSON line."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default=None, help="a bundle that never trained on the valid clips")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--checkpoint", default=None, help="a bundle that never trained on the valid clips")
+    which.add_argument("--recipe", type=Path, default=None,
+                       help="train the selection model from this recipe (default: the current model's)")
     ap.add_argument("--clips", type=int, default=50)
     ap.add_argument("--only", nargs="*", default=None, choices=sorted(DEGRADATIONS), help="a subset of degradations")
     ap.add_argument("--no-loudness", action="store_true", help="turn the engine's loudness normalisation off")
@@ -106,7 +110,7 @@ def main() -> int:
     clips = valid_clips(args.clips)
     conditions = ["clean", *(args.only or DEGRADATIONS)]
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = Path(args.checkpoint) if args.checkpoint else selection_bundle(Path(tmp))
+        bundle = Path(args.checkpoint) if args.checkpoint else selection_bundle(Path(tmp), args.recipe)
         engine = Engine(checkpoint=bundle, device=args.device, normalise_loudness=not args.no_loudness,
                         cache_size=1)
         results = run(engine, clips, conditions)
