@@ -230,3 +230,26 @@ def test_an_ensemble_retrains_as_an_ensemble_on_its_parents_folds(world: dict, t
     assert any(m.startswith("Member 2/2, epoch") for m in steps)
     for e, _ in world["tracks"][4:]:  # unseen tracks of the corrected kind of music
         assert GENRES[int(predict_stored(model, e).argmax())] == world["target"]
+
+
+def test_a_parent_trained_with_nuisance_shifts_retrains_with_them(world: dict, tmp_path: Path) -> None:
+    """v5's recipe names a shift file: a retrain from feedback must find it, use it and record it again."""
+    from models.training.config import TrainConfig
+    from models.training.nuisance import NuisanceShifts
+
+    root = fresh_root(world, tmp_path)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    for k, (e, s) in enumerate(world["tracks"][:3]):
+        add_correction(store, e, s, world["target"], "base", k, world["probs"][k])
+    table = world["table"]
+    shifts = tmp_path / "shifts.npz"
+    NuisanceShifts(np.random.default_rng(0).normal(0, 0.3, (6, table.dim)).astype(np.float32),
+                   np.array(["a"] * 3 + ["b"] * 3), np.array(["x", "y", "z"] * 2), table.embedder_id).save(shifts)
+    cfg = TrainConfig.from_dict(dict(arch="pooled", hidden=0, dropout=0.0, members=1, solver="lda",
+                                     nuisance=str(shifts), nuisance_weight=0.5))
+    res = retrain(store, table, None, test=world["test"], root=root, cfg=cfg)
+    card = read_card(res.folder)
+    assert card.training["config"]["nuisance"] == str(shifts)
+    assert card.training["nuisance"]["shifts"] == 6 and card.training["parent_version"] == "base"
+    again = TrainConfig.from_dict(card.training["config"], strict=False)  # what the next retrain reads
+    assert (again.nuisance, again.nuisance_weight, again.solver) == (str(shifts), 0.5, "lda")
