@@ -13,10 +13,17 @@ from models.embedders.base import Embedder, build_embedder
 from models.training.evaluation import record_in_card, summary_line
 from utils.atomic import atomic_write_text
 
+_INVOCATION: list[list[str]] = []  # the arguments main() parsed last (empty: this process's own argv)
+
+
+def remember_invocation(argv: list[str] | None) -> None:
+    """Record what main() parses, so an in-process call (a test, a script) names its own command, not sys.argv."""
+    _INVOCATION[:] = [list(argv)] if argv is not None else []
+
 
 def command_line() -> str:
-    """How this process was invoked, for model cards (every figure names the command that made it)."""
-    return "python -m app " + " ".join(sys.argv[1:])
+    """How this command was invoked, for model cards (every figure names the command that made it)."""
+    return "python -m app " + " ".join(_INVOCATION[0] if _INVOCATION else sys.argv[1:])
 
 
 def add_embedder_flags(p: argparse.ArgumentParser, default: str | None = "musicnn-msd") -> None:

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from app.cli import analyze, dataset, feedback, jobs, nuisance, trust
+from app.cli.common import remember_invocation
 from models.classifier.bundle import CheckpointError
 from models.embedders.base import EmbedderError
 from utils.audio import AudioError
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run a sub-command; user errors become one clear line and exit status 2."""
     args = build_parser().parse_args(argv)
+    remember_invocation(argv)
     try:
         return int(args.handler(args) or 0)
     except (AudioError, CheckpointError, EmbedderError, TableError, ValueError, FileNotFoundError) as exc:

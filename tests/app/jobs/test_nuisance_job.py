@@ -60,7 +60,7 @@ def test_the_command_writes_shifts_of_listed_clips_and_reports_bad_ones(tmp_path
     assert "skipped rock.00002" in captured.err and "2 shifts of 2 changes on 1 clips" in captured.out
     shifts = load_shifts(out, pool_embedder.id, 753)
     assert sorted(shifts.changes.tolist()) == ["gain_+8dB_limited", "lowpass_2.5k"]
-    assert set(shifts.clips.tolist()) == {"rock.00001"} and shifts.command.startswith("python -m app ")
+    assert set(shifts.clips.tolist()) == {"rock.00001"} and shifts.command.startswith("python -m app nuisance ")
     y, sr = sf.read(source / "rock" / "rock.00001.wav", dtype="float32")
     louder = track_vector(pool_embedder, CHANGES["gain_+8dB_limited"](y, sr))  # the same change, measured directly
     clean = track_vector(pool_embedder, _wav(y, sr))
