@@ -151,7 +151,7 @@ class Engine:
         with self._lock:
             embeddings, gain_db = embed_slices(self.embedder, samples, decoded.sample_rate, plan,
                                                normalise_loudness=self.normalise_loudness, batch=self.slice_batch,
-                                               report=report)  # (S, F, D)
+                                               report=lambda done, msg: report(0.05 + 0.8 * done, msg))  # (S, F, D)
             timings["embed"] = time.perf_counter() - t
 
             t = time.perf_counter()

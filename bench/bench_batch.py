@@ -31,15 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_reference import INPUT_LENGTH, INPUT_OVERLAP, Reference  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "data"
+from models.embedders.musicnn.int8_calibrate import train_clips  # noqa: E402
 
 
 def default_tracks(n: int, folder: Path) -> Path:
     """`folder` with genre sub-folders of symlinks to the first n gtzan_mini train-list clips."""
-    train = {Path(line.strip()).stem for line in (SHARED / "gtzan_ff_msd_musicnn" / "train_filtered.txt")
-             .read_text().splitlines() if line.strip()}
-    clips = sorted((p for p in (SHARED / "gtzan_mini").glob("*/*.flac") if p.stem in train), key=lambda p: p.name)
+    clips = train_clips()
     if len(clips) < n:
         raise SystemExit(f"only {len(clips)} train-list clips in ../shared/data/gtzan_mini; pass --source DIR")
     for clip in clips[:n]:

@@ -11,15 +11,12 @@ medians and the payload each sends to the browser (the audio not counted: both m
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,7 +27,7 @@ from app.ui.player.payload import player_args  # noqa: E402
 from app.ui.slices import slice_strip  # noqa: E402
 from app.ui.track_charts import slice_strip_figure  # noqa: E402
 from bench.bench_engine import make_engine  # noqa: E402
-from utils.example_audio import EXAMPLE_RATE, example_bytes, synthesize_example  # noqa: E402
+from utils.example_audio import example_bytes  # noqa: E402
 
 
 def median_s(fn: Callable[[], object], repeats: int) -> float:
@@ -63,10 +60,9 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     engine, _ = make_engine("cpu")
-    long_wav = io.BytesIO()
-    sf.write(long_wav, synthesize_example(args.minutes * 60), EXAMPLE_RATE, format="WAV", subtype="PCM_16")
+    long_wav = example_bytes(args.minutes * 60)
     result: dict[str, dict[str, float]] = {}
-    for label, data in (("30 s example", example_bytes()), (f"{args.minutes:g} min", long_wav.getvalue())):
+    for label, data in (("30 s example", example_bytes()), (f"{args.minutes:g} min", long_wav)):
         a = engine.analyze(data, filename=label)
         row = {
             "player_build_ms": 1000 * median_s(lambda a=a: player_payload(a), args.repeats),

@@ -38,6 +38,7 @@ from models.trust import TRUST_FILE  # noqa: E402
 from models.verdict import NOT_MUSIC, VERDICTS  # noqa: E402
 from utils.degrade import DEGRADATIONS  # noqa: E402
 from utils.nonmusic import wav_bytes  # noqa: E402
+from utils.tables import read_id_list  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 MINI = SHARED / "gtzan_mini"
@@ -50,7 +51,7 @@ GOAL_NOT_MUSIC = 0.05
 
 def valid_clips(limit: int) -> list[tuple[Path, str]]:
     """(path, genre) of the gtzan_mini clips in the valid list, sorted."""
-    listed = {Path(line).stem for line in VALID_LIST.read_text().split()}
+    listed = set(read_id_list(VALID_LIST))
     clips = sorted((p, p.parent.name) for p in MINI.rglob("*.flac") if p.stem in listed)
     return clips[:limit]
 

@@ -77,9 +77,9 @@ def tempo(samples: np.ndarray, sr: int, rate: float) -> np.ndarray:
     return librosa.effects.time_stretch(samples, rate=rate).astype(np.float32)
 
 
-def mono_8k(samples: np.ndarray, sr: int) -> bytes:
-    """A mono 8 kHz 16-bit WAV of the clip: the engine resamples it back up, so the top band is gone."""
-    return wav_bytes(np.clip(soxr.resample(samples, sr, 8000), -1.0, 1.0).astype(np.float32), 8000)
+def resampled(rate: int) -> Callable[[np.ndarray, int], bytes]:
+    """A mono 16-bit WAV of the clip at `rate`: the engine resamples it back up, so the top band is gone."""
+    return lambda y, sr: wav_bytes(np.clip(soxr.resample(y, sr, rate), -1.0, 1.0).astype(np.float32), rate)
 
 
 def as_wav(fn: Callable[[np.ndarray, int], np.ndarray]) -> Callable[[np.ndarray, int], bytes]:
@@ -99,6 +99,6 @@ DEGRADATIONS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "pitch_-1": as_wav(lambda y, sr: pitch(y, sr, -1.0)),
     "tempo_+6%": as_wav(lambda y, sr: tempo(y, sr, 1.06)),
     "tempo_-6%": as_wav(lambda y, sr: tempo(y, sr, 0.94)),
-    "mono_8k_round_trip": mono_8k,
+    "mono_8k_round_trip": resampled(8000),
     "first_10s": as_wav(lambda y, sr: y[: 10 * sr]),
 }

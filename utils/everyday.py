@@ -13,16 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import soxr
 
-from utils.degrade import as_wav, butter_filter, encode, limit, pitch, tempo, with_noise
-from utils.nonmusic import wav_bytes
-
-
-def _resampled(rate: int) -> Callable[[np.ndarray, int], bytes]:
-    """A mono WAV at `rate` (the engine resamples it back up, so the top band is gone)."""
-    return lambda y, sr: wav_bytes(np.clip(soxr.resample(y, sr, rate), -1.0, 1.0).astype(np.float32), rate)
-
+from utils.degrade import as_wav, butter_filter, encode, limit, pitch, resampled, tempo, with_noise
 
 CHANGES: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "mp3_128k": lambda y, sr: encode(y, sr, ["-c:a", "libmp3lame", "-b:a", "128k"], ".mp3"),
@@ -44,5 +36,5 @@ CHANGES: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "tempo_-4%": as_wav(lambda y, sr: tempo(y, sr, 0.96)),
     "tempo_+10%": as_wav(lambda y, sr: tempo(y, sr, 1.10)),
     "tempo_-10%": as_wav(lambda y, sr: tempo(y, sr, 0.90)),
-    "rate_11k": _resampled(11025),
+    "rate_11k": resampled(11025),
 }

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from models.classifier.bundle import checkpoint_root, read_card, resolve_bundle
+from models.classifier.bundle import checkpoint_root, resolve_bundle
 from models.embedders.base import Embedder, build_embedder
 from models.training.evaluation import record_in_card, summary_line
 from utils.atomic import atomic_write_text
@@ -76,7 +76,7 @@ def finish_evaluation(report: dict, folder: Path, args: argparse.Namespace) -> N
     write_report(report, args.out)
     if args.record_as:  # a selection model's numbers can go into the shipped model's card
         target = resolve_bundle(args.record_in, args.root or checkpoint_root()) if args.record_in else folder
-        record_in_card(target, args.record_as, report | {"evaluated_model": read_card(folder).version,
+        record_in_card(target, args.record_as, report | {"evaluated_model": report["model"]["version"],
                                                          "command": command_line()})
     print(summary_line(report))
     for src, reason in report.get("failed", []):

@@ -262,9 +262,9 @@ def evaluate(args: argparse.Namespace) -> int:
 
         report = evaluate_with_ray(args.source, folder, address=args.address, **common)
     else:
-        from app.jobs.evaluate import evaluate_source
+        from app.jobs.evaluate import evaluate_source, is_audio_folder
 
-        bar = tqdm(desc="evaluating", unit="track", file=sys.stderr, disable=not args.source.is_dir())
+        bar = tqdm(desc="evaluating", unit="track", file=sys.stderr, disable=not is_audio_folder(args.source))
 
         def progress(i: int, n: int) -> None:
             bar.total = n

@@ -41,6 +41,7 @@ def evaluate_source(
     if is_audio_folder(source):
         report = _evaluate_audio(source, bundle, train_table, wanted, device, seed, progress)
         report["source"] = {"kind": "audio", "folder": source.name, "list": list_name}
+        card = read_card(bundle)
     else:
         table = load_table(source)
         if wanted is not None:
@@ -51,7 +52,6 @@ def evaluate_source(
             raise ValueError(f"{source} holds {table.dim}-dimensional {table.embedder_id} vectors, but "
                              f"{card.version} takes {want}-dimensional {card.embedder.get('id')} ones.")
         report = evaluate_table(model, table, train_table, seed)
-    card = read_card(bundle)
     report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
     return report
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from app.jobs.evaluate import is_audio_folder
 from app.jobs.ray_cluster import ActorPlan, plan_actors, ray_session
 from models.classifier.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, read_card
 from models.training.baseline import baseline_probabilities, fit_baseline
@@ -233,7 +234,7 @@ def evaluate_with_ray(
     """The report `app.jobs.evaluate.evaluate_source` gives, computed by actors on a Ray cluster."""
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist.")
-    is_table = not source.is_dir() or bool(shard_paths(source))
+    is_table = not is_audio_folder(source)
     with ray_session(address) as ray:
         resources = ray.cluster_resources()
         if is_table:  # the classifier is small: CPU actors unless --device cuda asks otherwise

@@ -22,13 +22,15 @@ def embed_slices(
     embedder: Embedder, samples: np.ndarray, sample_rate: int, plan: WindowPlan, *, normalise_loudness: bool = True,
     batch: int = 32, report: Report | None = None,
 ) -> tuple[np.ndarray, float]:
-    """(S, F, D) embeddings of the plan's slices and the loudness gain applied, in dB."""
+    """(S, F, D) embeddings of the plan's slices and the loudness gain applied, in dB.
+
+    `report` gets the fraction of slices done (0-1) and a message; the caller maps it onto its own bar.
+    """
     level_input, gain_db = model_input(samples, sample_rate, normalise_loudness)
     slices = cut_slices(level_input, sample_rate, plan.slice_starts)
     chunks = []
     for a in range(0, len(slices), batch):
         if report is not None:
-            report(0.05 + 0.8 * a / len(slices),
-                   f"Embedding slices {a + 1}-{min(a + batch, len(slices))} of {len(slices)}")
+            report(a / len(slices), f"Embedding slices {a + 1}-{min(a + batch, len(slices))} of {len(slices)}")
         chunks.append(embedder.embed(slices[a : a + batch]))
     return np.concatenate(chunks), gain_db

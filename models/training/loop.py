@@ -241,8 +241,8 @@ def _fit_convex_member(
     x, y = linear_fit.standardised_means(probe, tracks), one_hot([t.genre for t in tracks])
     live = (std >= DEAD_STD).numpy()
     extra_scatter = None
-    if nuisance is not None:  # shifts in the head's standardised space; dead columns carry nothing
-        shifts = nuisance.shifts / probe.input_std.double().numpy() * live
+    if nuisance is not None:  # shifts in the head's standardised space (the solver keeps live columns only)
+        shifts = nuisance.shifts / probe.input_std.double().numpy()
         extra_scatter = cfg.nuisance_weight * scatter(shifts)
 
     def fit(rows: list[int]) -> tuple[np.ndarray, np.ndarray]:

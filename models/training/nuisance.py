@@ -14,6 +14,7 @@ trained with it reproduces.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from models.embedders.base import base_id
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from utils.constants import PROJECT_ROOT
 
 
 @dataclass(frozen=True)
@@ -53,21 +53,22 @@ class NuisanceShifts:
                 "clips": int(len(set(self.clips.tolist()))), "changes": sorted(set(self.changes.tolist()))}
 
 
-def resolve(path: str | os.PathLike) -> Path:
+def _resolve(path: str | os.PathLike) -> Path:
     """A config's shift file: absolute, or relative to the repository root (recipes stay portable)."""
     p = Path(path)
-    return p if p.is_absolute() else REPO_ROOT / p
+    return p if p.is_absolute() else PROJECT_ROOT / p
 
 
 def load_shifts(path: str | os.PathLike, embedder_id: str | None = None, dim: int | None = None) -> NuisanceShifts:
     """Read a shift file and check it fits the table it will train with; ValueError says why not."""
-    p = resolve(path)
+    p = _resolve(path)
     if not p.is_file():
         raise ValueError(f"Nuisance shift file {p} does not exist: make it with `python -m app nuisance`.")
     try:
-        with np.load(p, allow_pickle=False) as f:
+        data = p.read_bytes()  # read once: parsed and hashed from the same bytes
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
             out = NuisanceShifts(f["shifts"].astype(np.float64), f["clips"], f["changes"], str(f["embedder_id"]),
-                                 str(f["command"]), hashlib.sha256(p.read_bytes()).hexdigest())
+                                 str(f["command"]), hashlib.sha256(data).hexdigest())
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"{p.name} is not a nuisance shift file ({exc}).") from exc
     if out.shifts.ndim != 2 or len(out.shifts) == 0 or not np.isfinite(out.shifts).all():

@@ -27,6 +27,7 @@ from models.embedders.musicnn.weights import load_msd_musicnn
 from utils.audio import load_audio
 from utils.constants import SHARED_DATA
 from utils.loudness import model_input
+from utils.tables import read_id_list
 
 MINI = SHARED_DATA / "gtzan_mini"
 TRAIN_LIST = SHARED_DATA / "gtzan_ff_msd_musicnn" / "train_filtered.txt"
@@ -34,7 +35,7 @@ TRAIN_LIST = SHARED_DATA / "gtzan_ff_msd_musicnn" / "train_filtered.txt"
 
 def train_clips(mini: Path = MINI, train_list: Path = TRAIN_LIST) -> list[Path]:
     """gtzan_mini clips whose track is in the fault-filtered train list, sorted by name."""
-    wanted = {Path(line.strip()).stem for line in train_list.read_text().splitlines() if line.strip()}
+    wanted = set(read_id_list(train_list))
     return sorted((p for p in mini.glob("*/*.flac") if p.stem in wanted), key=lambda p: p.name)
 
 

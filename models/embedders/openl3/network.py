@@ -131,7 +131,7 @@ class OpenL3Model(nn.Module):
         spec = spec.to(device=self.device, dtype=self.dtype)
         if self._channels_last:
             spec = spec.contiguous(memory_format=torch.channels_last)
-        if self.amp and spec.device.type == "cuda" and self.dtype == torch.float32:
+        if self.amp and self.dtype == torch.float32:  # autocast is a no-op off CUDA
             with autocast(spec.device):
                 return self.net(spec).float()
         return self.net(spec)
