@@ -5,11 +5,11 @@ writes, `export` turns corrections into CSV. Import the public names from here; 
 import each other directly, never this facade, so there is no cycle.
 """
 
-from utils.feedback.db import FeedbackError
 from utils.feedback.records import (
     MAX_NOTE_CHARS,
     AddResult,
     Correction,
+    FeedbackError,
     SliceEmbeddings,
     idempotency_key,
     validate_genres,

@@ -6,18 +6,17 @@ import io
 
 import numpy as np
 
-from utils.feedback.db import FeedbackError
-from utils.feedback.records import SliceEmbeddings
+from utils.feedback.records import FeedbackError, SliceEmbeddings
 
 
-def _to_npy(array: np.ndarray) -> bytes:
+def to_npy(array: np.ndarray) -> bytes:
     """Array as .npy bytes (shape and dtype travel in the header; no pickle)."""
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     return buf.getvalue()
 
 
-def _from_npy(blob: bytes, shape: list[int], dtype: str) -> np.ndarray:
+def from_npy(blob: bytes, shape: list[int], dtype: str) -> np.ndarray:
     """Array from .npy bytes, checked against the stored shape and dtype."""
     array = np.load(io.BytesIO(blob), allow_pickle=False)
     if list(array.shape) != list(shape) or str(array.dtype) != dtype:
@@ -25,7 +24,7 @@ def _from_npy(blob: bytes, shape: list[int], dtype: str) -> np.ndarray:
     return array
 
 
-def _check_embeddings(e: SliceEmbeddings) -> SliceEmbeddings:
+def check_embeddings(e: SliceEmbeddings) -> SliceEmbeddings:
     """Embeddings fit to store: (S, F, D) finite float32 with S slice starts."""
     x = np.asarray(e.embeddings, dtype=np.float32)
     starts = np.asarray(e.slice_starts, dtype=np.float64).reshape(-1)
@@ -37,5 +36,3 @@ def _check_embeddings(e: SliceEmbeddings) -> SliceEmbeddings:
     if not (e.hop_seconds > 0 and e.frame_seconds > 0):
         raise FeedbackError("Embedder hop and frame lengths must be positive.")
     return SliceEmbeddings(e.audio_sha256, e.embedder_id, x, starts, float(e.hop_seconds), float(e.frame_seconds))
-
-

@@ -45,6 +45,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from utils import settings
+from utils.feedback.records import FeedbackError
 
 T = TypeVar("T")
 
@@ -52,10 +53,6 @@ SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 30.0
 # transient lock errors retried, and adds rerun after a concurrent writer stored the same key, in this process
 stats = {"retries": 0, "conflicts": 0}
-
-
-class FeedbackError(ValueError):
-    """A correction or a feedback-database request a user can fix; the message says how."""
 
 
 def data_dir() -> Path:

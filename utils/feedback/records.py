@@ -21,11 +21,15 @@ from typing import Any
 import numpy as np
 
 from utils.constants import GENRES, WINDOW_S
-from utils.feedback.db import FeedbackError
+
+
+class FeedbackError(ValueError):
+    """A correction or a feedback-database request a user can fix; the message says how."""
+
 
 MAX_NOTE_CHARS = 1000
 MAX_KEY_CHARS = 200
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def validate_window(start: float | None, end: float | None = None) -> tuple[floa
     return round(start, 3), round(end, 3)
 
 
-def _validate_probabilities(probabilities: Mapping[str, float] | Sequence[float] | np.ndarray) -> dict[str, float]:
+def validate_probabilities(probabilities: Mapping[str, float] | Sequence[float] | np.ndarray) -> dict[str, float]:
     """{genre: probability} for all ten genres, finite and within [0, 1]."""
     if isinstance(probabilities, Mapping):
         if set(probabilities) != set(GENRES):
@@ -141,7 +145,7 @@ def _validate_probabilities(probabilities: Mapping[str, float] | Sequence[float]
     return out
 
 
-def _short_text(value: str, what: str, limit: int = 200) -> str:
+def short_text(value: str, what: str, limit: int = 200) -> str:
     """A required identifier (model id, version, key) of at most `limit` characters."""
     value = str(value or "").strip()
     if not value or len(value) > limit:
@@ -172,5 +176,3 @@ def validate_session(session_id: str | None) -> str | None:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(session_id)):
         raise FeedbackError("A session id must be 1-64 letters, digits, '-' or '_'.")
     return str(session_id)
-
-

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from utils.atomic import atomic_write_text
-from utils.feedback.blobs import _check_embeddings, _from_npy, _to_npy
+from utils.feedback.blobs import check_embeddings, from_npy, to_npy
 from utils.feedback.db import (
     FeedbackError,
     correction_usage,
@@ -36,16 +36,16 @@ from utils.feedback.db import (
 )
 from utils.feedback.export import to_csv
 from utils.feedback.records import (
-    _SHA256,
     MAX_KEY_CHARS,
+    SHA256,
     AddResult,
     Correction,
     SliceEmbeddings,
-    _short_text,
-    _validate_probabilities,
     idempotency_key,
+    short_text,
     validate_genres,
     validate_note,
+    validate_probabilities,
     validate_session,
     validate_window,
 )
@@ -112,25 +112,25 @@ class FeedbackStore:
         under another session's key is refused rather than answered with that session's row.
         """
         sha = str(audio_sha256).lower()
-        if not _SHA256.match(sha):
+        if not SHA256.match(sha):
             raise FeedbackError("The audio fingerprint must be a 64-character hex sha256.")
         chosen = validate_genres(genres)
         text_note = validate_note(note)
         start, end = validate_window(window_start_s, window_end_s)
         session = validate_session(session_id)
         values = {
-            "idempotency_key": _short_text(key, "idempotency key", MAX_KEY_CHARS) if key
+            "idempotency_key": short_text(key, "idempotency key", MAX_KEY_CHARS) if key
             else idempotency_key(sha, chosen, text_note, start, session),
             "session_id": session,
             "audio_sha256": sha, "file_name": safe_display_name(file_name),
-            "model_id": _short_text(model_id, "model id"), "model_version": _short_text(model_version, "model version"),
-            "embedder_id": _short_text(embedder_id, "embedder id"),
-            "probabilities": json.dumps(_validate_probabilities(probabilities)), "genres": "|".join(chosen),
+            "model_id": short_text(model_id, "model id"), "model_version": short_text(model_version, "model version"),
+            "embedder_id": short_text(embedder_id, "embedder id"),
+            "probabilities": json.dumps(validate_probabilities(probabilities)), "genres": "|".join(chosen),
             "window_start_s": start, "window_end_s": end, "note": text_note,
         }
         emb = None
         if embeddings is not None:
-            emb = _check_embeddings(embeddings)
+            emb = check_embeddings(embeddings)
             if emb.audio_sha256.lower() != sha or emb.embedder_id != values["embedder_id"]:
                 raise FeedbackError("The embeddings belong to another audio or embedder than the correction.")
 
@@ -191,7 +191,7 @@ class FeedbackStore:
         if found is not None or emb is None:
             return found
         insert_if_absent(conn, slice_embeddings, dict(
-            audio_sha256=sha, embedder_id=embedder_id, data=_to_npy(emb.embeddings),
+            audio_sha256=sha, embedder_id=embedder_id, data=to_npy(emb.embeddings),
             shape=json.dumps(list(emb.embeddings.shape)), dtype=str(emb.embeddings.dtype),
             slice_starts=json.dumps([round(float(s), 6) for s in emb.slice_starts]),
             hop_seconds=emb.hop_seconds, frame_seconds=emb.frame_seconds, created_at=datetime.now(UTC),
@@ -225,7 +225,7 @@ class FeedbackStore:
         A correction deleted between the SELECT and the foreign-key check is retried once and then skipped.
         """
         ids = sorted({int(i) for i in correction_ids})
-        version = _short_text(model_version, "model version")
+        version = short_text(model_version, "model version")
         if not ids:
             return
         dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(self.engine.dialect.name)
@@ -292,7 +292,7 @@ class FeedbackStore:
         if r is None:
             return None
         return SliceEmbeddings(
-            r["audio_sha256"], r["embedder_id"], _from_npy(r["data"], json.loads(r["shape"]), r["dtype"]),
+            r["audio_sha256"], r["embedder_id"], from_npy(r["data"], json.loads(r["shape"]), r["dtype"]),
             np.asarray(json.loads(r["slice_starts"]), dtype=np.float64), float(r["hop_seconds"]),
             float(r["frame_seconds"]),
         )
