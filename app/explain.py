@@ -134,7 +134,7 @@ def reference_table_path(card: ModelCard) -> Path:
     recorded = str(card.training.get("command", ""))
     try:
         command = shlex.split(recorded)
-    except ValueError:  # the command is recorded unquoted, so free text (--notes "v3's ...") may not parse
+    except ValueError:  # cards before commands were shell-quoted: free text (--notes "v3's ...") may not parse
         command = recorded.split()
     for flag, value in itertools.pairwise([*command, ""]):
         if flag == "--test" or flag.startswith("--test="):

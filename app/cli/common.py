@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,12 @@ def remember_invocation(argv: list[str] | None) -> None:
 
 
 def command_line() -> str:
-    """How this command was invoked, for model cards (every figure names the command that made it)."""
-    return "python -m app " + " ".join(_INVOCATION[0] if _INVOCATION else sys.argv[1:])
+    """How this command was invoked, for model cards (every figure names the command that made it).
+
+    Shell-quoted, so a recorded command can be pasted back into a shell and parsed with `shlex.split`
+    even when an argument (a `--notes` text, a path) has spaces or quotes in it.
+    """
+    return shlex.join(["python", "-m", "app", *(_INVOCATION[0] if _INVOCATION else sys.argv[1:])])
 
 
 def add_embedder_flags(p: argparse.ArgumentParser, default: str | None = "musicnn-msd") -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.cli.common import command_line, remember_invocation
 from app.explain import reference_predictions, reference_table_path
 from app.ui.explain_charts import PlacedTrack, embedding_map
 from models.classifier.bundle import DEFAULT_ROOT, ModelCard, current_version, read_card
@@ -128,9 +129,17 @@ def test_reference_table_comes_from_the_card_or_the_environment(tmp_path: Path, 
     assert reference_table_path(card) == ROOT / "data" / "t.npz"
     card.training["command"] = "python -m app train --test=/abs/t.npz"
     assert reference_table_path(card) == Path("/abs/t.npz")
-    # commands are recorded unquoted: free-text notes with an apostrophe must not break the page (v4's do)
+    # cards before commands were shell-quoted: notes with an apostrophe must not break the page (v4's do)
     card.training["command"] = "python -m app train --test data/t.npz --notes v3's recipe scored 77.7 %"
     assert reference_table_path(card) == ROOT / "data" / "t.npz"
+    # new cards record the command quoted, so a path with a space comes back whole
+    remember_invocation(["train", "--notes", "v3's recipe", "--test", "my data/t 1.npz"])
+    try:
+        card.training["command"] = command_line()
+    finally:
+        remember_invocation(None)
+    assert card.training["command"].startswith("python -m app train --notes ")
+    assert reference_table_path(card) == ROOT / "my data" / "t 1.npz"
     monkeypatch.setenv(REFERENCE_ENV, str(tmp_path / "x.npz"))
     assert reference_table_path(card) == tmp_path / "x.npz"
     (tmp_path / "metrics.json").write_text(json.dumps({"tracks": [{"track_id": "a", "predicted": "pop"}],
