@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,19 @@ from utils.atomic import atomic_write_text
 from utils.constants import GENRES
 from utils.tables import SHARED_DATA, load_table, load_tables, read_id_list
 
+
+def track_bar(desc: str, disable: bool = False) -> tuple[tqdm, Callable[..., None]]:
+    """A per-track progress bar on stderr and the (done, total[, track]) callback the jobs report to."""
+    bar = tqdm(desc=desc, unit="track", file=sys.stderr, disable=disable)
+
+    def progress(done: int, total: int, track: str = "") -> None:
+        bar.total = total
+        bar.n = done
+        if track:
+            bar.set_postfix_str(track)
+        bar.refresh()
+
+    return bar, progress
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `embed`, `train` and `evaluate`."""
@@ -100,14 +114,7 @@ def embed(args: argparse.Namespace) -> int:
         from app.jobs.embed import build_table
 
         embedder = make_embedder(args)
-        bar = tqdm(desc="embedding", unit="track", file=sys.stderr)
-
-        def progress(i: int, n: int, tid: str) -> None:
-            bar.total = n
-            bar.n = i
-            bar.set_postfix_str(tid)
-            bar.refresh()
-
+        bar, progress = track_bar("embedding")
         spec = (args.embedder, str(embedder.device), embedder_options(args))  # how worker processes rebuild it
         report = build_table(embedder, args.source, args.out, progress, workers=args.workers, spec=spec)
         bar.close()
@@ -264,13 +271,7 @@ def evaluate(args: argparse.Namespace) -> int:
     else:
         from app.jobs.evaluate import evaluate_source, is_audio_folder
 
-        bar = tqdm(desc="evaluating", unit="track", file=sys.stderr, disable=not is_audio_folder(args.source))
-
-        def progress(i: int, n: int) -> None:
-            bar.total = n
-            bar.n = i
-            bar.refresh()
-
+        bar, progress = track_bar("evaluating", disable=not is_audio_folder(args.source))
         report = evaluate_source(args.source, folder, progress=progress, **common)
         bar.close()
     finish_evaluation(report, folder, args)
