@@ -150,6 +150,22 @@ def test_explanation_names_the_most_attended_slice() -> None:
     assert "70%" in text and "jazz (90%)" in text and "agreeing with" in text
 
 
+def test_equal_attention_is_not_called_a_slice_driving_the_window() -> None:
+    w = fake_analysis().windows[0]
+    w.attention = np.full(3, 1 / 3)  # the linear heads of v3-v5: every slice weighs the same
+    w.probabilities = np.full(C, 0.1)
+    w.probabilities[GENRES.index("metal")] = 0.8
+    w.slice_probabilities = np.full((3, C), 0.1)
+    w.slice_probabilities[:, GENRES.index("metal")] = [0.5, 0.3, 0.95]
+    text = charts.explain_window(w, list(GENRES))
+    assert "drove" not in text and text.startswith("This model weighs the window's 3 slices equally (33% each).")
+    assert f"The {w.start_s + 10:.0f}–{w.start_s + 15:.0f} s slice sounds most like" in text
+    assert "metal (80%): 95% on its own" in text
+    assert "equal" in charts.attention_bars(w, list(GENRES)).layout.title.text
+    w.attention = np.array([0.2, 0.7, 0.1])
+    assert "equal" not in charts.attention_bars(w, list(GENRES)).layout.title.text
+
+
 def test_compare_table_and_heatmap() -> None:
     tracks = [fake_analysis(seed=1, name="a.wav"), fake_analysis(seed=2, name="b" * 50 + ".wav")]
     table = charts.compare_table(tracks, threshold=0.5)
