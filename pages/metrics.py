@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import charts, state, trust_views, version_compare
+from app.ui.card_figures import validation_figure
 from models.classifier.bundle import CURVES_FILE, METRICS_FILE, CheckpointError, ModelCard, read_card, read_json
 from utils.text import md_escape
 
@@ -50,8 +51,7 @@ def render_card(card: ModelCard) -> None:
     c1.metric("Created", card.created[:10] if card.created else "?", help=card.created)
     c2.metric("Embedder", card.embedder.get("name", "?"), help=str(card.embedder.get("id", "")))
     members = card.classifier.get("members", 1)
-    val = training.get("val_accuracy")
-    val_text = f"{val:.3f}" if isinstance(val, int | float) else "–"
+    val_label, val_text, val_help = validation_figure(card)
     if members > 1:
         folds = training.get("config", {}).get("member_folds", "?")
         c3.metric("Ensemble", f"{members} models",
@@ -64,8 +64,7 @@ def render_card(card: ModelCard) -> None:
     else:
         c3.metric("Training tracks", training.get("n_train_tracks", "?"),
                   help=f"data: {training.get('data', '?')}, validation tracks: {training.get('n_val_tracks', '?')}")
-        c4.metric("Validation accuracy", val_text,
-                  help=f"best epoch {training.get('best_epoch', '?')}; the checkpoint kept is the best on validation")
+        c4.metric(val_label, val_text, help=val_help)
     st.markdown(f"**{md_escape(current_line(card))}**")
     if card.notes:
         st.caption(f"Notes written when {md_escape(card.version)} was built (the line above is what holds now): "
