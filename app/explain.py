@@ -124,6 +124,23 @@ def _top_genre(engine: Engine, embedder: MusiCNNEmbedder, mel: torch.Tensor, win
 # ------------------------------------------------------------------------------- reference tracks
 
 
+FEATURE_NAMES = {  # the middle part of a MusiCNN embedder id -> what its vectors are, for a page to say
+    "taggram": "MusiCNN taggrams (50 tag activations)",
+    "penultimate": "MusiCNN penultimate-layer features (200 values)",
+    "pool": "pooled MusiCNN features (753 values: mean and max of the mid-end layer)",
+}
+
+
+def feature_name(embedder_id: str) -> str:
+    """What a table's vectors are, in words, from its embedder id (`musicnn-msd/pool/v1`, `openl3-...`)."""
+    if embedder_id.startswith("openl3"):
+        return "OpenL3 embeddings"
+    parts = embedder_id.split("/")
+    if parts[0].startswith("musicnn") and len(parts) > 1 and parts[1] in FEATURE_NAMES:
+        return FEATURE_NAMES[parts[1]]
+    return f"{embedder_id} embeddings" if embedder_id else "embeddings"
+
+
 def reference_table_path(card: ModelCard) -> Path:
     """The test table of a model: $GENRE_LENS_REFERENCE_TABLE, else the `--test` table of the card's
     training command (relative to the project root), else the test table beside the card's training

@@ -12,6 +12,7 @@ import logging
 import numpy as np
 import streamlit as st
 
+from app import explain
 from app.analysis import Analysis
 from app.ui import charts, explain_charts, explain_views, state
 from utils.embedding_map import METHODS, EmbeddingMap
@@ -82,12 +83,13 @@ def render_point(key: str, emap: EmbeddingMap, reference: explain_views.Referenc
 def page() -> None:
     """The whole page."""
     st.title("Explore")
-    st.caption("Where your tracks sit among the test tracks the model was evaluated on, and which ones they "
-               "sound like. Each point is one track: the mean of its MusiCNN taggrams.")
+    intro = "Where your tracks sit among the test tracks the model was evaluated on, and which ones they sound like."
     reference, message = explain_views.load_reference()
     if reference is None:
+        st.caption(intro)
         st.info(message, icon=":material/travel_explore:")
         return
+    st.caption(f"{intro} Each point is one track: the mean of its {explain.feature_name(reference.embedder_id)}.")
     if reference.note:
         st.caption(reference.note)
     method = pick_method()

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.cli.common import command_line, remember_invocation
-from app.explain import reference_predictions, reference_table_path
+from app.explain import feature_name, reference_predictions, reference_table_path
 from app.ui.explain_charts import PlacedTrack, embedding_map
 from models.classifier.bundle import DEFAULT_ROOT, ModelCard, current_version, read_card
 from tests.helpers.analyses import upload_from_table_track
@@ -216,3 +216,10 @@ def test_explore_page_on_a_synthetic_reference(tmp_path: Path, monkeypatch) -> N
     at.segmented_control(key="explore-method").set_value("t-SNE").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.dataframe[0].value.iloc[0]["track"] == table.tracks()[0].track_id
+
+
+def test_the_page_names_the_features_its_points_are_made_of() -> None:
+    assert feature_name("musicnn-msd/pool/v1").startswith("pooled MusiCNN features")
+    assert feature_name("musicnn-msd/taggram/v1+int8-abc") == "MusiCNN taggrams (50 tag activations)"
+    assert feature_name("openl3-mel256-music-512-kapre-hop0.1-wabc") == "OpenL3 embeddings"
+    assert feature_name("other/x") == "other/x embeddings"
