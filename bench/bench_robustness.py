@@ -1,7 +1,7 @@
 """Robustness: accuracy and verdict mix of the 50 valid-list gtzan_mini clips, clean and degraded.
 
 Usage: python bench/bench_robustness.py [--checkpoint BUNDLE | --recipe JSON] [--clips 50] [--only NAME ...]
-                                        [--no-loudness] [--json]
+                                        [--no-context] [--no-loudness] [--json]
 The model must never have trained on these clips: by default the current model's selection model (train
 split only), rebuilt here in a temporary folder from docs/recipes/<current version>.json, with the current
 bundle's trust settings (its not-music detector was fitted on train and its thresholds chosen on valid with
@@ -10,7 +10,9 @@ the README compares), still with the current bundle's trust files. Every degrade
 real engine (decode, resample, loudness normalisation, MusiCNN, head, verdict). The last line is JSON with
 `mean_drop_points` (mean accuracy drop from clean over the degradations, in points), each degradation's
 accuracy and not-music rate, and whether the goals hold (drop <= 5 points, not-music <= 5 % under every
-degradation).
+degradation). Two context rows follow the degradations and stay out of the mean: the clips played 6 %
+faster and slower by resampling (`utils.degrade.SPEED_CHANGES`), the pitch and tempo change without the
+phase vocoder; `--no-context` skips them.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from models.classifier.bundle import checkpoint_root, resolve_bundle  # noqa: E4
 from models.novelty import NOVELTY_FILE  # noqa: E402
 from models.trust import TRUST_FILE  # noqa: E402
 from models.verdict import NOT_MUSIC, VERDICTS  # noqa: E402
-from utils.degrade import DEGRADATIONS  # noqa: E402
+from utils.degrade import DEGRADATIONS, SPEED_CHANGES  # noqa: E402
 from utils.nonmusic import wav_bytes  # noqa: E402
 from utils.tables import read_id_list  # noqa: E402
 
@@ -47,6 +49,7 @@ POOL = SHARED / "gtzan_musicnn_pool"
 RECIPES = ROOT / "docs" / "recipes"
 GOAL_DROP_POINTS = 5.0
 GOAL_NOT_MUSIC = 0.05
+CONDITIONS = DEGRADATIONS | SPEED_CHANGES
 
 
 def valid_clips(limit: int) -> list[tuple[Path, str]]:
@@ -80,7 +83,7 @@ def run(engine: Engine, clips: list[tuple[Path, str]], conditions: list[str]) ->
     for cond in conditions:
         t0, right, verdicts = time.perf_counter(), 0, Counter()
         for y, sr, genre, stem in audio:
-            data = wav_bytes(y, sr) if cond == "clean" else DEGRADATIONS[cond](y, sr)
+            data = wav_bytes(y, sr) if cond == "clean" else CONDITIONS[cond](y, sr)
             a = engine.analyze(data, filename=f"{stem}-{cond}")
             right += a.top_genre == genre
             verdicts[a.verdict.kind] += 1
@@ -100,7 +103,9 @@ def main() -> int:
     which.add_argument("--recipe", type=Path, default=None,
                        help="train the selection model from this recipe (default: the current model's)")
     ap.add_argument("--clips", type=int, default=50)
-    ap.add_argument("--only", nargs="*", default=None, choices=sorted(DEGRADATIONS), help="a subset of degradations")
+    ap.add_argument("--only", nargs="*", default=None, choices=sorted(CONDITIONS),
+                    help="a subset of degradations (and context rows)")
+    ap.add_argument("--no-context", action="store_true", help="skip the speed-change context rows")
     ap.add_argument("--no-loudness", action="store_true", help="turn the engine's loudness normalisation off")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
@@ -109,7 +114,7 @@ def main() -> int:
         print("needs ../shared/data/gtzan_mini and the split lists beside this checkout", file=sys.stderr)
         return 2
     clips = valid_clips(args.clips)
-    conditions = ["clean", *(args.only or DEGRADATIONS)]
+    conditions = ["clean", *(args.only or [*DEGRADATIONS, *([] if args.no_context else SPEED_CHANGES)])]
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(args.checkpoint) if args.checkpoint else selection_bundle(Path(tmp), args.recipe)
         engine = Engine(checkpoint=bundle, device=args.device, normalise_loudness=not args.no_loudness,
@@ -119,16 +124,20 @@ def main() -> int:
     print(f"\n{len(clips)} valid-list gtzan_mini clips, model {engine.card.version} (never trained on them), "
           f"loudness normalisation {'off' if args.no_loudness else 'on'}")
     print(f"{'condition':<22}{'accuracy':>9}{'drop':>7}   genre  uncertain  not_music")
-    for cond, r in results.items():
-        v = r["verdicts"]
+    degraded = [c for c in results if c in DEGRADATIONS]
+    context = [c for c in results if c in SPEED_CHANGES]
+    for cond in ["clean", *degraded, *context]:
+        if context and cond == context[0]:
+            print("context, not in the mean (pitch and tempo together by resampling, no phase vocoder):")
+        r, v = results[cond], results[cond]["verdicts"]
         print(f"{cond:<22}{r['accuracy']:>8.1%}{100 * (clean - r['accuracy']):>+7.1f}   {v['genre']:>5}  "
               f"{v['uncertain']:>9}  {v['not_music']:>9}")
-    degraded = [c for c in results if c != "clean"]
     drop = float(np.mean([100 * (clean - results[c]["accuracy"]) for c in degraded])) if degraded else 0.0
     worst_nm = max((results[c]["not_music_rate"] for c in degraded), default=0.0)
     summary = {"model": engine.card.version, "clips": len(clips), "loudness_normalisation": not args.no_loudness,
                "clean_accuracy": clean, "mean_drop_points": round(drop, 2),
                "accuracy": {c: results[c]["accuracy"] for c in degraded},
+               "context_accuracy": {c: results[c]["accuracy"] for c in context},
                "not_music_rate": {c: results[c]["not_music_rate"] for c in results},
                "verdicts": {c: results[c]["verdicts"] for c in results},
                "goals_met": drop <= GOAL_DROP_POINTS and worst_nm <= GOAL_NOT_MUSIC}

@@ -4,6 +4,11 @@ Each turns (mono float32 samples, rate) into the bytes of a file a user could up
 through ffmpeg (MP3 64 kbps, AAC 96 kbps), gain changes (-20 dB; +12 dB into a look-ahead limiter),
 filters (a 4 kHz low-pass, a 300-3400 Hz phone band), pink noise at 20 dB SNR, pitch and tempo
 changes (librosa), an 8 kHz mono round trip, and the first 10 s only. Everything else is 16-bit WAV.
+
+`SPEED_CHANGES` are context, not degradations the benchmark averages: the same clip played 6 % faster
+or slower by resampling (pitch and tempo change together, as on a turntable), with none of the phase
+vocoder's smearing that librosa's pitch and tempo changes add. The two side by side tell how much of a
+pitch or tempo row's loss is the change itself and how much is the vocoder.
 """
 
 from __future__ import annotations
@@ -101,4 +106,15 @@ DEGRADATIONS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "tempo_-6%": as_wav(lambda y, sr: tempo(y, sr, 0.94)),
     "mono_8k_round_trip": resampled(8000),
     "first_10s": as_wav(lambda y, sr: y[: 10 * sr]),
+}
+
+
+def speed(factor: float) -> Callable[[np.ndarray, int], bytes]:
+    """The clip played `factor` times as fast, by resampling: pitch and tempo both scale by `factor`."""
+    return as_wav(lambda y, sr: soxr.resample(y, sr * factor, sr).astype(np.float32))
+
+
+SPEED_CHANGES: dict[str, Callable[[np.ndarray, int], bytes]] = {
+    "speed_+6%": speed(1.06),  # about +1 semitone and +6 % tempo: the bench's pitch and tempo rows, together
+    "speed_-6%": speed(0.94),
 }

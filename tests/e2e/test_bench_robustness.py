@@ -20,15 +20,17 @@ def test_the_bench_builds_the_selection_model_of_a_recipe_and_ends_with_its_json
     shared_path("data", "gtzan_musicnn_pool")
     out = subprocess.run(
         [sys.executable, "bench/bench_robustness.py", "--recipe", "docs/recipes/msd-musicnn-v5-robust.json",
-         "--clips", "2", "--only", "gain_-20dB", "--json"],
+         "--clips", "2", "--only", "gain_-20dB", "speed_+6%", "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=True,
     ).stdout.strip().splitlines()
     summary = json.loads(out[-1])
     assert summary["model"] == "msd-musicnn-v5-robust-select" and summary["clips"] == 2
     assert set(summary["accuracy"]) == {"gain_-20dB"} and 0.0 <= summary["clean_accuracy"] <= 1.0
+    # the speed change is a context row: reported, but not in the mean drop
+    assert set(summary["context_accuracy"]) == {"speed_+6%"}
     assert summary["mean_drop_points"] == pytest.approx(100 * (summary["clean_accuracy"]
                                                                - summary["accuracy"]["gain_-20dB"]))
-    assert sum(summary["verdicts"]["clean"].values()) == 2
+    assert sum(summary["verdicts"]["clean"].values()) == 2 and sum(summary["verdicts"]["speed_+6%"].values()) == 2
 
 
 def test_a_checkpoint_and_a_recipe_together_are_refused() -> None:

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from tests.helpers.data import synth_music
 from utils.audio.ffmpeg import ffmpeg_path
-from utils.degrade import DEGRADATIONS, limit, with_noise
+from utils.degrade import DEGRADATIONS, SPEED_CHANGES, limit, with_noise
 
 SR = 22050
 
@@ -85,3 +85,15 @@ def test_codecs_make_real_files_the_loader_reads(clip: np.ndarray, name: str) ->
     decoded = load_audio(data, 16000, filename=f"x.{'mp3' if name.startswith('mp3') else 'm4a'}")
     assert decoded.duration_s == pytest.approx(12.0, abs=0.2)
     assert decoded.source_format.startswith("MP3" if name.startswith("mp3") else "M4A")
+
+
+def test_speed_changes_scale_pitch_and_tempo_together() -> None:
+    t = np.arange(4 * SR) / SR
+    tone = (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    for name, factor in (("speed_+6%", 1.06), ("speed_-6%", 0.94)):
+        y, sr = decode(SPEED_CHANGES[name](tone, SR))
+        assert sr == SR and len(y) == pytest.approx(len(tone) / factor, rel=0.002)  # tempo
+        spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+        peak = np.fft.rfftfreq(len(y), 1 / SR)[spectrum.argmax()]
+        assert peak == pytest.approx(440.0 * factor, abs=1.0)  # pitch, by the same factor
+    assert not set(SPEED_CHANGES) & set(DEGRADATIONS)  # context rows, never in the benchmark's mean
