@@ -47,6 +47,7 @@ def track_bar(desc: str, disable: bool = False) -> tuple[tqdm, Callable[..., Non
 
     return bar, progress
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `embed`, `train` and `evaluate`."""
     p = sub.add_parser("embed", help="write an embedding table from an audio folder or CSV")
