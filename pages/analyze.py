@@ -17,7 +17,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from app.analysis import Analysis
 from app.engine import Engine, Progress
-from app.ui import charts, explain_views, first_run, state, verdict_view
+from app.ui import charts, explain_views, first_run, state, verdict_view, window_text
 from app.ui.compare_table import compare_html
 from app.ui.player import view as player_view
 from models.classifier.bundle import CheckpointError
@@ -289,7 +289,7 @@ def render_window(a: Analysis, index: int) -> None:
     head.markdown(f"#### Window {index + 1} · {charts.window_label(w)}")
     with play:
         player_view.play_window_button(a, index)
-    st.info(charts.explain_window(w, a.labels), icon=":material/lightbulb:")
+    st.info(window_text.explain_window(w, a.labels), icon=":material/lightbulb:")
     left, right = st.columns(2, gap="large")
     left.plotly_chart(charts.attention_bars(w, a.labels), key=f"att-{a.sha256[:16]}")
     right.plotly_chart(charts.slice_heatmap(w, a.labels), key=f"slices-{a.sha256[:16]}")

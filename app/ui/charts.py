@@ -17,6 +17,7 @@ from plotly.colors import sequential
 from plotly.subplots import make_subplots
 
 from app.analysis import Analysis, WindowResult
+from app.ui.window_text import EQUAL_ATTENTION
 from utils.constants import GENRES, SLICE_S
 from utils.text import plotly_text
 
@@ -45,7 +46,6 @@ FREQ_TICKS_HZ = (250, 500, 1000, 2000, 4000, 8000, 16000)
 MAX_BOUNDARY_LINES = 60  # beyond this (tracks over ~5 min) slice lines become a grey wash
 ALIGNED = {"l": 72, "r": 16, "t": 40, "b": 10}  # timeline and spectrogram share x positions
 PLOT_WIDTH_PX = 900  # the narrowest the Analyze page draws the spectrogram (wide layout, 1280 px window)
-EQUAL_ATTENTION = 0.02  # attention spread (max - min) below which a window's slices count as equally weighted
 LABEL_CHAR_PX = 7.5  # width of one character of a 12 px annotation
 PERCENT_BAR = {"tickformat": ".0%", "thickness": 12}  # colour bars of probability heatmaps, in %
 
@@ -246,34 +246,6 @@ def slice_heatmap(window: WindowResult, labels: Sequence[str]) -> go.Figure:
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(tickangle=-40)
     return _layout(fig, 300, title="Each slice on its own (%)", showlegend=False)
-
-
-def explain_window(window: WindowResult, labels: Sequence[str]) -> str:
-    """One sentence naming the 5 s slice that drove a window's decision and what it heard.
-
-    A head with uniform attention (the linear heads of v3-v5) gives every slice the same weight, so no slice
-    "drove" the window: the sentence says so and names the slice that sounds most like the window's verdict.
-    """
-    window_top = int(np.argmax(window.probabilities))
-    verdict = f"{labels[window_top]} ({window.probabilities[window_top]:.0%})"
-    attention = np.asarray(window.attention, dtype=float)
-    if float(np.ptp(attention)) <= EQUAL_ATTENTION:
-        j = int(np.argmax(np.asarray(window.slice_probabilities)[:, window_top]))
-        start = float(window.slice_starts_s[j])
-        return (
-            f"This model weighs the window's {len(attention)} slices equally ({attention[j]:.0%} each). "
-            f"The {start:.0f}–{start + SLICE_S:.0f} s slice sounds most like the window's verdict of {verdict}: "
-            f"{window.slice_probabilities[j][window_top]:.0%} on its own."
-        )
-    j = int(np.argmax(attention))
-    start = float(window.slice_starts_s[j])
-    slice_top = int(np.argmax(window.slice_probabilities[j]))
-    agree = "agreeing with" if slice_top == window_top else "against"
-    return (
-        f"The {start:.0f}–{start + SLICE_S:.0f} s slice drove this window: it got {attention[j]:.0%} of the "
-        f"attention and on its own sounds like {labels[slice_top]} "
-        f"({window.slice_probabilities[j][slice_top]:.0%}), {agree} the window's verdict of {verdict}."
-    )
 
 
 # ------------------------------------------------------------------------------ several tracks

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from app.ui import charts
+from app.ui import charts, window_text
 from tests.helpers.analyses import fake_analysis
 from tests.helpers.bundles import synthetic_metrics
 from utils.constants import GENRES
@@ -145,7 +145,7 @@ def test_explanation_names_the_most_attended_slice() -> None:
     w.slice_probabilities[1, GENRES.index("jazz")] = 0.9
     w.probabilities = np.full(C, 0.1)
     w.probabilities[GENRES.index("jazz")] = 0.8
-    text = charts.explain_window(w, list(GENRES))
+    text = window_text.explain_window(w, list(GENRES))
     assert text.startswith(f"The {w.start_s + 5:.0f}–{w.start_s + 10:.0f} s slice drove this window")
     assert "70%" in text and "jazz (90%)" in text and "agreeing with" in text
 
@@ -157,7 +157,7 @@ def test_equal_attention_is_not_called_a_slice_driving_the_window() -> None:
     w.probabilities[GENRES.index("metal")] = 0.8
     w.slice_probabilities = np.full((3, C), 0.1)
     w.slice_probabilities[:, GENRES.index("metal")] = [0.5, 0.3, 0.95]
-    text = charts.explain_window(w, list(GENRES))
+    text = window_text.explain_window(w, list(GENRES))
     assert "drove" not in text and text.startswith("This model weighs the window's 3 slices equally (33% each).")
     assert f"The {w.start_s + 10:.0f}–{w.start_s + 15:.0f} s slice sounds most like" in text
     assert "metal (80%): 95% on its own" in text
