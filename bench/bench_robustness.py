@@ -1,7 +1,7 @@
 """Robustness: accuracy and verdict mix of the 50 valid-list gtzan_mini clips, clean and degraded.
 
 Usage: python bench/bench_robustness.py [--checkpoint BUNDLE | --recipe JSON] [--clips 50] [--only NAME ...]
-                                        [--no-context] [--no-loudness] [--json]
+                                        [--no-context] [--no-loudness] [--record-in VERSION] [--json]
 The model must never have trained on these clips: by default the current model's selection model (train
 split only), rebuilt here in a temporary folder from docs/recipes/<current version>.json, with the current
 bundle's trust settings (its not-music detector was fitted on train and its thresholds chosen on valid with
@@ -12,13 +12,15 @@ real engine (decode, resample, loudness normalisation, MusiCNN, head, verdict). 
 accuracy and not-music rate, and whether the goals hold (drop <= 5 points, not-music <= 5 % under every
 degradation). Two context rows follow the degradations and stay out of the mean: the clips played 6 %
 faster and slower by resampling (`utils.degrade.SPEED_CHANGES`), the pitch and tempo change without the
-phase vocoder; `--no-context` skips them.
+phase vocoder; `--no-context` skips them. `--record-in VERSION` stores the summary in that bundle's card
+(`evaluation.robustness`), where the Metrics page shows it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -34,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.engine import Engine  # noqa: E402
-from models.classifier.bundle import checkpoint_root, resolve_bundle  # noqa: E402
+from models.classifier.bundle import CheckpointError, checkpoint_root, resolve_bundle, update_card  # noqa: E402
 from models.novelty import NOVELTY_FILE  # noqa: E402
 from models.trust import TRUST_FILE  # noqa: E402
 from models.verdict import NOT_MUSIC, VERDICTS  # noqa: E402
@@ -108,10 +110,17 @@ def main() -> int:
     ap.add_argument("--no-context", action="store_true", help="skip the speed-change context rows")
     ap.add_argument("--no-loudness", action="store_true", help="turn the engine's loudness normalisation off")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--record-in", default=None, metavar="VERSION",
+                    help="store the summary in this bundle's card (a version name or a folder)")
     ap.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
     args = ap.parse_args()
     if not VALID_LIST.is_file() or not MINI.is_dir():
         print("needs ../shared/data/gtzan_mini and the split lists beside this checkout", file=sys.stderr)
+        return 2
+    try:  # before a 10-minute run, not after it
+        target = resolve_bundle(args.record_in, checkpoint_root()) if args.record_in else None
+    except CheckpointError as exc:
+        print(f"--record-in: {exc}", file=sys.stderr)
         return 2
     clips = valid_clips(args.clips)
     conditions = ["clean", *(args.only or [*DEGRADATIONS, *([] if args.no_context else SPEED_CHANGES)])]
@@ -143,8 +152,21 @@ def main() -> int:
                "goals_met": drop <= GOAL_DROP_POINTS and worst_nm <= GOAL_NOT_MUSIC}
     print(f"mean drop {drop:.1f} points (goal <= {GOAL_DROP_POINTS:g}); worst not-music rate {worst_nm:.0%} "
           f"(goal <= {GOAL_NOT_MUSIC:.0%})")
+    if target is not None:
+        record(target, summary, worst_nm, args.checkpoint is None)
     print(json.dumps(summary))
     return 0
+
+
+def record(bundle: Path, summary: dict, worst_not_music: float, selection_model: bool) -> None:
+    """Store the run's headline numbers in a card, with the command that made them."""
+    entry = {k: summary[k] for k in ("clips", "clean_accuracy", "mean_drop_points", "accuracy", "context_accuracy")}
+    entry |= {"evaluated_model": summary["model"], "selection_model": selection_model,
+              "worst_not_music_rate": worst_not_music, "goal_drop_points": GOAL_DROP_POINTS,
+              "loudness_normalisation": summary["loudness_normalisation"],
+              "command": shlex.join(["python", "bench/bench_robustness.py", *sys.argv[1:]])}
+    update_card(bundle, lambda card: card.evaluation.__setitem__("robustness", entry))
+    print(f"recorded in {bundle / 'card.json'} (evaluation.robustness)", file=sys.stderr)
 
 
 if __name__ == "__main__":

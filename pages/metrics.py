@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app.ui import charts, state, trust_views, version_compare
+from app.ui import charts, robustness_view, state, trust_views, version_compare
 from app.ui.card_figures import validation_figure
 from models.classifier.bundle import CURVES_FILE, METRICS_FILE, CheckpointError, ModelCard, read_card, read_json
 from utils.text import md_escape
@@ -198,6 +198,7 @@ def page() -> None:
         st.subheader("Test tracks", anchor=False)
         render_tracks(metrics)
     trust_views.render_trust(folder, metrics)
+    robustness_view.render_robustness(card)
     render_versions()
     curves = read_json(folder, CURVES_FILE)
     if curves and curves.get("history"):

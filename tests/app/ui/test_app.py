@@ -60,6 +60,7 @@ def test_metrics_page_shows_numbers_and_filters(app: AppTest) -> None:
     no_exceptions(app)
     assert [m.label for m in app.metric][:3] == ["Created", "Embedder", "Training tracks"]
     assert any(m.label == "Accuracy" for m in app.metric)
+    assert "On everyday audio" in [h.value for h in app.subheader]  # the bench's record, or how to make one
     keys = {c.proto.id for c in app.get("plotly_chart")}
     assert len(keys) >= 5  # comparison, confusion, per-genre, reliability, curves
     app.segmented_control(key="tracks-outcome").set_value("Wrong").run()
