@@ -19,7 +19,7 @@ def validation_figure(card: ModelCard) -> tuple[str, str, str]:
                 f"best epoch {training.get('best_epoch', '?')}; the checkpoint kept is the best on validation")
     selection = card.evaluation.get("valid_selection")
     if isinstance(selection, dict) and isinstance(selection.get("accuracy"), int | float):
-        return ("Validation accuracy (selection model)", f"{selection['accuracy']:.3f}",
+        return ("Valid (selection model)", f"{selection['accuracy']:.3f}",
                 f"This model trained on {training.get('data', 'train + valid')}, so it has no validation set of "
                 f"its own. The same recipe trained on train alone ({selection.get('evaluated_model', '?')}) scored "
                 f"this on the {selection.get('n_tracks', '?')} artist-disjoint valid tracks, which chose it.")

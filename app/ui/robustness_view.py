@@ -13,6 +13,7 @@ import streamlit as st
 
 from models.classifier.bundle import ModelCard
 
+ROW_PX = 35  # st.dataframe's row height: the whole table shows, no inner scroll
 LABELS = {
     "mp3_64k": "MP3 64 kbps", "aac_96k": "AAC 96 kbps", "gain_-20dB": "−20 dB gain",
     "gain_+12dB_limited": "+12 dB into a limiter", "lowpass_4k": "4 kHz low-pass",
@@ -49,7 +50,8 @@ def render_robustness(card: ModelCard) -> None:
     st.markdown(f"Mean drop from clean: **{drop:.1f} points** (goal ≤ {goal:g}; "
                 f"{'met' if drop <= goal else 'not met'}), worst not-music rate "
                 f"**{float(entry.get('worst_not_music_rate', 0.0)):.0%}** under any change (goal ≤ 5 %).")
-    st.dataframe(robustness_table(entry), hide_index=True, column_config={
+    table = robustness_table(entry)
+    st.dataframe(table, hide_index=True, height=ROW_PX * (len(table) + 1) + 3, column_config={
         "accuracy": st.column_config.ProgressColumn("accuracy", format="percent", min_value=0, max_value=1)})
     who = ("the same recipe trained on train alone, so it never heard them" if entry.get("selection_model")
            else "the checkpoint the command names")

@@ -19,7 +19,7 @@ def test_a_model_fitted_on_train_and_valid_shows_its_selection_model_named_as_su
     label, value, help_text = validation_figure(card(
         {"val_accuracy": None, "data": "train.npz + valid.npz"},
         {"valid_selection": {"accuracy": 0.838, "n_tracks": 197, "evaluated_model": "m-select"}}))
-    assert (label, value) == ("Validation accuracy (selection model)", "0.838")
+    assert (label, value) == ("Valid (selection model)", "0.838")
     assert "m-select" in help_text and "197" in help_text and "train.npz + valid.npz" in help_text
 
 
