@@ -34,6 +34,7 @@ class Verdict:
     threshold: float
     novelty: float | None = None  # distance from the training music (None: no detector)
     novelty_threshold: float | None = None
+    genre_probabilities: tuple[float, ...] = ()  # the probability of each of `genres`, in the same order
 
     @property
     def text(self) -> str:
@@ -43,13 +44,14 @@ class Verdict:
             return f"Not music: far from every kind of music the model knows (closest {closest})"
         if self.kind == UNCERTAIN:
             return f"Not sure: closest {closest}"
-        probs = dict(self.closest)
+        probs = dict(self.closest) | dict(zip(self.genres, self.genre_probabilities, strict=False))
         return "Sounds like " + " + ".join(
             f"{g} {probs[g]:.0%}" if g in probs else g for g in self.genres)
 
     def to_dict(self) -> dict:
         """JSON form: the top-level `verdict` of `analyze --json` is `kind`; this is its detail."""
         return {"kind": self.kind, "text": self.text, "genres": list(self.genres),
+                "genre_probabilities": [round(p, 5) for p in self.genre_probabilities],
                 "closest": [{"genre": g, "probability": round(p, 5)} for g, p in self.closest],
                 "threshold": self.threshold,
                 "novelty": None if self.novelty is None else round(self.novelty, 3),
@@ -62,12 +64,13 @@ def decide(labels: Sequence[str], probabilities: np.ndarray, threshold: float,
     p = np.asarray(probabilities, dtype=np.float64)
     order = np.argsort(-p, kind="stable")
     closest = tuple((labels[i], float(p[i])) for i in order[:2])
-    above = tuple(labels[i] for i in order if p[i] >= threshold)
+    above = tuple(i for i in order if p[i] >= threshold)
     if novelty is not None and novelty_threshold is not None and novelty > novelty_threshold:
         kind, above = NOT_MUSIC, ()
     else:
         kind = GENRE if above else UNCERTAIN
-    return Verdict(kind, above, closest, float(threshold), novelty, novelty_threshold)
+    return Verdict(kind, tuple(labels[i] for i in above), closest, float(threshold), novelty, novelty_threshold,
+                   tuple(float(p[i]) for i in above))
 
 
 def selective_curve(probabilities: np.ndarray, true_index: np.ndarray,

@@ -33,6 +33,12 @@ def test_decide_covers_every_verdict() -> None:
     assert unsure.text == "Not sure: closest reggae 17%, disco 15%"
     sure = decide(GENRES, p, 0.15)
     assert sure.kind == GENRE and sure.genres == ("reggae", "disco") and sure.text.startswith("Sounds like reggae")
+    # every genre it names carries its probability, also beyond the two closest (a low threshold names more)
+    p[GENRES.index("blues")] = 0.07
+    many = decide(GENRES, p, 0.05)
+    assert many.genres == ("reggae", "disco", "blues") and many.genre_probabilities == pytest.approx((0.17, 0.15, 0.07))
+    assert many.text == "Sounds like reggae 17% + disco 15% + blues 7%"
+    assert many.to_dict()["genre_probabilities"] == [0.17, 0.15, 0.07]
     far = decide(GENRES, p, 0.15, novelty=40.0, novelty_threshold=30.0)
     assert far.kind == NOT_MUSIC and far.genres == () and far.text.startswith("Not music")
     near = decide(GENRES, p, 0.15, novelty=20.0, novelty_threshold=30.0)
