@@ -2,10 +2,11 @@
 
 Usage: python bench/bench_shift_sizes.py [--clips 10] [--only NAME ...] [--json]
 Train-list gtzan_mini clips (never the robustness bench's valid-list ones) are embedded clean and changed
-through the engine's own path (`app.jobs.nuisance.track_vector`: decode, resample, loudness normalisation,
-5 s slices, MusiCNN's pooled features) and standardised with the pooled training table's statistics (its
-live columns only). Per change it prints the median size of a clip's shift, the size of the mean shift
-(the part every clip shares), and the first as a share of the median distance between two training tracks.
+by the nuisance job's own loop (`app.jobs.nuisance.measure_shifts`: the engine's decode, resample,
+loudness normalisation, 5 s slices and MusiCNN's pooled features), and each shift is standardised with
+the pooled training table's statistics (its live columns only). Per change it prints the median size of
+a clip's shift, the size of the mean shift (the part every clip shares), and the first as a share of the
+median distance between two training tracks.
 
 Why: the robustness bench's pitch and tempo rows use librosa's phase vocoder. This measures how much of
 their shift is the vocoder's smearing (vocoder changes of very different amounts move a track about as far)
@@ -23,19 +24,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from scipy.spatial.distance import pdist
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.jobs.embed import list_source  # noqa: E402
-from app.jobs.nuisance import track_vector  # noqa: E402
+from app.jobs.nuisance import measure_shifts  # noqa: E402
 from models.embedders.base import build_embedder  # noqa: E402
 from utils.constants import DEAD_STD  # noqa: E402
 from utils.degrade import SPEED_CHANGES, as_wav, speed  # noqa: E402
 from utils.everyday import CHANGES  # noqa: E402
-from utils.nonmusic import wav_bytes  # noqa: E402
 from utils.tables import load_table, read_id_list  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -56,14 +55,14 @@ MEASURED: dict[str, tuple[str, Change]] = {  # name -> (what it is, the change)
 }
 
 
-def training_scale() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Mean and spread of the training blocks, live columns, and the median distance between two tracks."""
+def training_scale() -> tuple[np.ndarray, np.ndarray, float]:
+    """Spread of the training blocks, their live columns, and the median distance between two tracks."""
     table = load_table(POOL_TRAIN)
     blocks = np.concatenate([t.vectors for t in table.tracks()]).astype(np.float64)
-    mean, std = blocks.mean(0), blocks.std(0, ddof=1)
+    std = blocks.std(0, ddof=1)
     live = std >= DEAD_STD
-    tracks = (np.stack([t.vectors.mean(0) for t in table.tracks()]) - mean)[:, live] / std[live]
-    return mean, std, live, float(np.median(pdist(tracks)))
+    tracks = np.stack([t.vectors.mean(0) for t in table.tracks()])[:, live] / std[live]  # distances: no centring
+    return std, live, float(np.median(pdist(tracks)))
 
 
 def main() -> int:
@@ -80,34 +79,31 @@ def main() -> int:
     wanted = set(read_id_list(TRAIN_LIST))
     clips = [(tid, path) for tid, path, _ in list_source(MINI) if tid in wanted]
     clips = [clips[int(i)] for i in np.linspace(0, len(clips) - 1, min(args.clips, len(clips)))]
-    changes = {name: MEASURED[name] for name in (args.only or MEASURED)}
-    mean, std, live, track_gap = training_scale()
+    changes = {name: MEASURED[name][1] for name in (args.only or MEASURED)}
+    std, live, track_gap = training_scale()
     embedder = build_embedder("musicnn-msd", device="cpu", output="pool")
-
-    def vector(data: bytes) -> np.ndarray:
-        return (track_vector(embedder, data) - mean)[live] / std[live]
-
-    shifts: dict[str, list[np.ndarray]] = {name: [] for name in changes}
     t0 = time.perf_counter()
-    for clip_id, path in clips:
-        samples, sr = sf.read(path, dtype="float32", always_2d=True)
-        samples = samples.mean(axis=1)
-        clean = vector(wav_bytes(samples, sr))
-        for name, (_, change) in changes.items():
-            shifts[name].append(vector(change(samples, sr)) - clean)
-        print(f"  {clip_id} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+    def progress(done: int, total: int, clip_id: str) -> None:
+        print(f"  {done}/{total} {clip_id} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+    measured, failed = measure_shifts(embedder, clips, changes, progress=progress)
+    for clip_id, reason in failed:
+        print(f"  skipped {clip_id}: {reason}", file=sys.stderr)
+    standardised = measured.shifts[:, live] / std[live]  # a difference: the training mean cancels
+    n_clips = len(set(measured.clips.tolist()))
     rows = {}
-    print(f"\n{len(clips)} train-list clips; median distance between two training tracks {track_gap:.1f} "
+    print(f"\n{n_clips} train-list clips; median distance between two training tracks {track_gap:.1f} "
           f"(standardised, {int(live.sum())} live columns)")
     print(f"{'change':<30}{'median shift':>13}{'mean shift':>12}{'share of track gap':>20}")
     label = {name: what for name, (what, _) in MEASURED.items()}
-    for name, ds in shifts.items():
-        d = np.stack(ds)
+    for name in changes:
+        d = standardised[measured.changes == name]
         size, shared = float(np.median(np.linalg.norm(d, axis=1))), float(np.linalg.norm(d.mean(0)))
         rows[name] = {"median_shift": round(size, 2), "mean_shift": round(shared, 2),
                       "share_of_track_gap": round(size / track_gap, 3)}
         print(f"{label[name]:<30}{size:>13.1f}{shared:>12.1f}{size / track_gap:>19.0%}")
-    print(json.dumps({"clips": len(clips), "median_track_gap": round(track_gap, 2), "changes": rows}))
+    print(json.dumps({"clips": n_clips, "median_track_gap": round(track_gap, 2), "changes": rows}))
     return 0
 
 

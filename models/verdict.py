@@ -44,9 +44,8 @@ class Verdict:
             return f"Not music: far from every kind of music the model knows (closest {closest})"
         if self.kind == UNCERTAIN:
             return f"Not sure: closest {closest}"
-        probs = dict(self.closest) | dict(zip(self.genres, self.genre_probabilities, strict=False))
         return "Sounds like " + " + ".join(
-            f"{g} {probs[g]:.0%}" if g in probs else g for g in self.genres)
+            f"{g} {p:.0%}" for g, p in zip(self.genres, self.genre_probabilities, strict=True))
 
     def to_dict(self) -> dict:
         """JSON form: the top-level `verdict` of `analyze --json` is `kind`; this is its detail."""

@@ -17,7 +17,7 @@ from plotly.colors import sequential
 from plotly.subplots import make_subplots
 
 from app.analysis import Analysis, WindowResult
-from app.ui.window_text import EQUAL_ATTENTION
+from app.ui.window_text import equal_attention
 from utils.constants import GENRES, SLICE_S
 from utils.text import plotly_text
 
@@ -229,8 +229,7 @@ def attention_bars(window: WindowResult, labels: Sequence[str]) -> go.Figure:
         )
     )
     fig.update_yaxes(range=[0, max(1.0, float(np.max(window.attention)) * 1.15)], tickformat=".0%", title="attention")
-    equal = float(np.ptp(window.attention)) <= EQUAL_ATTENTION
-    title = "Attention over the window's slices" + (" · equal for this model" if equal else "")
+    title = "Attention over the window's slices" + (" · equal for this model" if equal_attention(window) else "")
     return _layout(fig, 300, title=title, showlegend=False)
 
 

@@ -12,6 +12,11 @@ from utils.constants import SLICE_S
 EQUAL_ATTENTION = 0.02  # attention spread (max - min) below which a window's slices count as equally weighted
 
 
+def equal_attention(window: WindowResult) -> bool:
+    """Whether the head weighed the window's slices alike (the linear heads of v3-v5 always do)."""
+    return float(np.ptp(window.attention)) <= EQUAL_ATTENTION
+
+
 def explain_window(window: WindowResult, labels: Sequence[str]) -> str:
     """One sentence naming the 5 s slice that drove a window's decision and what it heard.
 
@@ -21,7 +26,7 @@ def explain_window(window: WindowResult, labels: Sequence[str]) -> str:
     window_top = int(np.argmax(window.probabilities))
     verdict = f"{labels[window_top]} ({window.probabilities[window_top]:.0%})"
     attention = np.asarray(window.attention, dtype=float)
-    if float(np.ptp(attention)) <= EQUAL_ATTENTION:
+    if equal_attention(window):
         j = int(np.argmax(np.asarray(window.slice_probabilities)[:, window_top]))
         start = float(window.slice_starts_s[j])
         return (
