@@ -8,6 +8,8 @@ threads of a Streamlit server: inference is serialised by a lock, the cache by a
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -41,6 +43,8 @@ def _content_sha256(source: bytes | str | PathLike) -> str:
     if isinstance(source, bytes | bytearray | memoryview):
         return hashlib.sha256(source).hexdigest()
     try:
+        if not stat.S_ISREG(os.stat(source).st_mode):  # a FIFO or /dev/zero would block or never end
+            return ""  # load_audio refuses it with one sentence
         return sha256_file(Path(source))
     except OSError:
         return ""  # unreadable: let load_audio raise its AudioError
@@ -49,6 +53,27 @@ def _content_sha256(source: bytes | str | PathLike) -> str:
 def default_device() -> torch.device:
     """CUDA when present, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The device asked for, or a `ValueError` that says why it cannot be used (never torch's traceback)."""
+    if device is None:
+        return default_device()
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"Unknown device {str(device)!r}: use cpu, cuda or cuda:N.") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"Device {str(device)!r} was asked for, but this machine has no usable CUDA GPU; "
+                         "leave --device out to use the CPU.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"Device {str(device)!r} does not exist: this machine has "
+                         f"{torch.cuda.device_count()} CUDA GPU(s).")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"Device {str(device)!r} was asked for, but this machine has no Apple GPU.")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"Device {str(device)!r} is not supported: use cpu, cuda or cuda:N.")
+    return dev
 
 
 class Engine:
@@ -66,7 +91,7 @@ class Engine:
         normalise_loudness: bool = True,
         precision: str | None = None,
     ) -> None:
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.bundle_dir = resolve_bundle(checkpoint, root)
         self.model, self.card = load_bundle(self.bundle_dir, self.device)
         name, options = self.card.embedder["name"], dict(self.card.embedder.get("options", {}))
@@ -117,7 +142,7 @@ class Engine:
         name = safe_display_name(filename or (None if isinstance(source, bytes) else Path(source).name))
         key = (_content_sha256(source), self.model_id, self.embedder.id)
         with self._cache_lock:
-            if key in self._cache:  # a re-run or page switch: no decoding at all
+            if key[0] and key in self._cache:  # a re-run or page switch: no decoding at all
                 self._cache.move_to_end(key)
                 report(1.0, "Done (cached)")
                 return replace(self._cache[key], name=name)
@@ -133,6 +158,7 @@ class Engine:
             )
             t_decode = time.perf_counter() - t0
             analysis = self.analyze_decoded(decoded, name, report, t_decode)
+        key = (decoded.sha256, *key[1:])  # the bytes actually decoded, even if the pre-hash could not read them
         with self._cache_lock:
             self._cache[key] = replace(analysis, name="")  # model outputs only: no session's name
             while len(self._cache) > self._cache_size:

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def analyze(args: argparse.Namespace) -> int:
-    """Print the verdict (or full JSON) of each file; exit 1 when every file failed."""
+    """Print the verdict (or full JSON) of each file; exit 2 (a problem you can fix) when every file failed."""
     from app.engine import Engine
 
     engine = Engine(checkpoint=args.checkpoint, device=args.device, precision=args.precision)
@@ -51,4 +51,4 @@ def analyze(args: argparse.Namespace) -> int:
     if args.json:
         docs = [a.to_dict() for a in results]
         print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
-    return 1 if failures and not results else 0
+    return 2 if failures and not results else 0

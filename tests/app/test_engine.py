@@ -84,3 +84,37 @@ def test_threads_share_one_engine(engine):
     engine._cache.clear()
     for i in range(4):
         assert np.allclose(out[i], engine.analyze(clips[i]).probabilities, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [32767.0, 1e30])
+def test_float_samples_at_a_broken_scale_are_rescaled_not_nan(engine, scale):
+    """Integers stored as float (or worse) overflowed the float32 path into NaN probabilities and invalid JSON."""
+    music = synth_music(16.0, seed=21)
+    reference = engine.analyze(wav_bytes(music, 22050, subtype="FLOAT"))
+    broken = engine.analyze(wav_bytes((music.astype(np.float64) * scale).astype(np.float32), 22050, subtype="FLOAT"))
+    assert np.isfinite(broken.probabilities).all()
+    assert np.allclose(broken.probabilities, reference.probabilities, atol=0.02)  # the level is normalised away
+    assert any("times full scale" in w for w in broken.warnings)
+    assert not any("lossy codec" in w for w in broken.warnings)  # not mistaken for a hot master
+    json.loads(broken.to_json())
+
+
+def test_a_path_that_is_not_a_regular_file_is_refused_without_reading_it(engine, tmp_path):
+    """The cache key hashed the path first, so `analyze /dev/zero` (or a FIFO) never returned."""
+    import os
+
+    fifo = tmp_path / "fifo.wav"
+    os.mkfifo(fifo)
+    done: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            engine.analyze(fifo)
+        except AudioError as exc:
+            done.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)  # on a regression it blocks forever; the test must end
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "analysing a FIFO blocked"
+    assert "not a regular file" in str(done[0])

@@ -21,7 +21,7 @@ import soxr
 
 from utils.audio.decode_ffmpeg import _decode_ffmpeg
 from utils.audio.decode_soundfile import _decode_soundfile
-from utils.audio.quality import measure_quality, quality_warnings
+from utils.audio.quality import BROKEN_SCALE_PEAK, measure_quality, quality_warnings
 from utils.audio.sniff import _check_size, _head, _id3_size, sniff_format
 from utils.audio.types import (
     RESAMPLE_QUALITY,
@@ -92,6 +92,8 @@ def _finish(raw: _Raw, sha: str, target_sr: int, min_s: float, pad_to_s: float |
     quality = measure_quality(raw.mono, raw.sr, clipping_ratio=raw.clipping_ratio, peaks=raw.peaks)
     warnings += quality_warnings(quality)
     y = raw.mono
+    if quality.peak > BROKEN_SCALE_PEAK:  # float32 sums of squares would overflow downstream and give NaN
+        y = (y.astype(np.float64) / quality.peak).astype(np.float32)  # quality_warnings says so
     if raw.sr != target_sr:
         y = soxr.resample(y, raw.sr, target_sr, quality=RESAMPLE_QUALITY)
         n = math.ceil(raw.mono.size * target_sr / raw.sr)  # librosa.resample(fix=True) length

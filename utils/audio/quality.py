@@ -123,9 +123,18 @@ def measure_quality(x: np.ndarray, sr: int, clipping_ratio: float | None = None,
     )
 
 
+BROKEN_SCALE_PEAK = 1e3  # +60 dBFS: beyond this a float file's scale is broken, not merely clipped
+
+
 def quality_warnings(q: AudioQuality) -> list[str]:
     """User-facing sentences for indicators that make predictions less trustworthy."""
     out: list[str] = []
+    if q.peak > BROKEN_SCALE_PEAK:
+        return [
+            f"The samples reach {q.peak:.3g} times full scale, which no real recording does (float samples "
+            "belong within ±1; integer values stored as float are a common cause). They were scaled down to full "
+            "scale for the analysis, which reads the shape of the sound, not its level."
+        ]
     if q.peak == 0.0:
         out.append("The audio is completely silent, so any genre prediction for it is meaningless.")
     elif q.silence_ratio >= 0.9 or q.rms_db < SILENCE_DB:
@@ -134,7 +143,7 @@ def quality_warnings(q: AudioQuality) -> list[str]:
         out.append(f"{q.silence_ratio:.0%} of the audio is silence; predictions rest on the rest of it.")
     if q.overs_ratio > 0.0 or q.true_peak > TRUE_PEAK_LIMIT:
         out.append(
-            f"The audio goes beyond full scale (peak {q.peak:.2f}, true peak {to_db(q.true_peak ** 2):+.1f} dBTP; "
+            f"The audio goes beyond full scale (peak {q.peak:.3g}, true peak {to_db(q.true_peak ** 2):+.1f} dBTP; "
             f"{q.clipping_ratio:.2%} of the samples at or over full scale): it clips when played or converted, "
             "typical of a loud master through a lossy codec; predictions may be less reliable."
         )

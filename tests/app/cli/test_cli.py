@@ -70,3 +70,21 @@ def test_cross_validation_from_the_command_line(tmp_path, capsys):
     assert "2-fold CV: accuracy" in capsys.readouterr().out
     assert main(["evaluate", "--cv", "2", "--members", "0", "--train-table", str(tmp_path / "t.npz")]) == 2
     assert "--members must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("device", "says"), [("foo", "Unknown device 'foo'"), ("cuda:99", "cuda:99")])
+def test_analyze_refuses_a_device_it_cannot_use_in_one_line(tmp_path, capsys, device, says):
+    """`--device foo` raised torch's RuntimeError and `--device cuda` an AssertionError on a CPU-only machine."""
+    wav = tmp_path / "a.wav"
+    sf.write(wav, synth_music(16.0), 22050)
+    assert main(["analyze", str(wav), "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and says in err and "Traceback" not in err
+
+
+def test_analyze_exits_2_when_every_file_is_unusable(tmp_path, capsys):
+    """The README promises status 2 for a problem the user can fix; it returned 1."""
+    bad = tmp_path / "notes.mp3"
+    bad.write_text("not audio at all")
+    assert main(["analyze", str(bad), "--device", "cpu"]) == 2
+    assert "notes.mp3" in capsys.readouterr().err
