@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,19 +15,16 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from app.analysis import Analysis
-from app.engine import Engine, Progress
+from app.engine import Engine
 from app.ui import charts, explain_views, first_run, state, verdict_view, window_text
 from app.ui.compare_table import compare_html
 from app.ui.player import view as player_view
+from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, mime_of, public_progress
 from models.classifier.bundle import CheckpointError
 from models.embedders.base import EmbedderError
-from utils.audio import AudioError
 from utils.text import heading_html, md_escape
 
 log = logging.getLogger("genre_lens.analyze")
-ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]
-MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg", "m4a": "audio/mp4"}
-FRIENDLY_FAILURE = "Something went wrong while analysing this file. The problem was logged; please try another file."
 
 
 def load_engine() -> Engine | None:
@@ -83,16 +79,6 @@ def session_controls(tracks: list[Analysis]) -> None:
                  help="Forget every result of this session and empty the upload box.")
 
 
-@dataclass(frozen=True)
-class Job:
-    """One file to analyse: a new upload, or a kept track whose model has since changed."""
-
-    name: str
-    data: bytes
-    mime: str
-    error_key: str  # where a failure is recorded: the upload's file id
-
-
 def pending_jobs(engine: Engine, files: list[UploadedFile], key: str = UPLOADER) -> list[Job]:
     """Uploads not analysed yet by this model (duplicates by content skipped), then stale kept tracks.
 
@@ -113,12 +99,12 @@ def pending_jobs(engine: Engine, files: list[UploadedFile], key: str = UPLOADER)
         held[f.file_id] = (sha, f.name)
         known = state.get_track(sha)
         if sha not in jobs and (known is None or known.model.get("id") != engine.model_id):
-            mime = MIME.get(f.name.rsplit(".", 1)[-1].lower(), f.type or "audio/wav")
-            jobs[sha] = Job(f.name, data, mime, f.file_id)
+            jobs[sha] = Job(f.name, data, mime_of(f.name, f.type), f.file_id)
     state.note_uploads(key, held)
     for a in state.analysed_tracks():
         audio = state.track_audio(a.sha256)
-        if a.model.get("id") != engine.model_id and audio and a.sha256 not in jobs:
+        stale = a.model.get("id") != engine.model_id and state.upload_error(a.sha256) is None
+        if stale and audio and a.sha256 not in jobs:
             jobs[a.sha256] = Job(a.name, audio[0], audio[1], a.sha256)
     return list(jobs.values())
 
@@ -135,25 +121,8 @@ def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOAD
             failed = sum(state.upload_error(job.error_key) is not None for job in todo)
             label = f"Analysed {len(todo) - failed} of {len(todo)} file(s) with model {engine.card.version}"
             status.update(label=label, state="error" if failed else "complete", expanded=False)
-    return [(f.name, msg) for f in files if (msg := state.upload_error(f.file_id))]
-
-
-def public_progress(message: str) -> str:
-    """A progress line that does not tell this user whether someone else already analysed the same bytes."""
-    return "Done" if message.startswith("Done") else message
-
-
-def analyse_one(engine: Engine, job: Job, progress: Progress) -> None:
-    """Run the engine on one file; errors become a recorded sentence, never a traceback."""
-    try:
-        analysis = engine.analyze(job.data, filename=job.name, progress=progress)
-    except AudioError as exc:
-        state.record_upload_error(job.error_key, str(exc))
-    except Exception:  # the page boundary: log it, show a sentence
-        log.exception("analysis of an upload failed")
-        state.record_upload_error(job.error_key, FRIENDLY_FAILURE)
-    else:
-        state.add_track(analysis, job.data, job.mime)
+    kept = [(a.name, msg) for a in state.analysed_tracks() if (msg := state.upload_error(a.sha256))]
+    return [(f.name, msg) for f in files if (msg := state.upload_error(f.file_id))] + kept
 
 
 def analyse_example(engine: Engine) -> None:
@@ -326,7 +295,7 @@ def page() -> None:
         return
     key, files = upload_widget()
     for name, message in analyse_uploads(engine, files, key):
-        st.error(f"**{md_escape(name)}**: {message}", icon=":material/error:")
+        st.error(f"**{md_escape(name)}**: {md_escape(message)}", icon=":material/error:")  # messages may quote the name
     tracks = [state.with_threshold(t) for t in state.analysed_tracks()]
     if not tracks:
         st.info("Upload one or more songs to begin. Longer files are analysed window by window; the first "

@@ -22,7 +22,9 @@ import streamlit as st
 from app.analysis import Analysis
 from app.ui import admin_view, state
 from app.ui.feedback_views import browse, store
+from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, mime_of, public_progress
 from models.classifier.bundle import CheckpointError, current_version, read_card
+from models.embedders.base import EmbedderError
 from utils.audio import AudioError
 from utils.constants import GENRES
 from utils.feedback import MAX_NOTE_CHARS, FeedbackError
@@ -30,7 +32,6 @@ from utils.tables import TableError
 from utils.text import md_escape
 
 log = logging.getLogger("genre_lens.feedback")
-ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]
 UPLOADER = "gl.fb.upload"
 
 
@@ -54,6 +55,10 @@ def upload_track() -> None:
     if f is None:
         state.note_uploads(key, {})
         return
+    if (failed := state.upload_error(f.file_id)) is not None:  # recorded once: not decoded again on every rerun
+        state.note_uploads(key, {f.file_id: (None, f.name)})
+        st.error(f"**{md(f.name)}**: {md(failed)}", icon=":material/error:")
+        return
     data = f.getvalue()
     sha = hashlib.sha256(data).hexdigest()
     state.note_uploads(key, {f.file_id: (sha, f.name)})
@@ -61,13 +66,15 @@ def upload_track() -> None:
         return
     try:
         engine = state.get_engine()
-        bar = st.progress(0.0, text="Analysing")
-        analysis = engine.analyze(data, filename=f.name, progress=lambda x, m: bar.progress(min(1.0, x), text=md(m)))
-        bar.empty()
-    except (AudioError, CheckpointError) as exc:
+    except (CheckpointError, EmbedderError) as exc:
         st.error(md(exc))
         return
-    state.add_track(analysis, data)
+    bar = st.progress(0.0, text="Analysing")
+    analyse_one(engine, Job(f.name, data, mime_of(f.name, f.type), f.file_id),
+                lambda x, m: bar.progress(min(1.0, x), text=md(public_progress(m))))
+    bar.empty()
+    if (failed := state.upload_error(f.file_id)) is not None:
+        st.error(f"**{md(f.name)}**: {md(failed)}", icon=":material/error:")
 
 
 PICK_KEY = "gl.fb.pick_track"

@@ -215,3 +215,38 @@ def test_engine_cache_follows_promotion_and_rewritten_weights(tmp_path: Path, mo
     save_bundle(ParallelCNN(ClassifierConfig(input_dim=50)), card, tmp_path)  # retrained in place
     rewritten = state.get_engine()
     assert rewritten is not promoted and rewritten.model_id != promoted.model_id
+
+
+def test_feedback_upload_reports_a_bad_file_once_and_hides_the_cache(app: AppTest, monkeypatch) -> None:
+    """The Feedback uploader re-decoded a failing file on every rerun and showed the engine's raw
+    progress, whose "Done (cached)" told a user that someone else had analysed the same bytes."""
+    from app.engine import Engine
+
+    calls: list[str | None] = []
+    shown: list[str] = []
+    real = Engine.analyze
+
+    def spy(self, source, filename=None, progress=None):
+        calls.append(filename)
+        return real(self, source, filename, lambda f, m: (progress(f, m), shown.append(m)))
+
+    monkeypatch.setattr(Engine, "analyze", spy)
+    monkeypatch.setattr("app.ui.upload_jobs.public_progress", lambda m: shown.append(f"public:{m}") or "Done")
+    app.run()
+    app.switch_page("../pages/feedback.py").run()
+    app.file_uploader[0].upload("broken.wav", b"RIFF....WAVEnot really", "audio/wav").run()
+    no_exceptions(app)
+    assert len(app.error) == 1 and app.error[0].value.startswith("**broken\\.wav**: ")
+    app.run()
+    assert calls == ["broken.wav"] and len(app.error) == 1  # recorded once, shown again, not decoded again
+    app.file_uploader[0].upload("good.wav", wav_bytes(synth_music(16.0, seed=30), 22050), "audio/wav").run()
+    no_exceptions(app)
+    assert calls[-1] == "good.wav" and any("good.wav" in str(o) for o in app.selectbox[0].options)
+    assert any(m.startswith("public:") for m in shown)  # every progress line went through public_progress
+
+
+def test_public_progress_never_says_cached() -> None:
+    from app.ui.upload_jobs import public_progress
+
+    assert public_progress("Done (cached)") == public_progress("Done") == "Done"
+    assert public_progress("Decoding audio") == "Decoding audio"

@@ -1,0 +1,48 @@
+"""Running the engine on one upload from a page: shared by Analyze and Feedback so both fail and report alike."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from app.engine import Engine, Progress
+from app.ui import state
+from utils.audio import AudioError
+
+log = logging.getLogger("genre_lens.uploads")
+ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]  # the uploaders' file types
+MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg", "m4a": "audio/mp4"}
+FRIENDLY_FAILURE = "Something went wrong while analysing this file. The problem was logged; please try another file."
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to analyse: a new upload, or a kept track whose model has since changed."""
+
+    name: str
+    data: bytes
+    mime: str
+    error_key: str  # where a failure is recorded: the upload's file id (a kept track's sha256)
+
+
+def mime_of(name: str, fallback: str | None) -> str:
+    """The player's MIME type for an upload: from its extension, else the browser's guess."""
+    return MIME.get(name.rsplit(".", 1)[-1].lower(), fallback or "audio/wav")
+
+
+def public_progress(message: str) -> str:
+    """A progress line that does not tell this user whether someone else already analysed the same bytes."""
+    return "Done" if message.startswith("Done") else message
+
+
+def analyse_one(engine: Engine, job: Job, progress: Progress) -> None:
+    """Run the engine on one file; errors become a recorded sentence (never retried, never a traceback)."""
+    try:
+        analysis = engine.analyze(job.data, filename=job.name, progress=progress)
+    except AudioError as exc:
+        state.record_upload_error(job.error_key, str(exc))
+    except Exception:  # the page boundary: log it, show a sentence
+        log.exception("analysis of an upload failed")
+        state.record_upload_error(job.error_key, FRIENDLY_FAILURE)
+    else:
+        state.add_track(analysis, job.data, job.mime)
