@@ -43,7 +43,7 @@ def _decode_soundfile(src: _Source, fmt: str, max_s: float) -> _Raw:
         _check_layout(sr, channels)
         max_frames = max(1, int(max_s * sr))
         buf = np.empty((max(1, _BLOCK_SAMPLES // channels), channels), np.float32)
-        acc = _Accumulator()
+        acc = _Accumulator(sr)
         while acc.frames < max_frames:
             n = _read_block(f, buf[: min(len(buf), max_frames - acc.frames)])
             if n <= 0:
@@ -80,6 +80,6 @@ def _decode_soundfile(src: _Source, fmt: str, max_s: float) -> _Raw:
     if present is not None and claimed is not None:
         claimed = min(claimed, present)  # a PCM header cannot promise more than the bytes hold
     return _Raw(
-        acc.mono(), sr, channels, fmt, None if claimed is None else claimed / sr, truncated,
-        acc.clipped / acc.values, warnings, acc.meter.stats(),
+        acc.mono(), acc.rate, channels, fmt, None if claimed is None else claimed / sr, truncated,
+        acc.clipped / acc.values, warnings, acc.meter.stats(), source_sr=sr,
     )  # fmt: skip

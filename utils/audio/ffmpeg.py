@@ -14,6 +14,7 @@ import struct
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +34,9 @@ class FfmpegError(Exception):
 
 @dataclass
 class FfmpegAudio:
-    """What ffmpeg decoded: interleaved float32 frames at the source rate."""
+    """What ffmpeg decoded (the samples went to the caller's `consume`, block by block)."""
 
-    samples: np.ndarray  # (frames, channels) float32
+    frames: int  # decoded frames handed over, at most the cap plus one
     sample_rate: int
     channels: int
     source_duration_s: float | None  # from ffmpeg's "Duration:" line, None when it has none
@@ -63,25 +64,31 @@ def _wav_layout(head: bytes) -> tuple[int, int, int]:
     raise FfmpegError("ffmpeg produced no audio for this file.")
 
 
-def _read_capped(proc: subprocess.Popen[bytes], cap_s: float, max_channels: int) -> bytearray:
-    """Read ffmpeg's stdout, refusing too many channels early and never keeping more than the cap."""
+def _stream_capped(proc: subprocess.Popen[bytes], cap_s: float, max_channels: int,
+                   consume: Callable[[np.ndarray, int], None]) -> tuple[int, int, int]:
+    """Hand ffmpeg's stdout to `consume(block, rate)` in (frames, channels) float32 blocks, refusing too many channels
+    early and stopping at the cap; returns (channels, sample_rate, frames). Never holds more than a block."""
     assert proc.stdout is not None
-    out = bytearray()
-    limit: int | None = None
-    while True:
-        chunk = proc.stdout.read(_READ_CHUNK)
+    head = bytearray()
+    while len(head) < _HEADER_BYTES and (chunk := proc.stdout.read(_HEADER_BYTES - len(head))):
+        head += chunk
+    channels, sr, offset = _wav_layout(bytes(head))
+    if not 1 <= channels <= max_channels:
+        raise FfmpegError(f"The audio has {channels} channels; at most {max_channels} are supported.")
+    frame_bytes = 4 * channels
+    # The caller rejects rates above 384 kHz; this only bounds the work.
+    left = (int(cap_s * min(max(sr, 1), 384_000)) + 1) * frame_bytes
+    pending, frames = bytes(head[offset:]), 0
+    while left > 0:
+        usable = min(len(pending) // frame_bytes * frame_bytes, left)
+        if usable:
+            consume(np.frombuffer(pending[:usable], dtype="<f4").reshape(-1, channels), sr)
+            frames, left, pending = frames + usable // frame_bytes, left - usable, pending[usable:]
+        chunk = proc.stdout.read(_READ_CHUNK) if left > 0 else b""
         if not chunk:
-            return out
-        out += chunk
-        if limit is None and len(out) >= _HEADER_BYTES:
-            channels, sr, offset = _wav_layout(bytes(out[:_HEADER_BYTES]))
-            if not 1 <= channels <= max_channels:
-                raise FfmpegError(f"The audio has {channels} channels; at most {max_channels} are supported.")
-            # The caller rejects rates above 384 kHz; this only bounds memory.
-            limit = offset + (int(cap_s * min(max(sr, 1), 384_000)) + 1) * channels * 4
-        if limit is not None and len(out) >= limit:
-            del out[limit:]
-            return out
+            break
+        pending += chunk
+    return channels, sr, frames
 
 
 def decode_file(
@@ -91,10 +98,12 @@ def decode_file(
     input_format: str | None = None,
     max_channels: int = 32,
     timeout_s: float | None = None,
+    consume: Callable[[np.ndarray, int], None],
 ) -> FfmpegAudio:
     """Decode the first audio stream of a local file, at most `max_duration_s` (plus a little, so the
-    caller can tell the file was longer). `input_format` forces the demuxer (e.g. "mov"), so an
-    upload is never probed into a playlist or concat script that would open other files."""
+    caller can tell the file was longer), into `consume(block, rate)` block by block: memory stays one block, not
+    channels x rate x duration. `input_format` forces the demuxer (e.g. "mov"), so an upload is never
+    probed into a playlist or concat script that would open other files."""
     exe = ffmpeg_path()
     if exe is None:
         raise FfmpegError("ffmpeg is not installed.")
@@ -122,7 +131,12 @@ def decode_file(
         timer = threading.Timer(timeout, kill)
         timer.start()
         try:
-            data = _read_capped(proc, cap_s, max_channels)
+            channels, sr, frames = _stream_capped(proc, cap_s, max_channels, consume)
+        except FfmpegError:
+            if timed_out.is_set():  # killed mid-header: the time-out is the reason, said below
+                channels = sr = frames = 0
+            else:
+                raise
         finally:
             timer.cancel()
             if proc.poll() is None:
@@ -135,13 +149,8 @@ def decode_file(
     if timed_out.is_set():
         raise FfmpegError(f"Decoding took longer than {timeout:g} s and was stopped.")
     log.debug("ffmpeg exited with %s: %s", proc.returncode, stderr[-2000:].decode(errors="replace"))
-    channels, sr, offset = _wav_layout(bytes(data[:_HEADER_BYTES]))
-    if not 1 <= channels <= max_channels:
-        raise FfmpegError(f"The audio has {channels} channels; at most {max_channels} are supported.")
-    usable = (len(data) - offset) // (4 * channels) * 4 * channels
-    if usable <= 0:
+    if frames <= 0:
         raise FfmpegError("ffmpeg found no decodable audio in this file.")
-    samples = np.frombuffer(bytes(data[offset : offset + usable]), dtype="<f4").reshape(-1, channels)
     m = _DURATION_RE.search(stderr)
     duration = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else None
-    return FfmpegAudio(samples.astype(np.float32, copy=False), sr, channels, duration)
+    return FfmpegAudio(frames, sr, channels, duration)

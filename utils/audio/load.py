@@ -108,7 +108,7 @@ def _finish(raw: _Raw, sha: str, target_sr: int, min_s: float, pad_to_s: float |
             "for analysis; predictions may be less reliable."
         )
     return DecodedAudio(
-        samples=y, sample_rate=target_sr, source_sample_rate=raw.sr, source_channels=raw.channels,
+        samples=y, sample_rate=target_sr, source_sample_rate=raw.source_sr or raw.sr, source_channels=raw.channels,
         source_format=raw.fmt, duration_s=duration, source_duration_s=source_duration,
         truncated=raw.truncated, padded=padded, sha256=sha, quality=quality, warnings=warnings,
     )  # fmt: skip

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
+import soxr
 
 from utils.audio.peaks import PeakMeter, PeakStats
 from utils.audio.quality import CLIP_LEVEL, AudioQuality
@@ -26,6 +27,7 @@ MAX_CHANNELS = 32
 
 
 RESAMPLE_QUALITY = "soxr_hq"  # librosa 0.11's default res_type, so features match librosa.load
+MAX_KEPT_RATE = 48_000  # decoders keep mono at most at this rate (peaks are measured before, at the source rate)
 
 
 SOUNDFILE_FORMATS = frozenset({"WAV", "RF64", "W64", "AIFF", "CAF", "FLAC", "OGG", "MP3"})
@@ -74,6 +76,7 @@ class _Raw:
     clipping_ratio: float
     warnings: list[str]
     peaks: PeakStats | None = None  # decoded overs and true peak over the channels (utils/audio/peaks.py)
+    source_sr: int | None = None  # the file's rate when `sr` (the mono's) is lower (see _Accumulator)
 
 
 @dataclass
@@ -111,14 +114,22 @@ def _fmt_bytes(n: float) -> str:
 
 
 class _Accumulator:
-    """Collects decoded blocks as mono, checking finiteness and counting clipped channel samples."""
+    """Collects decoded blocks as mono, checking finiteness and counting clipped channel samples.
 
-    def __init__(self) -> None:
+    Peaks and clipping are measured on every channel at the source rate, block by block; only the
+    mono mix is kept, and above `MAX_KEPT_RATE` it is resampled as it streams in, so a 384 kHz or
+    32-channel upload costs what a 48 kHz mono one does.
+    """
+
+    def __init__(self, source_rate: int) -> None:
         self.parts: list[np.ndarray] = []
-        self.frames = 0
+        self.frames = 0  # source frames taken in
         self.clipped = 0
         self.values = 0
         self.meter = PeakMeter()
+        self.rate = min(source_rate, MAX_KEPT_RATE)  # the rate of `mono()`
+        self._stream = (soxr.ResampleStream(source_rate, self.rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+                        if self.rate != source_rate else None)
 
     def add(self, block: np.ndarray) -> None:
         if not np.isfinite(block).all():
@@ -126,10 +137,14 @@ class _Accumulator:
         self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
         self.meter.add(block)
         self.values += block.size
-        self.parts.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy())
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
+        self.parts.append(mono if self._stream is None else self._stream.resample_chunk(mono))
         self.frames += block.shape[0]
 
     def mono(self) -> np.ndarray:
+        if self._stream is not None:
+            self.parts.append(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
+            self._stream = None
         return np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import struct
 import subprocess
@@ -593,3 +594,33 @@ def test_ffmpeg_time_out_is_an_audio_error(m4a_file: Path, monkeypatch: pytest.M
 def test_corrupt_m4a_upload_is_an_error_without_paths():
     msg = assert_audio_error(M4A_HEAD + np.random.default_rng(0).bytes(5000), filename="song.m4a")
     assert "/" not in msg and "tmp" not in msg.lower()
+
+
+def test_a_high_rate_many_channel_file_keeps_only_a_bounded_rate_mono_mix():
+    """A 384 kHz FLAC kept its mono mix at the source rate (a 0.9 MB file of silence reached 2.8 GB)."""
+    t = np.arange(20 * 384_000) / 384_000
+    y = np.repeat((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None], 8, axis=1)
+    y[1000, 3] = 1.5  # one over on one channel: still measured at the source rate, before the mix
+    buf = io.BytesIO()
+    sf.write(buf, y, 384_000, format="FLAC", subtype="PCM_24")
+    del y, t
+    out, _, peak = _run_bounded(buf.getvalue())
+    assert isinstance(out, DecodedAudio), out
+    assert (out.source_sample_rate, out.source_channels) == (384_000, 8)
+    assert out.duration_s == pytest.approx(20.0, abs=0.01) and fft_peak_hz(out.samples, SR) == pytest.approx(440, abs=2)
+    assert out.quality.clipping_ratio > 0  # PCM_24 clamps the over to full scale: a clipped sample
+    assert peak < 32 << 20  # the source-rate mono alone would be 31 MB, and twice that while joined
+
+
+@needs_ffmpeg
+def test_ffmpeg_streams_a_16_channel_file_instead_of_holding_every_channel(tmp_path):
+    """ffmpeg's output was read whole (frames x 16 channels), then copied twice: gigabytes for minutes of audio."""
+    path = tmp_path / "many.webm"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=330:r=48000", "-t", "30",
+                    "-af", "pan=hexadecagonal|" + "|".join(f"c{i}=c0" for i in range(16)),
+                    "-c:a", "libopus", "-mapping_family", "255", "-b:a", "96k", str(path)], check=True)
+    out, _, peak = _run_bounded(path.read_bytes())
+    assert isinstance(out, DecodedAudio), out
+    assert out.source_channels == 16 and out.duration_s == pytest.approx(30.0, abs=0.1)
+    assert fft_peak_hz(out.samples, SR) == pytest.approx(330, abs=2)
+    assert peak < 40 << 20  # every channel at once would be 92 MB, before the copies
