@@ -27,6 +27,7 @@ from models.classifier.saliency import METHOD, SaliencyError, embed_logmels, log
 from models.embedders.musicnn.embedder import MusiCNNEmbedder
 from models.training.retrain import test_table_of
 from utils import settings
+from utils.analysis_gate import analysis_slot
 from utils.audio import DecodedAudio, load_audio
 from utils.constants import WINDOW_S
 from utils.loudness import model_input
@@ -81,10 +82,16 @@ def explain(
     `load_audio(..., engine.embedder.sample_rate, pad_to_s=15)`. `window` explains one 15 s window
     instead of the track. Raises `SaliencyError` (a user-facing sentence) when it cannot be done.
     """
-    embedder = engine.embedder
-    if not isinstance(embedder, MusiCNNEmbedder):
+    if not isinstance(engine.embedder, MusiCNNEmbedder):
         raise SaliencyError(f"Saliency maps are available for the MusiCNN embedder only (this model uses "
-                            f"{embedder.id}).")
+                            f"{engine.embedder.id}).")
+    with analysis_slot():  # a re-decode plus gradients costs what an analysis does: same queue, same memory cap
+        return _explain(engine, engine.embedder, source, genre, audio, window)
+
+
+def _explain(engine: Engine, embedder: MusiCNNEmbedder, source: Analysis | DecodedAudio, genre: str | None,
+             audio: bytes | None, window: int | None) -> Saliency:
+    """`explain` inside an analysis slot."""
     t0 = time.perf_counter()
     decoded = _decoded(engine, source, audio)
     labels = list(engine.card.labels)

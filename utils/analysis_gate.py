@@ -1,9 +1,10 @@
 """A cap on how many uploads are decoded and analysed at once: a burst of long files queues instead of
 exhausting memory, and waits first come, first served instead of racing for the inference lock.
 
-Decoding a 10-minute 44.1 kHz upload holds the mono source-rate signal, its concatenation and the
-resampled copy (about 0.3 GB at the peak), and what it produces (samples, slices, embeddings, the
-display spectrogram) lives until its analysis is done. Measured with `bench/bench_load.py
+Decoding a 10-minute 44.1 kHz upload holds the mono signal (kept at 48 kHz at most, whatever the
+file's rate and channel count), its concatenation and the resampled copy (about 0.3 GB at the peak),
+and what it produces (samples, slices, embeddings, the display spectrogram) lives until its analysis
+is done; a saliency map re-decodes, so it takes a slot too. Measured with `bench/bench_load.py
 --long-files 20`, twenty such uploads decoding at once took the server to 9 GB, where a small
 machine's out-of-memory killer takes the app down for everyone; and because the engine's inference
 lock is not fair, some of them waited far longer than others. Inference is serialised anyway, so
@@ -17,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from utils import settings
 
@@ -112,6 +113,6 @@ def analysis_gate() -> AnalysisGate:
         return _gate
 
 
-def analysis_slot(on_wait: Callable[[str], None] | None = None):
+def analysis_slot(on_wait: Callable[[str], None] | None = None) -> AbstractContextManager[None]:
     """`with analysis_slot(notify): decode and analyse` on the process-wide gate."""
     return analysis_gate().slot(on_wait)

@@ -198,3 +198,24 @@ def test_saliency_and_nearest_views_render(tmp_path: Path, monkeypatch: pytest.M
     sha = next(iter(at.session_state["gl.tracks"]))[:16]
     at.segmented_control(key=f"sal-part-{sha}").set_value("both").run()
     assert not at.exception and any("evidence about" in c.value for c in at.caption)
+
+
+def test_saliency_waits_for_a_slot_of_the_analysis_gate(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A saliency map re-decodes the upload and runs gradients; it bypassed the memory cap analyses obey."""
+    import threading
+    import time
+
+    from utils import analysis_gate
+
+    gate = analysis_gate.AnalysisGate(1)
+    monkeypatch.setattr(analysis_gate, "_gate", gate)
+    audio = sound_in([(2.0, 12.0)], seconds=15.0)
+    analysis = engine.analyze(audio, filename="gated.wav")
+    done: list[Saliency] = []
+    with gate.slot():  # another upload holds the only slot
+        worker = threading.Thread(target=lambda: done.append(explain(engine, analysis, audio=audio)), daemon=True)
+        worker.start()
+        time.sleep(1.0)
+        assert not done and gate.running == 1  # queued behind it, not decoding beside it
+    worker.join(60)
+    assert done and done[0].map.shape == analysis.spectrogram.db.shape
