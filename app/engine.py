@@ -142,10 +142,12 @@ class Engine:
         name = safe_display_name(filename or (None if isinstance(source, bytes) else Path(source).name))
         key = (_content_sha256(source), self.model_id, self.embedder.id)
         with self._cache_lock:
-            if key[0] and key in self._cache:  # a re-run or page switch: no decoding at all
+            cached = self._cache.get(key) if key[0] else None
+            if cached is not None:
                 self._cache.move_to_end(key)
-                report(1.0, "Done (cached)")
-                return replace(self._cache[key], name=name)
+        if cached is not None:  # a re-run or page switch: no decoding at all (reported outside the shared lock)
+            report(1.0, "Done (cached)")
+            return replace(cached, name=name)
         with analysis_slot(lambda message: report(0.0, message)):  # bursts queue, first come first served
             t0 = time.perf_counter()
             report(0.0, "Decoding audio")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -186,7 +187,7 @@ def retrain_section() -> None:
 USER_ERRORS = (FeedbackError, CheckpointError, TableError, AudioError, ValueError)
 
 
-def section(title: str, body) -> None:
+def section(title: str, body: Callable[[], None]) -> None:
     """One page section; a problem the user can fix is shown in place and the rest of the page still renders."""
     st.subheader(title)
     try:

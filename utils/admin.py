@@ -110,6 +110,8 @@ class AdminGate:
         """Lock-out time left for a session, or for everyone after too many recent failures (lock held)."""
         while self._recent and now - self._recent[0] > self.global_window_s:
             self._recent.popleft()
+        for expired in [s for s, until in self._locked_until.items() if until <= now]:
+            del self._locked_until[expired]  # one entry per locked-out session would otherwise stay forever
         waits = [self._locked_until.get(session, 0.0) - now]
         if len(self._recent) >= self.global_max_failures:
             waits.append(self._recent[0] + self.global_window_s - now)

@@ -125,7 +125,8 @@ def evaluate_analyses(
     return report
 
 
-def evaluate_and_record(folder: Path, test_table, train_table, seed: int, command: str | None = None) -> dict:
+def evaluate_and_record(folder: Path, test_table: EmbeddingTable, train_table: EmbeddingTable | None, seed: int,
+                        command: str | None = None) -> dict[str, Any]:
     """Evaluate a bundle on a test table (with baseline), write metrics.json and the card's summary."""
     model, card = load_bundle(folder)
     report = evaluate_table(model, test_table, train_table, seed)

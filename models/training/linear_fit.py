@@ -33,6 +33,7 @@ from sklearn.covariance import ledoit_wolf_shrinkage
 from sklearn.linear_model import LogisticRegression
 
 from models.classifier.ensemble import build_member
+from models.classifier.parallel_cnn import ClassifierConfig
 from models.classifier.pooled_head import PooledHead
 from utils.tables import TrackFrames
 
@@ -110,7 +111,8 @@ def fit_platt(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def linear_head(config, mean: torch.Tensor, std: torch.Tensor, coef: np.ndarray, bias: np.ndarray) -> PooledHead:
+def linear_head(config: ClassifierConfig, mean: torch.Tensor, std: torch.Tensor, coef: np.ndarray,
+                bias: np.ndarray) -> PooledHead:
     """A PooledHead holding these statistics and weights (uniform attention)."""
     model = build_member(config)
     assert isinstance(model, PooledHead) and model.hidden is None, "the convex solvers need arch=pooled, hidden=0"

@@ -67,6 +67,17 @@ def test_repeated_failures_lock_a_session_out() -> None:
     assert gate.attempt("s", TOKEN).granted
 
 
+def test_expired_lock_outs_are_forgotten() -> None:
+    """Every locked-out session kept an entry for the life of the server."""
+    clock = Clock()
+    gate = AdminGate(TOKEN, max_failures=1, lockout_s=60, global_max_failures=1000, clock=clock)
+    for k in range(50):
+        gate.attempt(f"s{k}", "wrong")
+    assert len(gate._locked_until) == 50
+    clock.now += 61
+    assert gate.retry_after("s0") == 0 and not gate._locked_until
+
+
 def test_many_sessions_guessing_are_limited_together() -> None:
     clock = Clock()
     gate = AdminGate(TOKEN, max_failures=5, global_max_failures=6, global_window_s=120, clock=clock)
