@@ -40,8 +40,9 @@ class Verdict:
     def text(self) -> str:
         """The verdict in words, as the CLI line, the Compare table and the Analysis page say it."""
         closest = ", ".join(f"{g} {p:.0%}" for g, p in self.closest)
-        if self.kind == NOT_MUSIC:
-            return f"Not music: far from every kind of music the model knows (closest {closest})"
+        if self.kind == NOT_MUSIC:  # no percentages: a tone's "classical 100 %" would read as confidence
+            forced = f" (forced to choose, it would say {self.closest[0][0]})" if self.closest else ""
+            return f"Not music: far from every kind of music the model knows{forced}"
         if self.kind == UNCERTAIN:
             return f"Not sure: closest {closest}"
         return "Sounds like " + " + ".join(

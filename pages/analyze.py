@@ -22,6 +22,7 @@ from app.ui.player import view as player_view
 from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, mime_of, public_progress
 from models.classifier.bundle import CheckpointError
 from models.embedders.base import EmbedderError
+from models.verdict import NOT_MUSIC
 from utils.text import heading_html, md_escape
 
 log = logging.getLogger("genre_lens.analyze")
@@ -212,7 +213,8 @@ def render_summary(a: Analysis) -> None:
     with left:
         verdict_view.render_verdict(a)
         st.markdown(chips(a), unsafe_allow_html=True)
-        st.plotly_chart(charts.genre_bars(a.labels, a.probabilities, a.threshold), key=f"bars-{a.sha256}")
+        st.plotly_chart(charts.genre_bars(a.labels, a.probabilities, a.threshold,
+                                          forced=a.verdict.kind == NOT_MUSIC), key=f"bars-{a.sha256}")
     with right:
         audio = state.track_audio(a.sha256)
         if audio and not player_view.use_player():  # the linked player below has the audio otherwise

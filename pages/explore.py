@@ -15,6 +15,7 @@ import streamlit as st
 from app import explain
 from app.analysis import Analysis
 from app.ui import charts, explain_charts, explain_views, state
+from models.verdict import NOT_MUSIC
 from utils.embedding_map import METHODS, EmbeddingMap
 from utils.text import heading_html
 
@@ -58,7 +59,8 @@ def render_point(key: str, emap: EmbeddingMap, reference: explain_views.Referenc
         if audio := state.track_audio(a.sha256):
             st.markdown("**Listen**")
             st.audio(audio[0], format=audio[1])
-        st.plotly_chart(charts.genre_bars(a.labels, a.probabilities, a.threshold), key="explore-bars")
+        st.plotly_chart(charts.genre_bars(a.labels, a.probabilities, a.threshold,
+                                          forced=a.verdict.kind == NOT_MUSIC), key="explore-bars")
         vector, exclude = vectors[shas.index(key)], None
     else:
         hits = np.flatnonzero(emap.track_ids == key)

@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from app.analysis import Analysis, WindowResult
 from app.ui.window_text import equal_attention
+from models.verdict import NOT_MUSIC
 from utils.constants import GENRES, SLICE_S
 from utils.text import plotly_text
 
@@ -83,9 +84,13 @@ def window_label(window: WindowResult) -> str:
 
 # ------------------------------------------------------------------------------------ one track
 def genre_bars(
-    labels: Sequence[str], probabilities: np.ndarray, threshold: float, title: str = "Genre confidence"
+    labels: Sequence[str], probabilities: np.ndarray, threshold: float, title: str = "Genre confidence",
+    forced: bool = False,
 ) -> go.Figure:
-    """Horizontal confidence bars, best first; genres under the threshold are faded."""
+    """Horizontal confidence bars, best first; genres under the threshold are faded, and every bar is when
+    `forced` (a not-music verdict: what the model would say if made to choose, not a confidence)."""
+    if forced:
+        title = "If forced to choose (not music: these are not confidences)"
     order = np.argsort(-np.asarray(probabilities))[::-1]  # plotly draws the first bar at the bottom
     names = [labels[i] for i in order]
     values = np.asarray(probabilities)[order]
@@ -95,7 +100,7 @@ def genre_bars(
             y=names,
             orientation="h",
             marker={"color": [genre_color(g) for g in names],
-                    "opacity": [1.0 if v >= threshold else 0.4 for v in values]},
+                    "opacity": [1.0 if v >= threshold and not forced else 0.4 for v in values]},
             text=_pct(values),
             textposition="outside",
             cliponaxis=False,
@@ -254,6 +259,8 @@ def compare_table(analyses: Sequence[Analysis], threshold: float) -> pd.DataFram
     for a in analyses:
         top, p = a.ranking[0]
         verdict = replace(a, threshold=threshold).verdict
+        if verdict.kind == NOT_MUSIC:  # no genre and no confidence to show for noise, tones or speech
+            top, p = "—", float("nan")
         rows.append({"track": a.name, "verdict": verdict.text, "top genre": top, "confidence": p,
                      "genres above threshold": ", ".join(verdict.genres) or "none",
                      "duration (s)": round(a.source.get("duration_s", a.duration_s), 1), "windows": len(a.windows),

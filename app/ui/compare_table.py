@@ -36,7 +36,9 @@ def compare_html(table: pd.DataFrame) -> str:
         for c in columns:
             value = row[c]
             cls = "wide" if c in NARROW_HIDDEN else "name" if c == "track" else ""
-            if c == "confidence":
+            if c == "confidence" and pd.isna(value):  # not music: no confidence
+                inner = '<span class="num">—</span>'
+            elif c == "confidence":
                 pct = max(0.0, min(1.0, float(value)))
                 inner = f'<span class="num">{pct:.0%}</span><div class="bar" style="width:{100 * pct:.0f}%"></div>'
             elif c == "top genre":

@@ -41,6 +41,7 @@ def test_decide_covers_every_verdict() -> None:
     assert many.to_dict()["genre_probabilities"] == [0.17, 0.15, 0.07]
     far = decide(GENRES, p, 0.15, novelty=40.0, novelty_threshold=30.0)
     assert far.kind == NOT_MUSIC and far.genres == () and far.text.startswith("Not music")
+    assert "%" not in far.text and far.text.endswith("it would say reggae)")  # a tone's "100 %" read as confidence
     near = decide(GENRES, p, 0.15, novelty=20.0, novelty_threshold=30.0)
     assert near.kind == GENRE
     assert json.loads(json.dumps(far.to_dict()))["novelty_threshold"] == 30.0
@@ -195,7 +196,10 @@ def test_analysis_page_shows_the_verdict_first(monkeypatch) -> None:
     assert not app.exception, [e.value for e in app.exception]
     headings = [m.value for m in app.markdown if m.value.startswith("#### ")]
     assert re.match(r"#### Not music · ", headings[0]), headings
+    assert "%" not in headings[0], headings  # no confidence for a tone
     assert any("not a verdict" in w.value for w in app.warning)
+    bars = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if "forced to choose" in c.proto.spec)
+    assert set(bars["data"][0]["marker"]["opacity"]) == {0.4}  # every bar faded: nothing is claimed
     assert app.sidebar.slider[0].value == load_trust(SHIPPED).threshold  # the default chosen on valid
 
 

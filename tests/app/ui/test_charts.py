@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import replace
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 
 from app.ui import charts, window_text
+from app.ui.compare_table import compare_html
 from tests.helpers.analyses import fake_analysis
 from tests.helpers.bundles import synthetic_metrics
 from utils.constants import GENRES
@@ -175,6 +177,10 @@ def test_compare_table_and_heatmap() -> None:
     assert np.asarray(fig.data[0].z).shape == (2, C)
     assert all(len(n) <= 31 for n in fig.layout.yaxis.ticktext)
     assert charts.compare_table([], 0.5).empty
+    noise = replace(fake_analysis(seed=3, name="noise.wav"), novelty=9.0, novelty_threshold=1.0)
+    row = charts.compare_table([noise], 0.5).iloc[0]
+    assert row["verdict"].startswith("Not music") and row["top genre"] == "—" and np.isnan(row["confidence"])
+    assert '<span class="num">—</span>' in compare_html(charts.compare_table([noise], 0.5))  # no 99 % bar for noise
     empty = charts.compare_heatmap([])
     assert np.asarray(empty.data[0].z).shape == (0, C) and list(empty.data[0].x) == list(GENRES)
 
