@@ -23,7 +23,7 @@ from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, mime_of, public_progr
 from models.classifier.bundle import CheckpointError
 from models.embedders.base import EmbedderError
 from models.verdict import NOT_MUSIC
-from utils.text import heading_html, md_escape
+from utils.text import heading_html, md_escape, plural
 
 log = logging.getLogger("genre_lens.analyze")
 
@@ -120,7 +120,7 @@ def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOAD
                 analyse_one(engine, job, lambda frac, msg, i=i, name=job.name: bar.progress(
                     min(1.0, (i + frac) / len(todo)), text=f"{md_escape(name)}: {public_progress(msg)}"))
             failed = sum(state.upload_error(job.error_key) is not None for job in todo)
-            label = f"Analysed {len(todo) - failed} of {len(todo)} file(s) with model {engine.card.version}"
+            label = f"Analysed {len(todo) - failed} of {plural(len(todo), 'file')} with model {engine.card.version}"
             status.update(label=label, state="error" if failed else "complete", expanded=False)
     kept = [(a.name, msg) for a in state.analysed_tracks() if (msg := state.upload_error(a.sha256))]
     return [(f.name, msg) for f in files if (msg := state.upload_error(f.file_id))] + kept
@@ -225,10 +225,11 @@ def render_summary(a: Analysis) -> None:
             st.success("No quality problems found (silence, clipping, truncation, padding).", icon=":material/check:")
         src, q = a.source, a.quality
         st.caption(f"{src.get('format')} · {src.get('sample_rate')} Hz · {src.get('channels')} ch · "
-                   f"{src.get('duration_s', a.duration_s):.1f} s · {len(a.windows)} windows · "
+                   f"{src.get('duration_s', a.duration_s):.1f} s · {plural(len(a.windows), 'window')} · "
                    f"model {a.model.get('version')} · {a.timings_s.get('total', 0):.1f} s to analyse")
-        st.caption(f"Peak {q.get('peak', 0):.2f} · RMS {q.get('rms_db', 0):.0f} dBFS · "
-                   f"SNR ≈ {q.get('snr_db', 0):.0f} dB · silence {q.get('silence_ratio', 0):.0%} · "
+        snr = f"SNR ≈ {q.get('snr_db', 0):.0f} dB" if q.get("peak", 0) > 0 else "SNR n/a (silent)"
+        st.caption(f"Peak {q.get('peak', 0):.3g} · RMS {q.get('rms_db', 0):.0f} dBFS · "
+                   f"{snr} · silence {q.get('silence_ratio', 0):.0%} · "
                    f"clipped {q.get('clipping_ratio', 0):.2%}")
 
 

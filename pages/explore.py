@@ -17,7 +17,7 @@ from app.analysis import Analysis
 from app.ui import charts, explain_charts, explain_views, state
 from models.verdict import NOT_MUSIC
 from utils.embedding_map import METHODS, EmbeddingMap
-from utils.text import heading_html
+from utils.text import heading_html, plural
 
 log = logging.getLogger("genre_lens.explore")
 MAP_KEY, SELECTED_KEY = "explore-map", "explore.selected"
@@ -98,7 +98,8 @@ def page() -> None:
     emap = explain_views.embedding_map(reference, method)
     uploads, vectors, left_out = explain_views.upload_vectors(reference, state.analysed_tracks())
     if left_out:
-        st.caption(f"{left_out} upload(s) were embedded with another embedder and are not shown.")
+        st.caption(f"{plural(left_out, 'upload was', 'uploads were')} embedded with another embedder and "
+                   f"{'is' if left_out == 1 else 'are'} not shown.")
     shown = placed(emap, uploads, vectors)
     selected = st.session_state.get(SELECTED_KEY) or (uploads[-1].sha256 if uploads else None)
     left, right = st.columns([4, 3], gap="large")

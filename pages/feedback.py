@@ -30,7 +30,7 @@ from utils.audio import AudioError
 from utils.constants import GENRES
 from utils.feedback import MAX_NOTE_CHARS, FeedbackError
 from utils.tables import TableError
-from utils.text import md_escape
+from utils.text import md_escape, plural
 
 log = logging.getLogger("genre_lens.feedback")
 UPLOADER = "gl.fb.upload"
@@ -167,8 +167,8 @@ def retrain_section() -> None:
     usable = [c for c in store().list() if c.embedder_id == card.embedder.get("id")]
     used = store().usage()
     new = [c for c in usable if c.id not in used]
-    st.text(f"Current model: {version}. {len(usable)} correction(s) apply to it; {len(new)} not used by any "
-            "version yet.")
+    st.text(f"Current model: {version}. {plural(len(usable), 'correction applies', 'corrections apply')} to it; "
+            f"{len(new)} not used by any version yet.")
     train_paths, valid_path = default_tables(card)
     if not all(p.is_file() for p in [*train_paths, *([valid_path] if valid_path else [])]):
         st.warning("The base training tables are not on this machine, so retraining runs from the command line: "

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
+SILENT_MEL_POWER = 1e-8  # a mel band's power below this everywhere is digital silence (about -110 dBFS)
+
 
 @dataclass(frozen=True)
 class DisplaySpectrogram:
@@ -39,7 +41,10 @@ def display_spectrogram(
     if factor > 1:
         usable = (n // factor) * factor
         mel = mel[:, :usable].reshape(n_mels, -1, factor).mean(axis=2)
-    db = librosa.power_to_db(mel, ref=np.max, top_db=80.0).astype(np.float32)
+    if mel.size == 0 or float(mel.max()) < SILENT_MEL_POWER:  # relative to its own peak, silence drew as the
+        db = np.full(mel.shape, -80.0, np.float32)  # loudest colour; it is drawn as the floor instead
+    else:
+        db = librosa.power_to_db(mel, ref=np.max, top_db=80.0).astype(np.float32)
     times = (np.arange(db.shape[1]) * factor + (factor - 1) / 2) * hop / sample_rate
     freqs = librosa.mel_frequencies(n_mels=n_mels, fmin=0.0, fmax=sample_rate / 2)
     return DisplaySpectrogram(db=db, times_s=times.astype(np.float32), freqs_hz=freqs.astype(np.float32))

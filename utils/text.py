@@ -63,3 +63,8 @@ def safe_display_name(name: str | None, max_len: int = 120) -> str:
 def terminal_text(text: object) -> str:
     """Text for a terminal line: control characters (escape sequences, newlines) shown as escapes."""
     return "".join(c if unicodedata.category(c)[0] != "C" else c.encode("unicode_escape").decode() for c in str(text))
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 window', '2 windows' ('1 upload was', with `many` for irregular plurals): no 'window(s)' in the UI."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"

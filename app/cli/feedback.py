@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError
 
 from utils.feedback import Correction, FeedbackError, FeedbackStore
+from utils.text import plural
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -201,7 +202,7 @@ def retrain(args: argparse.Namespace) -> int:
     r = ended.result
     print(f"judged on {r['judged_on']}: {r['version']} accuracy {r['new_accuracy']:.3f} | "
           f"{r['parent_version']} accuracy {r['current_accuracy']:.3f}")
-    print(f"{len(r['correction_ids'])} correction(s) used at weight {r['correction_weight']:.2f} each")
+    print(f"{plural(len(r['correction_ids']), 'correction')} used at weight {r['correction_weight']:.2f} each")
     for line in r.get("skipped", []) + r.get("warnings", []):
         print(f"  note: {line}")
     print(r["reason"])

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 from utils import settings
+from utils.text import plural
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a remote cluster does not need of the checkout: only app/, models/ (code), utils/ travel.
@@ -82,7 +83,7 @@ class ActorPlan:
     def describe(self) -> str:
         """One line for the log."""
         each = f"{self.num_gpus:g} GPU" if self.num_gpus else f"{self.num_cpus:g} CPU"
-        return f"{self.actors} actor(s) on {self.device}, {each} each"
+        return f"{plural(self.actors, 'actor')} on {self.device}, {each} each"
 
 
 def plan_actors(resources: dict[str, float], device: str | None = None) -> ActorPlan:

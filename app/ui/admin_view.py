@@ -16,6 +16,7 @@ import streamlit as st
 from app.ui import state
 from utils.admin import AdminGate
 from utils.settings import ADMIN_SECRET_KEY, ADMIN_TOKEN_ENV
+from utils.text import plural
 
 log = logging.getLogger("genre_lens.admin")
 _UNLOCKED = "gl.admin"  # the fingerprint of the token this session unlocked with
@@ -81,7 +82,7 @@ def admin_panel() -> None:
         typed = st.text_input("Admin token", type="password", disabled=wait > 0)
         submitted = st.form_submit_button("Unlock", disabled=wait > 0)
     if wait > 0:
-        st.warning(f"Too many wrong tokens; unlocking is paused for {round(wait / 60) or 1} minute(s).",
+        st.warning(f"Too many wrong tokens; unlocking is paused for {plural(round(wait / 60) or 1, 'minute')}.",
                    icon=":material/lock_clock:")
         return
     if submitted:

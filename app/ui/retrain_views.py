@@ -21,7 +21,7 @@ from app.ui import state
 from app.ui.feedback_views import _open_store, store
 from utils.feedback.db import FeedbackError, default_url
 from utils.jobs import DONE, FAILED, QUEUED, Job, JobBusyError, JobQueue, clock
-from utils.text import md_escape
+from utils.text import md_escape, plural
 
 log = logging.getLogger("genre_lens.retrain_views")
 from utils import settings  # noqa: E402
@@ -82,7 +82,7 @@ def show_result(r: dict[str, Any] | None) -> None:
     else:
         st.warning("Not promoted: the current model stays; the new version remains selectable in the sidebar.")
     st.text(r["reason"])
-    st.text(f"{len(r['correction_ids'])} correction(s) used, weight {r['correction_weight']:.2f} each.")
+    st.text(f"{plural(len(r['correction_ids']), 'correction')} used, weight {r['correction_weight']:.2f} each.")
     for line in r.get("skipped", []) + r.get("warnings", []):
         st.text(f"Note: {line}")
 

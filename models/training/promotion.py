@@ -21,6 +21,7 @@ from models.training.data import grid_windows
 from models.training.evaluation import evaluate_table
 from utils.constants import GENRES
 from utils.tables import EmbeddingTable, TrackFrames
+from utils.text import plural
 
 MAX_RECALL_DROP = 10.0  # points
 HELD_OUT_SHARE = 0.25  # of the new corrections, the newest, when no validation table exists
@@ -87,7 +88,7 @@ def judge(
         new_acc, cur_acc = new["accuracy"], cur["accuracy"]
         f1 = (new["macro_f1"], cur["macro_f1"])
     else:
-        judged_on = f"{len(held_out)} held-out correction(s)"
+        judged_on = plural(len(held_out), "held-out correction")
         new_acc = correction_accuracy(candidate, held_out, base.frame_seconds)
         cur_acc = correction_accuracy(parent, held_out, base.frame_seconds)
         f1 = (float("nan"), float("nan"))

@@ -82,14 +82,14 @@ def test_feedback_page_queues_the_retrain_and_its_worker_runs_it(page_env: dict,
     rerun_until(at, lambda a: any("Promoted" in s.value for s in a.success))
     assert not at.error, [e.value for e in at.error]
     table = at.dataframe[-1].value
-    assert table["model"].tolist() == ["base-r1", "base"] and "accuracy on 1 held-out correction(s)" in table
+    assert table["model"].tolist() == ["base-r1", "base"] and "accuracy on 1 held-out correction" in table
     assert any("never decides a promotion" in c.value for c in at.caption)
     assert any("is now current" in t.value for t in at.text)
     assert current_version(page_env["root"]) == "base-r1"
     job = JobQueue(page_env["store"]).latest("retrain")
     assert job.state == DONE and job.result_version == "base-r1" and job.parent_version == "base"
     assert job.requested_by and any(f"job #{job.id}, asked for by you" in c.value for c in at.caption)
-    assert any("3 correction(s) apply to it; 1 not used" in t.value for t in at.text)  # the page reran at the end
+    assert any("3 corrections apply to it; 1 not used" in t.value for t in at.text)  # the page reran at the end
 
 
 def test_a_reload_during_a_retrain_shows_its_progress(page_env: dict, monkeypatch: pytest.MonkeyPatch) -> None:

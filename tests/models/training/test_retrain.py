@@ -101,7 +101,7 @@ def test_corrections_teach_the_retrained_model_and_are_recorded(world: dict, tmp
         assert GENRES[int(predict_stored(model, e).argmax())] == target
     assert res.version == "base-r1" and res.parent_version == "base"
     # no validation table: the newest correction was held out and judged both models
-    assert res.held_out_ids == [ids[-1]] and res.judged_on == "1 held-out correction(s)"
+    assert res.held_out_ids == [ids[-1]] and res.judged_on == "1 held-out correction"
     assert (res.new_accuracy, res.current_accuracy) == (1.0, 0.0)
     assert res.promoted and current_version(root) == "base-r1", res.reason
     assert "now current" in res.reason and "test split was not used" in res.reason
@@ -194,8 +194,8 @@ def test_retrain_cli(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture)
             "--root", str(root), "--db", db, "--epochs", "3", "--correction-weight", "5"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "judged on 1 held-out correction(s): base-r1 accuracy" in out
-    assert "1 correction(s) used at weight 5.00 each" in out
+    assert "judged on 1 held-out correction: base-r1 accuracy" in out
+    assert "1 correction used at weight 5.00 each" in out
     assert read_card(root / "base-r1").training["corrections"]["weight"] == 5.0
     assert main(args) == 0  # the held-out correction is still new, and now trains
     assert main(args) == 2
