@@ -222,7 +222,8 @@ def render_summary(a: Analysis) -> None:
         for sentence in a.warnings:
             st.warning(sentence, icon=":material/warning:")
         if not a.warnings:
-            st.success("No quality problems found (silence, clipping, truncation, padding).", icon=":material/check:")
+            st.success("No quality problems found (silence, clipping, truncation, padding, sample rate).",
+                       icon=":material/check:")
         src, q = a.source, a.quality
         st.caption(f"{src.get('format')} · {src.get('sample_rate')} Hz · {src.get('channels')} ch · "
                    f"{src.get('duration_s', a.duration_s):.1f} s · {plural(len(a.windows), 'window')} · "

@@ -91,6 +91,12 @@ def _finish(raw: _Raw, sha: str, target_sr: int, min_s: float, pad_to_s: float |
         warnings.append(f"The recording {what}; only the first {_fmt_duration(duration)} were analysed.")
     quality = measure_quality(raw.mono, raw.sr, clipping_ratio=raw.clipping_ratio, peaks=raw.peaks)
     warnings += quality_warnings(quality)
+    source_sr = raw.source_sr or raw.sr
+    if source_sr < target_sr and quality.peak > 0.0:  # a telephone-rate file: the model hears a band it lacks
+        warnings.append(
+            f"The file's sample rate is {source_sr / 1000:g} kHz, so it holds nothing above {source_sr / 2000:g} kHz, "
+            f"while the model listens up to {target_sr / 2000:g} kHz; predictions may be less reliable."
+        )
     y = raw.mono
     if quality.peak > BROKEN_SCALE_PEAK:  # float32 sums of squares would overflow downstream and give NaN
         y = (y.astype(np.float64) / quality.peak).astype(np.float32)  # quality_warnings says so
@@ -108,7 +114,7 @@ def _finish(raw: _Raw, sha: str, target_sr: int, min_s: float, pad_to_s: float |
             "for analysis; predictions may be less reliable."
         )
     return DecodedAudio(
-        samples=y, sample_rate=target_sr, source_sample_rate=raw.source_sr or raw.sr, source_channels=raw.channels,
+        samples=y, sample_rate=target_sr, source_sample_rate=source_sr, source_channels=raw.channels,
         source_format=raw.fmt, duration_s=duration, source_duration_s=source_duration,
         truncated=raw.truncated, padded=padded, sha256=sha, quality=quality, warnings=warnings,
     )  # fmt: skip

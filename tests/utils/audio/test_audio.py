@@ -624,3 +624,14 @@ def test_ffmpeg_streams_a_16_channel_file_instead_of_holding_every_channel(tmp_p
     assert out.source_channels == 16 and out.duration_s == pytest.approx(30.0, abs=0.1)
     assert fft_peak_hz(out.samples, SR) == pytest.approx(330, abs=2)
     assert peak < 40 << 20  # every channel at once would be 92 MB, before the copies
+
+
+def test_a_telephone_rate_file_is_flagged_and_a_full_rate_one_is_not():
+    """An 8 kHz file read "No quality problems found", though it holds nothing above 4 kHz (the bench's
+    8 kHz round trip costs the model 6 points)."""
+    music = synth_music(16.0, sr=8000)
+    narrow = load(wav_bytes(music, 8000))
+    assert narrow.source_sample_rate == 8000
+    assert any("sample rate is 8 kHz" in w and "nothing above 4 kHz" in w for w in narrow.warnings), narrow.warnings
+    assert not any("sample rate" in w for w in load(wav_bytes(synth_music(16.0, sr=22050), 22050)).warnings)
+    assert not any("sample rate" in w for w in load(wav_bytes(np.zeros(8000 * 3, np.float32), 8000)).warnings)
