@@ -73,7 +73,7 @@ def session_controls(tracks: list[Analysis]) -> None:
     """How many results this session keeps, and "Clear all" (results outlive the uploader's chips)."""
     left, right = st.columns([4, 1], vertical_alignment="center")
     loose = sum(not state.in_uploader(t.sha256) for t in tracks)
-    note = f" · {loose} not in the upload box (kept from before a page switch or reload)" if loose else ""
+    note = f" · {loose} not in the upload box (the example, or kept from a page switch or reload)" if loose else ""
     left.caption(f"{len(tracks)} track{'s' if len(tracks) != 1 else ''} in this session{note}. Reloading this "
                  "page keeps them for an hour; they are never shown to anyone else.")
     right.button("Clear all", icon=":material/delete_sweep:", on_click=state.clear_tracks, key="gl.clear_all",

@@ -17,6 +17,7 @@ from plotly.colors import sequential
 from plotly.subplots import make_subplots
 
 from app.analysis import Analysis, WindowResult
+from app.ui.chart_marks import mark_padding
 from app.ui.window_text import equal_attention
 from models.verdict import NOT_MUSIC
 from utils.constants import GENRES, SLICE_S
@@ -160,7 +161,7 @@ def window_timeline(
     else:
         fig.update_yaxes(title="probability", range=[0, 1.02], tickformat=".0%")
     fig.update_yaxes(automargin=False)
-    return _layout(fig, 300, hovermode="x unified", margin=ALIGNED)
+    return _layout(mark_padding(fig, analysis), 300, hovermode="x unified", margin=ALIGNED)
 
 
 def spectrogram(analysis: Analysis, selected: int | None = None) -> go.Figure:
@@ -199,7 +200,7 @@ def spectrogram(analysis: Analysis, selected: int | None = None) -> go.Figure:
                      ticktext=[f"{f // 1000}k" if f >= 1000 else str(f) for _, f in ticks])
     fig.update_yaxes(automargin=False)
     fig.update_xaxes(title="time (s)", range=[0, analysis.duration_s])
-    return _layout(fig, 340, margin=ALIGNED | {"t": 30})
+    return _layout(mark_padding(fig, analysis), 340, margin=ALIGNED | {"t": 30})
 
 
 def slice_labels(window: WindowResult, duration_s: float, width_px: float = PLOT_WIDTH_PX) -> list[tuple[float, str]]:

@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from app.analysis import Analysis
+from app.ui.chart_marks import mark_padding
 from app.ui.charts import ACCENT, ALIGNED, _layout, genre_color
 from app.ui.slices import SliceStrip
 
@@ -42,5 +43,5 @@ def slice_strip_figure(analysis: Analysis, strip: SliceStrip, selected: int | No
                       fillcolor="rgba(0,0,0,0)")
     fig.update_xaxes(title="time (s)", range=[0, analysis.duration_s], showgrid=False)
     fig.update_yaxes(visible=False, range=[-0.6, 0.6], automargin=False)
-    return _layout(fig, STRIP_HEIGHT, showlegend=False, title="Every 5 s slice: its top genre (averaged over "
-                                                                "its windows)", margin=ALIGNED | {"t": 30})
+    return _layout(mark_padding(fig, analysis), STRIP_HEIGHT, showlegend=False,
+                   title="Every 5 s slice: its top genre (averaged over its windows)", margin=ALIGNED | {"t": 30})

@@ -138,12 +138,28 @@ def test_linked_player_phone_layout_and_fallback(server: str) -> None:
             shoot(page, "player-02-desktop")
             page.set_viewport_size({"width": 1280, "height": 900})
 
-            # a second track, for the Compare table
+            assert data(frame, "paddedFrom") == "none"  # 30 s of audio: nothing repeated
+
+            # a second track, for the Compare table: 4 s, repeated to fill one 15 s window
             uploader = page.locator("[data-testid=stFileUploader] input[type=file]").first
-            song = wav_bytes(synth_music(20.0, seed=5), 22050)
+            song = wav_bytes(synth_music(4.0, seed=5), 22050)
             uploader.set_input_files([{"name": "a rather long file name for a phone screen.wav",
                                        "mimeType": "audio/wav", "buffer": song}])
             expect(page.get_by_text("Compare · 2 tracks")).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
+            short = None
+            for _ in range(60):  # the page reruns and remounts the player's frame with the new track
+                try:
+                    frame_now = page.locator(PLAYER).first.element_handle(timeout=TIMEOUT_MS).content_frame()
+                    if frame_now is not None and data(frame_now, "paddedFrom") not in (None, "none"):
+                        short = frame_now
+                        break
+                except Exception:  # a frame detached mid-rerun: look again
+                    pass
+                page.wait_for_timeout(500)
+            assert short is not None, "the short clip's player never showed its repeat"
+            assert float(data(short, "paddedFrom")) == pytest.approx(4.0, abs=0.05)  # the repeat is shaded from 4 s
+            assert float(data(short, "duration")) == pytest.approx(15.0, abs=0.05)
+            shoot(page, "player-02b-padded")
 
             # 400 px, fresh load of the same session: sidebar closed, toolbars off the titles, table fits
             phone = context.new_page()

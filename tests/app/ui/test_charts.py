@@ -240,3 +240,19 @@ def test_titles_and_legends_do_not_overlap() -> None:
     m = synthetic_metrics()
     fig = charts.reliability_diagram(m["reliability"], m["ece"])
     assert fig.layout.margin.t >= 70 and fig.layout.title.yanchor == "top"
+
+
+def test_a_padded_clip_shades_its_repeat_on_every_static_track_chart() -> None:
+    """A 4.5 s clip's charts ran to 15 s with the repeat drawn as if it were more audio."""
+    from app.ui.slices import slice_strip
+    from app.ui.track_charts import slice_strip_figure
+
+    short = fake_analysis(duration=15.0, seed=4)
+    short.source = {"duration_s": 4.5, "padded": True}
+    full = fake_analysis(duration=30.0, seed=5)
+    for draw in (lambda a: charts.window_timeline(a, None, 0, "lines", 0.5), lambda a: charts.spectrogram(a, 0),
+                 lambda a: slice_strip_figure(a, slice_strip(a), 0)):
+        shaded = [s for s in draw(short).layout.shapes if s.fillcolor == "rgba(14,17,23,0.62)"]
+        assert len(shaded) == 1 and (shaded[0].x0, shaded[0].x1) == (4.5, 15.0)
+        assert any("repeated to fill 15 s" in (a.text or "") for a in draw(short).layout.annotations)
+        assert not [s for s in draw(full).layout.shapes if s.fillcolor == "rgba(14,17,23,0.62)"]

@@ -404,11 +404,30 @@
     drawSelection(ctx);
     drawSlices(ctx);
     drawAttention(ctx);
+    drawPadding(ctx);
     drawAxis(ctx);
     sizeCanvas(over, dpr);
     drawOverlay();
     root.dataset.selected = String(selected);
     setFrameHeight();
+  }
+  // A clip shorter than one window was repeated to fill it: shade the repeat so it is not read as more audio.
+  function drawPadding(ctx) {
+    if (!(meta.audio_seconds < meta.duration - 0.05)) return;
+    const x0 = xOf(meta.audio_seconds);
+    const top = layout.top.timeline;
+    const bottom = layout.top.attention + layout.rows.attention;
+    ctx.fillStyle = "rgba(14,17,23,0.62)";
+    ctx.fillRect(x0, top, layout.right - x0, bottom - top);
+    ctx.strokeStyle = "rgba(232,230,227,0.5)";
+    ctx.setLineDash([4, 3]);
+    ctx.beginPath(); ctx.moveTo(Math.round(x0) + 0.5, top); ctx.lineTo(Math.round(x0) + 0.5, bottom); ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.fillStyle = "rgba(232,230,227,0.85)";
+    ctx.font = "11px sans-serif";
+    ctx.textAlign = "left";
+    ctx.textBaseline = "top";
+    ctx.fillText(`repeated to fill ${meta.duration.toFixed(0)} s`, x0 + 6, layout.top.spec + 22);
   }
   function drawOverlay() {
     if (!layout) return;
@@ -541,6 +560,7 @@
       notice.textContent = audioUrl ? "" : "This upload was too large to keep, so it cannot be played.";
     }
     root.dataset.duration = String(meta.duration);
+    root.dataset.paddedFrom = meta.audio_seconds < meta.duration - 0.05 ? String(meta.audio_seconds) : "none";
     root.dataset.slices = String(meta.slices.length);
     root.dataset.stripStart = String(meta.slices.length ? meta.slices[0].start : 0);
     root.dataset.stripEnd = String(meta.slices.length ? Math.max(...meta.slices.map((s) => s.end)) : 0);
