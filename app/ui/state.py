@@ -84,8 +84,15 @@ def active_version() -> str | None:
 
 def set_active_version(version: str | None) -> None:
     """Remember a model pick; picking the current version means "follow the current one" (None),
-    so a later promotion moves this session to the new model instead of pinning the old one."""
+    so a later promotion moves this session to the new model instead of pinning the old one.
+
+    The threshold follows the model when the user left it at the old model's default (each model's
+    default is chosen on its own validation tracks); a threshold the user set stays.
+    """
+    followed = threshold() == default_threshold(active_version())
     st.session_state[_VERSION] = None if version == current_model_version() else version
+    if followed:
+        st.session_state[THRESHOLD_KEY] = default_threshold(version)
 
 
 def version_label(version: str, current: str | None) -> str:
@@ -225,10 +232,10 @@ def _persist() -> None:
 
 
 # --------------------------------------------------------------------------------- session helpers
-def default_threshold() -> float:
-    """The current model's decision threshold, chosen on validation tracks (models/trust.py)."""
+def default_threshold(version: str | None = None) -> float:
+    """A model's decision threshold (default: the current one's), chosen on validation tracks (models/trust.py)."""
     try:
-        return load_trust(bundle_dir(current_version(checkpoint_root()))).threshold
+        return load_trust(bundle_dir(version or current_version(checkpoint_root()))).threshold
     except (CheckpointError, OSError):
         return DEFAULT_THRESHOLD
 

@@ -144,6 +144,23 @@ def test_model_picker_switches_version_and_reanalyses(tmp_path: Path, monkeypatc
     assert at.selectbox[0].value == "older"
 
 
+def test_the_threshold_follows_the_model_unless_the_user_set_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each model's default threshold is chosen on its own valid tracks; switching kept the old model's."""
+    for version, threshold in (("older", 0.35), ("newer", 0.05)):
+        folder = make_test_bundle(tmp_path, version=version)
+        (folder / "trust.json").write_text(json.dumps({"threshold": threshold}))
+    (tmp_path / "CURRENT").write_text("newer\n")
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
+    assert at.sidebar.slider[0].value == 0.05
+    at.sidebar.selectbox[0].set_value("older").run()
+    assert at.sidebar.slider[0].value == 0.35  # left at the default: it follows the model
+    at.sidebar.slider[0].set_value(0.5).run()
+    at.sidebar.selectbox[0].set_value("newer").run()
+    no_exceptions(at)
+    assert at.sidebar.slider[0].value == 0.5  # set by the user: it stays
+
+
 def test_bad_file_gets_a_sentence_and_good_files_still_run(app: AppTest) -> None:
     app.run()
     rng = np.random.default_rng(1)
