@@ -62,7 +62,7 @@ def admin_panel() -> None:
     g = gate()
     if not g.enabled:
         st.caption(f"No admin token is set (${ADMIN_TOKEN_ENV} or `{ADMIN_SECRET_KEY}` in the secrets), so this is a "
-                   "single-user local setup: you may delete corrections, retrain and promote. Set a token "
+                   "single-user local setup: you may delete your corrections, retrain and promote. Set a token "
                    "before you share this app.")
         return
     if is_admin():

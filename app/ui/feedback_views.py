@@ -40,8 +40,12 @@ def _date_bounds(items: list[Correction]) -> tuple[date, date]:
 
 
 def visible_session() -> str | None:
-    """Whose corrections this session may see: None = everyone's (admin), else its own session id."""
-    return None if admin_view.is_admin() else state.session_id()
+    """Whose corrections this session may see: None = everyone's (an unlocked admin), else its own session id.
+
+    Without an admin token the page still lists only this session's corrections: a `make run` shared
+    by mistake must not show one visitor another's file names. The CLI (`feedback list`) lists them all.
+    """
+    return None if admin_view.enabled() and admin_view.is_admin() else state.session_id()
 
 
 def filtered_corrections(items: list[Correction]) -> list[Correction]:
@@ -104,7 +108,9 @@ def browse() -> None:
                    else "You have not stored a correction in this session yet.")
         return
     if visible_session() is not None:
-        st.caption("These are the corrections made in this browser session; the admin sees everyone's.")
+        st.caption("These are the corrections made in this browser session; "
+                   + ("the admin sees everyone's." if admin_view.enabled() else
+                      "`python -m app feedback list` lists every session's (no admin token is set)."))
     shown = filtered_corrections(items)
     corrections_table(shown, store().usage())
     st.download_button(f"Export {len(shown)} as CSV", data=store().to_csv(shown),

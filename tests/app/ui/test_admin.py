@@ -138,8 +138,13 @@ def test_without_a_token_one_local_user_may_do_everything(world: FeedbackStore) 
     at = open_page()
     assert not at.exception, at.exception
     assert any("No admin token is set" in c.value and "single-user" in c.value for c in at.caption)
-    assert corrections_shown(at) == ["other-0.wav", "other-1.wav"]
-    at.selectbox(key="gl.fb.delete_pick").set_value(world.list()[0].id).run()
+    # a `make run` shared by mistake: other sessions' corrections (and their file names) stay hidden
+    assert corrections_shown(at) == [], "others' corrections were listed without a token"
+    at = submit(at, note="mine")
+    assert corrections_shown(at) == ["mine.wav"]
+    assert any("feedback list" in c.value for c in at.caption)  # where the local user sees them all
+    mine = next(c.id for c in world.list() if c.file_name == "mine.wav")
+    at.selectbox(key="gl.fb.delete_pick").set_value(mine).run()
     assert "Delete…" in labels(at)
     # the admin gets the retrain section; this bundle's base tables are not on disk, so it points to the CLI
     assert "Retrain now" not in labels(at)
