@@ -235,7 +235,7 @@ def attention_bars(window: WindowResult, labels: Sequence[str]) -> go.Figure:
         )
     )
     fig.update_yaxes(range=[0, max(1.0, float(np.max(window.attention)) * 1.15)], tickformat=".0%", title="attention")
-    title = "Attention over the window's slices" + (" · equal for this model" if equal_attention(window) else "")
+    title = "Attention per slice" + (" · equal for this model" if equal_attention(window) else "")
     return _layout(fig, 300, title=title, showlegend=False)
 
 

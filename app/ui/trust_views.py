@@ -42,7 +42,7 @@ def selective_figure(curves: dict[str, list[dict]], default: float) -> go.Figure
                                      name=f"default {default:.2f} ({name})", hoverinfo="skip"))
     fig.update_xaxes(title="coverage: tracks given a genre", tickformat=".0%", range=[0, 1.02])
     fig.update_yaxes(title="accuracy of those", tickformat=".0%")
-    return charts._layout(fig, 360, title="Selective accuracy: accuracy against coverage as the threshold moves")
+    return charts._layout(fig, 360, title="Selective accuracy: accuracy vs coverage")
 
 
 def flagged_table(report: dict[str, Any]) -> pd.DataFrame:
