@@ -189,10 +189,13 @@ def embedding_map(
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="predicted wrong", hoverinfo="skip",
                                  marker={"color": "#9AA0A6", "size": 9, "symbol": WRONG_SYMBOL}))
     if uploads:
+        spots = label_spots(np.array([u.xy for u in uploads], dtype=float), emap.coords)
         fig.add_trace(go.Scatter(
             x=[u.xy[0] for u in uploads], y=[u.xy[1] for u in uploads], mode="markers+text", name="your tracks",
-            text=[plotly_text(u.name if len(u.name) <= 24 else u.name[:22] + "…") for u in uploads],
-            textposition="top center", textfont={"color": ACCENT, "size": 13}, cliponaxis=False,
+            text=[plotly_text(u.name if len(u.name) <= 24 else u.name[:22] + "…") if spot else ""
+                  for u, spot in zip(uploads, spots, strict=True)],
+            textposition=[spot or "top center" for spot in spots], textfont={"color": ACCENT, "size": 13},
+            cliponaxis=False,
             marker={"symbol": UPLOAD_SYMBOL, "size": 20, "color": [genre_color(u.top_genre) for u in uploads],
                     "line": {"width": 2, "color": ACCENT}},
             customdata=[[u.key, plotly_text(u.name), u.top_genre] for u in uploads],
@@ -222,6 +225,26 @@ def _padded(values: np.ndarray, pad: float, top: float | None = None) -> list[fl
     lo, hi = float(values.min()), float(values.max())
     span = hi - lo or 1.0
     return [lo - pad * span, hi + (pad if top is None else top) * span]
+
+
+def label_spots(points: np.ndarray, background: np.ndarray, width: float = 0.16, height: float = 0.05,
+                ) -> list[str | None]:
+    """Where each upload's name goes ("top center" or "bottom center"), or None where both would cover
+    a name already placed (the star keeps its hover). Sizes are fractions of the map's extent."""
+    every = np.concatenate([background.reshape(-1, 2), points]) if len(background) else points
+    span = np.maximum(every.max(0) - every.min(0), 1e-9)
+    placed: list[np.ndarray] = []
+    spots: list[str | None] = []
+    for p in (points - every.min(0)) / span:
+        spot = None
+        for name, dy in (("top center", height), ("bottom center", -height)):
+            centre = p + np.array([0.0, dy])
+            if all(abs(centre[0] - q[0]) >= width or abs(centre[1] - q[1]) >= height for q in placed):
+                spot = name
+                placed.append(centre)
+                break
+        spots.append(spot)
+    return spots
 
 
 def _selected_xy(emap: EmbeddingMap, uploads: Sequence[PlacedTrack], key: str | None) -> tuple[float, float] | None:

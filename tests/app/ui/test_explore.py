@@ -122,6 +122,24 @@ def test_map_draws_hostile_upload_names_as_text(split) -> None:
     assert up.customdata[0][1] == "x &lt;b&gt;bold&lt;/b&gt; &amp;amp;.wav"
 
 
+def test_upload_names_never_cover_each_other(split) -> None:
+    """Stars close together drew their names on top of each other (an unreadable blob on t-SNE)."""
+    from app.ui.explain_charts import label_spots
+
+    reference, _ = split
+    emap = build_map(track_means(reference), "PCA")
+    centre = emap.coords.mean(0)
+    close = [PlacedTrack(f"k{i}", f"song number {i}.wav", "jazz", tuple(centre + 1e-3 * i)) for i in range(4)]
+    far = PlacedTrack("far", "far away.wav", "rock", tuple(emap.coords.max(0)))
+    fig = embedding_map(emap, {}, [*close, far])
+    stars = next(t for t in fig.data if t.name == "your tracks")
+    shown = [(t, pos) for t, pos in zip(stars.text, stars.textposition, strict=True) if t]
+    assert len(shown) == 3 and "far away.wav" in stars.text  # one above and one below the cluster, and the far one
+    assert {pos for t, pos in shown if t.startswith("song")} == {"top center", "bottom center"}
+    assert len(stars.customdata) == 5  # every star keeps its name on hover
+    assert label_spots(np.zeros((0, 2)), emap.coords) == []
+
+
 def test_reference_table_comes_from_the_card_or_the_environment(tmp_path: Path, monkeypatch) -> None:
     card = ModelCard(version="v", labels=[], embedder={}, classifier={},
                      training={"command": "python -m app train --table a.npz --test data/t.npz --seed 0"})
