@@ -23,7 +23,9 @@ table.{TABLE_CLASS} .bar {{ height: 6px; border-radius: 3px; background: {ACCENT
 table.{TABLE_CLASS} .num {{ font-variant-numeric: tabular-nums; white-space: nowrap; }}
 @media (max-width: 640px) {{ table.{TABLE_CLASS} .wide {{ display: none; }} }}
 </style>"""
-NARROW_HIDDEN = ("genres above threshold", "windows", "warnings")  # dropped on a phone; the details show them
+# dropped on a phone (the verdict names the top genre; the details show the rest), so the verdict keeps
+# room to read instead of wrapping one word per line
+NARROW_HIDDEN = ("top genre", "genres above threshold", "duration (s)", "windows", "warnings")
 
 
 def compare_html(table: pd.DataFrame) -> str:

@@ -177,6 +177,8 @@ def test_linked_player_phone_layout_and_fallback(server: str) -> None:
             assert not phone.locator(".st-key-gl-compare-grid").is_visible()
             fits = wrap.evaluate("t => [t.scrollWidth, t.parentElement.clientWidth, window.innerWidth]")
             assert fits[0] <= fits[1] + 1 and fits[0] <= 400, fits
+            verdict = wrap.evaluate("t => t.querySelector('tbody td:nth-child(2)').getBoundingClientRect().width")
+            assert verdict >= 120, f"the verdict column is {verdict} px wide: one word per line"
             for plot in phone.locator(".js-plotly-plot").all():
                 plot.hover()
                 title = plot.locator(".gtitle")
