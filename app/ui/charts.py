@@ -284,6 +284,7 @@ def compare_heatmap(analyses: Sequence[Analysis]) -> go.Figure:
                                customdata=[[n] * len(labels) for n in names] if names else None,
                                texttemplate="%{text}", hovertemplate="%{customdata} · %{x}: %{z:.1%}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=rows, ticktext=names)
+    fig.update_xaxes(tickmode="array", tickvals=labels, ticktext=labels)  # every genre, even when narrow
     return _layout(fig, 120 + 34 * max(1, len(analyses)), title="Genre probabilities per track (%)", showlegend=False)
 
 
