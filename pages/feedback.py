@@ -51,7 +51,7 @@ def _on_upload_change(key: str) -> None:
 def upload_track() -> None:
     """Analyse a file dropped here (once per file) and add it to the session's tracks."""
     key = state.uploader_key(UPLOADER)
-    f = st.file_uploader("…or analyse another file here", type=ACCEPTED, key=key, on_change=_on_upload_change,
+    f = st.file_uploader("Analyse a file to correct", type=ACCEPTED, key=key, on_change=_on_upload_change,
                          args=(key,))
     if f is None:
         state.note_uploads(key, {})
@@ -89,7 +89,7 @@ def pick_track() -> Analysis | None:
     """
     tracks = state.analysed_tracks()
     if not tracks:
-        st.info("No analysed track in this session yet: analyse one on the Analyze page or drop a file above.")
+        st.info("No analysed track in this session yet: drop a file above, or analyse one on the Analyze page.")
         return None
     by_sha = {a.sha256: a for a in reversed(tracks)}  # newest first
     chosen = state.selected_track()
