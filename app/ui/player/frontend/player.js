@@ -200,6 +200,13 @@
     for (const v of [0, 0.5, 1]) {
       ctx.beginPath(); ctx.moveTo(layout.left, y(v)); ctx.lineTo(layout.right, y(v)); ctx.stroke();
     }
+    // the lane's scale, in the gutter like the spectrogram's Hz ticks: probability, or share of the ten genres
+    ctx.fillStyle = "rgba(232,230,227,0.55)";
+    ctx.font = "10px sans-serif";
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    ctx.fillText("100%", layout.left - 4, y(1) + 5);
+    ctx.fillText("0", layout.left - 4, y(0) - 4);
     const xs = meta.windows.map((w) => xOf((w.start + w.end) / 2));
     if (meta.stacked) {
       let floor = xs.map(() => 0);
