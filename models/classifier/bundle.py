@@ -181,15 +181,17 @@ def list_versions(root: Path | None = None) -> list[str]:
     return [name for _, name in sorted(found)]
 
 
-def current_version(root: Path | None = None) -> str | None:
-    """The version named in root/CURRENT, else the newest bundle, else None."""
+def current_version(root: Path | None = None, fallback: bool = True) -> str | None:
+    """The version named in root/CURRENT, else (with `fallback`) the newest bundle, else None."""
     root = Path(root) if root is not None else checkpoint_root()
     root = Path(root)
     marker = root / CURRENT_FILE
     if marker.is_file():
         name = marker.read_text(encoding="utf-8").strip()
-        if (root / name / CARD_FILE).is_file():
+        if name and (root / name / CARD_FILE).is_file():
             return name
+    if not fallback:
+        return None
     versions = list_versions(root)
     return versions[-1] if versions else None
 

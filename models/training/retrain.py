@@ -23,12 +23,14 @@ import json
 import re
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 from models.classifier.bundle import (
     CURVES_FILE,
@@ -48,7 +50,7 @@ from models.training.loop import train
 from models.training.promotion import held_out_ids, judge
 from utils.atomic import atomic_write_text
 from utils.constants import GENRES, SLICE_S, SLICES_PER_WINDOW
-from utils.feedback import Correction, FeedbackStore, SliceEmbeddings
+from utils.feedback import Correction, FeedbackError, FeedbackStore, SliceEmbeddings
 from utils.tables import SHARED_DATA, EmbeddingTable, TableError, TrackFrames
 
 Progress = Callable[[float, str], None]
@@ -319,10 +321,15 @@ def retrain(
     else:
         n_base = round(len(ids) * (1 - (cfg.val_fraction if cfg.members == 1 else 1 / cfg.member_folds)))
     held_ids = set(held_out_ids([c.id for c, _ in per_correction if c.id in set(new_ids)], valid is not None))
-    held = [(list(c.genres), tracks) for c, tracks in per_correction if c.id in held_ids]
-    per_correction = [(c, tracks) for c, tracks in per_correction if c.id not in held_ids]
-    w = correction_weight(len(per_correction), n_base, weight)
-    extra = [(t, w / len(tracks)) for _, tracks in per_correction for t in tracks]
+    held_audio = {c.audio_sha256 for c, _ in per_correction if c.id in held_ids}
+    held = list({c.audio_sha256: (list(c.genres), tracks)  # one judgement per held-out audio: the newest
+                 for c, tracks in sorted(per_correction, key=lambda ct: ct[0].id) if c.id in held_ids}.values())
+    # every correction of a held-out audio stays out of training (a copy trained on would leak it), and
+    # copies of one audio (other windows, notes or sessions) share one correction's weight, not add up
+    per_correction = [(c, tracks) for c, tracks in per_correction if c.audio_sha256 not in held_audio]
+    copies = Counter(c.audio_sha256 for c, _ in per_correction)
+    w = correction_weight(len(copies), n_base, weight)
+    extra = [(t, w / len(tracks) / copies[c.audio_sha256]) for c, tracks in per_correction for t in tracks]
     used_ids = [c.id for c, _ in per_correction]
 
     report(0.05, f"Training on the base table + {len(used_ids)} corrections")
@@ -363,13 +370,20 @@ def retrain(
             report(0.92, "Recording the new version's test metrics (for reporting only)")
             evaluate_and_record(staging, test, table, cfg.seed)
         report(0.98, f"Saving {version}")
+        if not decision.promoted and current_version(root, fallback=False) is None:
+            set_current(parent, root)  # else the newest bundle, this rejected candidate, would become current
         folder = publish_bundle(staging, root, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    store.mark_used(version, used_ids)  # only for a bundle that exists: a crash before leaves them unused
-    if decision.promoted:  # last, so CURRENT only ever names a fully recorded bundle
+    if decision.promoted:  # after publishing, so CURRENT only ever names a fully recorded bundle
         set_current(version, root)
+    try:  # only for a bundle that exists: a crash before leaves them unused
+        store.mark_used(version, used_ids)
+    except (FeedbackError, SQLAlchemyError) as exc:  # the bundle and CURRENT already agree with its card
+        warnings.append(f"{version} was saved{' and promoted' if decision.promoted else ''}, but the database "
+                        f"could not record which corrections it used ({exc.__class__.__name__}); they will count "
+                        "as new at the next retrain.")
     report(1.0, decision.reason)
     return RetrainResult(
         version=version, parent_version=parent, folder=folder, promoted=decision.promoted, reason=decision.reason,

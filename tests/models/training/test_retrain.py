@@ -134,6 +134,60 @@ def test_held_out_corrections_are_the_newest_quarter() -> None:
     assert held_out_ids([1, 2, 3, 4], has_validation=True) == []
 
 
+def test_copies_of_one_audio_neither_leak_into_the_held_out_set_nor_add_weight(world: dict, tmp_path: Path) -> None:
+    """A second correction of the same audio (another note) was trained on while its copy was held out, and
+    every copy added a correction's weight: one user could buy the whole correction share with notes."""
+    root = fresh_root(world, tmp_path)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    ids = [add_correction(store, e, s, world["target"], "base", k).correction.id
+           for k, (e, s) in enumerate(world["tracks"][:4])]
+    first = max(store.list(), key=lambda c: c.id)
+    again = store.add(audio_sha256=first.audio_sha256, file_name="again.wav", model_id="base@x", model_version="base",
+                      embedder_id=first.embedder_id, genres=[world["target"]], probabilities=np.full(10, 0.1),
+                      note="the same song, said again").correction
+    res = retrain(store, world["table"], None, root=root, cfg=world["cfg"])
+    assert res.held_out_ids == [again.id]
+    assert sorted(res.correction_ids) == sorted(ids[:3]), "a copy of the held-out audio was trained on"
+
+    root2 = fresh_root(world, tmp_path / "two")
+    store2 = FeedbackStore(f"sqlite:///{tmp_path / 'fb2.sqlite3'}")
+    e0, s0 = world["tracks"][0]
+    for k, note in enumerate(("", "really", "really really")):
+        store2.add(audio_sha256=f"{0:064x}", file_name=f"copy-{k}.wav", model_id="base@x", model_version="base",
+                   embedder_id=first.embedder_id, genres=[world["target"]], probabilities=np.full(10, 0.1),
+                   note=note, embeddings=None if k else SliceEmbeddings(f"{0:064x}", first.embedder_id, e0, s0,
+                                                                         HOP, FRAME))
+    add_correction(store2, *world["tracks"][1], world["target"], "base", 1)
+    valid = make_table(world["means"], 2, seed=5, prefix="valid-")
+    res2 = retrain(store2, world["table"], valid, root=root2, cfg=world["cfg"])
+    assert len(res2.correction_ids) == 4  # all four trained on, as two audios' worth of weight
+    n_base = len(world["table"].track_ids())
+    assert res2.correction_weight == pytest.approx(min(8.0, 0.25 * n_base / 2))
+
+
+def test_a_rejected_candidate_never_becomes_current_by_being_newest(world: dict, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a CURRENT file the newest bundle is current, so a kept parent lost to its rejected candidate;
+    and a database error after publishing failed the job although the bundle was saved and promoted."""
+    from sqlalchemy.exc import OperationalError
+
+    root = fresh_root(world, tmp_path)
+    (root / "CURRENT").unlink()
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    for k, (e, s) in enumerate(world["tracks"][:4]):
+        add_correction(store, e, s, world["target"], "base", k)
+    res = retrain(store, world["table"], None, root=root, cfg=world["cfg"], margin=-200.0)  # a bar nobody clears
+    assert not res.promoted and current_version(root) == "base" and "base-r1" in list_versions(root)
+
+    def broken(*_a, **_k):
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(store, "mark_used", broken)
+    res2 = retrain(store, world["table"], None, root=root, cfg=world["cfg"], force=True)
+    assert res2.promoted and current_version(root) == res2.version
+    assert any("could not record which corrections" in w for w in res2.warnings)
+
+
 def test_guard_refuses_a_version_that_is_worse_on_the_validation_tracks(world: dict, tmp_path: Path) -> None:
     """Users 'correct' music that the validation set labels the way the current model already predicts it."""
     root = fresh_root(world, tmp_path)
