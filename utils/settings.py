@@ -49,6 +49,14 @@ def _text(environ: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _path(value: str) -> Path:
+    """A path from a variable, with ~ expanded where it can be (`~nosuchuser/x` stays literal, never a crash)."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # an unknown user's home
+        return Path(value)
+
+
 def _number(environ: Mapping[str, str], name: str, default: float, kind: type, minimum: float) -> Any:
     """A numeric variable; unparsable or out-of-range values fall back to the default (never a crash)."""
     try:
@@ -90,7 +98,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> Settings:
         """Settings from `environ` (default: os.environ) and, for the admin token, Streamlit `secrets`."""
         env = os.environ if environ is None else environ
-        data_dir = Path(_text(env, DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
+        data_dir = _path(_text(env, DATA_DIR_ENV) or str(DEFAULT_DATA_DIR))
         cache = _text(env, CACHE_ENV)
         token = _text(env, ADMIN_TOKEN_ENV)
         if token is None and secrets is not None:
@@ -98,15 +106,15 @@ class Settings:
         reference = _text(env, REFERENCE_ENV)
         weights = _text(env, OPENL3_WEIGHTS_ENV)
         return cls(
-            checkpoints=Path(_text(env, CHECKPOINTS_ENV) or DEFAULT_CHECKPOINTS).expanduser(),
+            checkpoints=_path(_text(env, CHECKPOINTS_ENV) or str(DEFAULT_CHECKPOINTS)),
             data_dir=data_dir,
             db_url=_text(env, DB_URL_ENV) or f"sqlite:///{data_dir / DB_FILE}",
             device=_text(env, DEVICE_ENV),
-            cache_dir=Path(cache).expanduser() if cache else Path.home() / ".cache" / "genre-lens",
+            cache_dir=_path(cache) if cache else Path.home() / ".cache" / "genre-lens",
             admin_token=token,
             max_analyses=_number(env, MAX_ANALYSES_ENV, DEFAULT_MAX_ANALYSES, int, 1),
-            reference_table=Path(reference).expanduser() if reference else None,
-            openl3_weights=Path(weights).expanduser() if weights else None,
+            reference_table=_path(reference) if reference else None,
+            openl3_weights=_path(weights) if weights else None,
             openl3_url=_text(env, OPENL3_URL_ENV),
             ray_actors=_number(env, RAY_ACTORS_ENV, 0, int, 0),
             ray_gpus_per_actor=_number(env, RAY_GPUS_PER_ACTOR_ENV, 1.0, float, 1e-3),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +88,18 @@ def finish_evaluation(report: dict, folder: Path, args: argparse.Namespace) -> N
     print(summary_line(report))
     for src, reason in report.get("failed", []):
         print(f"  skipped {src}: {reason}", file=sys.stderr)
+
+
+def number_in(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    """An argparse type: a finite `kind` (int or float) in [low, high], else one clear usage error."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text} is outside {low:g} to {high:g}")
+        return value
+
+    return parse

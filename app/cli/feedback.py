@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
+from app.cli.common import number_in
 from utils.feedback import Correction, FeedbackError, FeedbackStore
 from utils.text import plural
 
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_friendly(export))
 
     p = sub.add_parser("delete", help="delete a correction by id")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=number_in(int, 1, 2**63 - 1))
     _add_common(p, root=False)
     p.set_defaults(handler=_friendly(delete))
 
@@ -62,13 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="validation table that judges the new version (default: the current model's, if any)")
     p.add_argument("--test", type=Path, default=None,
                    help="test table, only for the new version's reported metrics (never for the decision)")
-    p.add_argument("--margin", type=float, default=1.0,
+    p.add_argument("--margin", type=number_in(float, 0, 100), default=1.0,
                    help="promote when validation (or held-out correction) accuracy is at most this many points below "
                         "the current model's (default 1)")
     p.add_argument("--force", action="store_true", help="retrain even without new corrections")
-    p.add_argument("--correction-weight", type=float, default=None,
+    p.add_argument("--correction-weight", type=number_in(float, 1e-3, 1000), default=None,
                    help="training weight of one correction in base tracks (default 8, capped at 25%% in total)")
-    p.add_argument("--epochs", type=int, default=None, help="override the parent's epoch count")
+    p.add_argument("--epochs", type=number_in(int, 1, 10_000), default=None, help="override the parent's epoch count")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-wait", action="store_true",
                    help="only queue the job; a worker (the app's, or `python -m app worker`) runs it")
@@ -160,8 +161,11 @@ def list_(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     """`feedback export --out CSV`."""
-    n = FeedbackStore(args.db).export_csv(args.out)
-    print(f"wrote {n} correction(s) to {args.out}")
+    try:
+        n = FeedbackStore(args.db).export_csv(args.out)
+    except OSError as exc:  # a folder, a read-only place: one line, not a traceback
+        raise FeedbackError(f"Could not write {args.out}: {(exc.strerror or str(exc)).lower()}.") from exc
+    print(f"wrote {plural(n, 'correction')} to {args.out}")
     return 0
 
 

@@ -38,9 +38,12 @@ def retrain_params(root: Path, *, margin: float = 1.0, force: bool = False, tabl
                    valid: Path | None = None, test: Path | None = None, weight: float | None = None,
                    epochs: int | None = None, seed: int | None = None) -> dict[str, Any]:
     """A job's parameters as JSON-friendly values (None: the current model's defaults)."""
-    return {"root": str(Path(root).resolve()), "margin": float(margin), "force": bool(force),
-            "tables": [str(p) for p in tables] if tables else None, "valid": str(valid) if valid else None,
-            "test": str(test) if test else None, "weight": weight, "epochs": epochs, "seed": seed}
+    def absolute(path: Path | None) -> str | None:  # a worker may run in another folder than the one queuing
+        return str(Path(path).resolve()) if path else None
+
+    return {"root": absolute(root), "margin": float(margin), "force": bool(force),
+            "tables": [absolute(p) for p in tables] if tables else None, "valid": absolute(valid),
+            "test": absolute(test), "weight": weight, "epochs": epochs, "seed": seed}
 
 
 def resolve_inputs(params: dict[str, Any]) -> RetrainInputs:

@@ -155,8 +155,8 @@ def window_tracks(
 def correction_weight(n_corrections: int, n_base_tracks: int, per_correction: float | None = None) -> float:
     """Training weight of one correction (see the module docstring for the rule)."""
     if per_correction is not None:
-        if not per_correction > 0:
-            raise RetrainError("The correction weight must be a positive number.")
+        if not 0 < per_correction < float("inf"):
+            raise RetrainError("The correction weight must be a positive, finite number.")
         return float(per_correction)
     if n_corrections == 0:
         return 0.0
@@ -272,6 +272,8 @@ def retrain(
     version's reported metrics after the decision is made.
     """
     report = progress or (lambda fraction, message: None)
+    if not np.isfinite(margin):  # inf would switch the guard off, NaN would never promote
+        raise RetrainError(f"The promotion margin must be a finite number of points, not {margin}.")
     root = Path(root) if root is not None else checkpoint_root()
     report(0.0, "Loading the current model")
     parent = current_version(root)
@@ -381,9 +383,8 @@ def retrain(
     try:  # only for a bundle that exists: a crash before leaves them unused
         store.mark_used(version, used_ids)
     except (FeedbackError, SQLAlchemyError) as exc:  # the bundle and CURRENT already agree with its card
-        warnings.append(f"{version} was saved{' and promoted' if decision.promoted else ''}, but the database "
-                        f"could not record which corrections it used ({exc.__class__.__name__}); they will count "
-                        "as new at the next retrain.")
+        warnings.append(f"{version} was saved, but the database could not record which corrections it used "
+                        f"({exc.__class__.__name__}); they will count as new at the next retrain.")
     report(1.0, decision.reason)
     return RetrainResult(
         version=version, parent_version=parent, folder=folder, promoted=decision.promoted, reason=decision.reason,

@@ -39,6 +39,13 @@ def test_defaults_and_bad_values_fall_back() -> None:
         s.device = "cpu"  # type: ignore[misc]
 
 
+def test_a_path_with_an_unknown_users_home_is_kept_literally() -> None:
+    """`~nosuchuser/x` made expanduser raise, and every command (even `feedback list`) crashed."""
+    s = Settings.from_env({settings.DATA_DIR_ENV: "~nosuchuser-gl/x", settings.CHECKPOINTS_ENV: "~nosuchuser-gl/c"})
+    assert s.data_dir == Path("~nosuchuser-gl/x") and s.checkpoints == Path("~nosuchuser-gl/c")
+    assert Settings.from_env({settings.CACHE_ENV: "~/gl-cache"}).cache_dir == Path.home() / "gl-cache"
+
+
 def test_the_environment_wins_over_secrets() -> None:
     secrets = {settings.ADMIN_SECRET_KEY: "from-secrets-file"}
     assert Settings.from_env({}, secrets).admin_token == "from-secrets-file"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,10 +15,16 @@ FIELDS = [
     "model_version", "model_id", "embedder_id", "audio_sha256", "probabilities", "idempotency_key", "session_id"]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")  # with full-width lookalikes
+
+
 def csv_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formulas in text cells (a leading = + - @ would be executed by Excel)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
+    """Neutralise spreadsheet formulas in text cells: a leading = + - @ would be executed by Excel, also after
+    spaces or invisible characters (zero-width space, BOM) that some spreadsheets skip."""
+    if isinstance(value, str):
+        visible = value.lstrip(" \u00a0\u200b\u200c\u200d\u2060\ufeff")
+        if visible[:1] in FORMULA_STARTS or (visible[:1] and unicodedata.category(visible[0]) == "Cf"):
+            return "'" + value
     return "" if value is None else value
 
 

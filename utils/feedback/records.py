@@ -113,6 +113,8 @@ def validate_note(note: str | None) -> str | None:
         raise FeedbackError(f"The note is {len(note)} characters long; keep it to {MAX_NOTE_CHARS} or fewer.")
     if any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in note):
         raise FeedbackError("The note contains control characters; only text, line breaks and tabs are allowed.")
+    if any(unicodedata.category(c) == "Cs" for c in note):  # bytes that were not UTF-8 (a shell's stray \xff)
+        raise FeedbackError("The note is not valid text (it holds bytes that are not UTF-8); retype it.")
     return note
 
 
@@ -150,8 +152,8 @@ def short_text(value: str, what: str, limit: int = 200) -> str:
     value = str(value or "").strip()
     if not value or len(value) > limit:
         raise FeedbackError(f"The {what} must be 1-{limit} characters long.")
-    if any(unicodedata.category(c) == "Cc" for c in value):  # PostgreSQL text cannot even hold a NUL
-        raise FeedbackError(f"The {what} contains control characters.")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):  # PostgreSQL text cannot even hold a NUL
+        raise FeedbackError(f"The {what} contains control characters or bytes that are not UTF-8.")
     return value
 
 

@@ -256,6 +256,28 @@ def test_retrain_cli(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture)
     assert "error: No new corrections" in capsys.readouterr().err
     assert main([*args, "--table", str(tmp_path / "missing.npz")]) == 2
     assert "No base training table at" in capsys.readouterr().err
+    # numbers that switched the guard off (inf), trained garbage (-3 epochs) or crashed deep inside (inf weight)
+    for flag, value in (("--margin", "inf"), ("--margin", "nan"), ("--epochs", "-3"), ("--correction-weight", "inf")):
+        with pytest.raises(SystemExit) as usage:
+            main([*args, flag, value])
+        assert usage.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
+    assert list_versions(root) == ["base", "base-r1", "base-r2"]  # none of them trained anything
+    with pytest.raises(SystemExit) as usage:  # SQLite's integers stop at 2**63: an OverflowError traceback
+        main(["feedback", "delete", str(2**70), "--db", db])
+    assert usage.value.code == 2 and "outside" in capsys.readouterr().err
+    assert main(["feedback", "export", "--out", str(tmp_path), "--db", db]) == 2  # a folder: IsADirectoryError
+    err = capsys.readouterr().err
+    assert err.startswith("error: Could not write") and "Traceback" not in err
+
+
+def test_a_queued_retrain_names_its_tables_by_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job queued from one folder stored "train.npz"; a worker started elsewhere could not find it."""
+    from app.jobs.retrain import retrain_params
+
+    monkeypatch.chdir(tmp_path)
+    params = retrain_params(Path("ckpt"), tables=[Path("train.npz")], valid=Path("v/valid.npz"), test=None)
+    assert params["tables"] == [str(tmp_path / "train.npz")] and params["valid"] == str(tmp_path / "v" / "valid.npz")
+    assert params["root"] == str(tmp_path / "ckpt") and params["test"] is None
 
 
 def test_an_ensemble_retrains_as_an_ensemble_on_its_parents_folds(world: dict, tmp_path: Path) -> None:

@@ -150,6 +150,21 @@ def test_filters_usage_and_csv_export(store: FeedbackStore, tmp_path: Path) -> N
     assert rows[1]["note"] == "'@SUM(A1)" and rows[1]["file_name"] == "'-cmd.wav"  # no formula injection
 
 
+@pytest.mark.parametrize("note", [" =1+1", "\u00a0=1+1", "\u200b=1+1", "\ufeff=1+1", "＝1+1", "\n=1+1"])
+def test_csv_neutralises_formulas_behind_spaces_and_invisible_characters(note: str) -> None:
+    """Only the first character was checked, so a space, a zero-width space or a full-width '=' got through."""
+    from utils.feedback.export import csv_cell
+
+    assert csv_cell(note) == "'" + note
+    assert csv_cell("a plain note = fine") == "a plain note = fine" and csv_cell(None) == ""
+
+
+def test_a_note_with_undecodable_bytes_is_refused_before_anything_runs(store: FeedbackStore) -> None:
+    """A shell's stray \\xff arrives as a lone surrogate and failed only at the database, after the analysis."""
+    with pytest.raises(FeedbackError, match="not valid text"):
+        submit(store, audio="s", note="ok \udcff")
+
+
 # ------------------------------------------------------------------------------------ CLI and page
 @pytest.fixture(scope="module")
 def bundle_and_wav(tmp_path_factory: pytest.TempPathFactory):
