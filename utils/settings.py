@@ -9,6 +9,7 @@ settings. The variables and their defaults are listed in the README ("Settings")
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ DEFAULT_TRACKS_PER_SHARD = 256
 PRECISIONS = ("fp32", "int8")
 
 
+OFF_WORDS = ("0", "off", "false", "no", "disabled", "disable", "none", "never")  # what switches a feature off
+
+
 def _text(environ: Mapping[str, str], name: str) -> str | None:
     """A variable's value, None when unset or blank."""
     value = environ.get(name, "").strip()
@@ -61,9 +65,9 @@ def _number(environ: Mapping[str, str], name: str, default: float, kind: type, m
     """A numeric variable; unparsable or out-of-range values fall back to the default (never a crash)."""
     try:
         value = kind(environ.get(name, "") or default)
-    except ValueError:
+    except (ValueError, OverflowError):
         return default
-    return value if value >= minimum else default
+    return value if math.isfinite(value) and value >= minimum else default
 
 
 def _precision(environ: Mapping[str, str]) -> str:
@@ -119,8 +123,8 @@ class Settings:
             ray_actors=_number(env, RAY_ACTORS_ENV, 0, int, 0),
             ray_gpus_per_actor=_number(env, RAY_GPUS_PER_ACTOR_ENV, 1.0, float, 1e-3),
             ray_tracks_per_shard=_number(env, RAY_TRACKS_PER_SHARD_ENV, DEFAULT_TRACKS_PER_SHARD, int, 1),
-            worker=(_text(env, WORKER_ENV) or "on").lower() not in ("0", "off", "false", "no"),
-            player=(_text(env, PLAYER_ENV) or "on").lower() not in ("static", "off", "0", "false", "no"),
+            worker=(_text(env, WORKER_ENV) or "on").lower() not in OFF_WORDS,
+            player=(_text(env, PLAYER_ENV) or "on").lower() not in ("static", *OFF_WORDS),
             precision=_precision(env),
         )
 

@@ -5,10 +5,9 @@ with the parent's hyper-parameters and validation tracks. Each correction enters
 windows, rebuilt from the stored slice embeddings (frame j of a slice starts at slice start +
 j * hop), one small track per window so training sees exactly what the engine classified.
 
-Weighting: a correction counts as `DEFAULT_CORRECTION_WEIGHT` (8) base tracks, split evenly over
-its windows, so a handful of corrections visibly move the model; by default the weight is capped
-so that all corrections together weigh at most `MAX_CORRECTION_SHARE` (25 %) of the base training
-tracks, so hundreds of corrections cannot swamp the base data. An explicit weight is used as given.
+Weighting: an audio's corrections count as `DEFAULT_CORRECTION_WEIGHT` (8) base tracks, split over its
+windows and copies; by default capped so that all together weigh at most `MAX_CORRECTION_SHARE` (25 %)
+of the base tracks, so hundreds cannot swamp the base data. An explicit weight is used as given.
 
 The new version becomes current only when `models.promotion.judge` finds it not worse, on the
 validation tracks or on held-out corrections, never on the test split (see that module). Either
@@ -243,8 +242,11 @@ def _check_tables(card: ModelCard, tables: dict[str, EmbeddingTable | None]) -> 
     bad = sorted(set(table.genre.tolist()) - set(GENRES))
     if bad:
         raise TableError(f"The training table has labels outside the GTZAN genres: {', '.join(bad)}.")
+    valid, test = tables.get("validation"), tables.get("test")
+    if valid is not None and test is not None and (shared := set(valid.track_ids()) & set(test.track_ids())):
+        raise RetrainError(f"The validation table shares {len(shared)} tracks with the test table; the promotion "
+                           "guard must never judge on test tracks.")
     sha = card.training.get("data_sha256")
-    valid = tables.get("validation")
     trained_on = table if valid is None else EmbeddingTable.concat([table, valid], table.meta)  # as `train --valid`
     if sha and sha != trained_on.fingerprint():
         return ["the base table differs from the one the current model was trained on"]
@@ -362,12 +364,11 @@ def retrain(
                ("the validation tracks" if valid is not None else "held-out corrections"))
         decision = judge(result.model.eval(), current_model, (version, parent), validation=valid, base=table,
                          held_out=held, margin=margin)
-        _record_decision(staging, {"promoted": decision.promoted, "reason": decision.reason,
-                                   "judged_on": decision.judged_on, "parent_accuracy": decision.current_accuracy,
-                                   "accuracy": decision.new_accuracy, "margin": margin,
-                                   "recall_drops_points": decision.recall_drops,
-                                   "held_out_corrections": sorted(held_ids),
-                                   "decided": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        record = {"promoted": decision.promoted, "reason": decision.reason, "judged_on": decision.judged_on,
+                  "parent_accuracy": decision.current_accuracy, "accuracy": decision.new_accuracy, "margin": margin,
+                  "recall_drops_points": decision.recall_drops, "held_out_corrections": sorted(held_ids),
+                  "decided": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        update_card(staging, lambda c: c.training.__setitem__("promotion", record))  # weights and hash unchanged
         if test is not None:  # reported numbers for the Metrics page, after the decision and apart from it
             report(0.92, "Recording the new version's test metrics (for reporting only)")
             evaluate_and_record(staging, test, table, cfg.seed)
@@ -393,8 +394,3 @@ def retrain(
         correction_ids=used_ids, new_correction_ids=new_ids, correction_weight=w, skipped=skipped,
         warnings=warnings, judged_on=decision.judged_on, held_out_ids=sorted(held_ids),
     )
-
-
-def _record_decision(folder: Path, decision: dict[str, Any]) -> None:
-    """Store the promotion decision in the new card (weights and their hash unchanged)."""
-    update_card(folder, lambda card: card.training.__setitem__("promotion", decision))

@@ -39,6 +39,15 @@ def test_defaults_and_bad_values_fall_back() -> None:
         s.device = "cpu"  # type: ignore[misc]
 
 
+def test_infinite_numbers_and_other_off_words() -> None:
+    """GPUS_PER_ACTOR=inf was accepted, and WORKER=disabled left the worker on."""
+    s = Settings.from_env({settings.RAY_GPUS_PER_ACTOR_ENV: "inf", settings.MAX_ANALYSES_ENV: "1e999",
+                           settings.WORKER_ENV: "disabled", settings.PLAYER_ENV: "None"})
+    assert s.ray_gpus_per_actor == 1.0 and s.max_analyses == settings.DEFAULT_MAX_ANALYSES
+    assert not s.worker and not s.player
+    assert Settings.from_env({settings.WORKER_ENV: "yes"}).worker
+
+
 def test_a_path_with_an_unknown_users_home_is_kept_literally() -> None:
     """`~nosuchuser/x` made expanduser raise, and every command (even `feedback list`) crashed."""
     s = Settings.from_env({settings.DATA_DIR_ENV: "~nosuchuser-gl/x", settings.CHECKPOINTS_ENV: "~nosuchuser-gl/c"})

@@ -270,6 +270,14 @@ def test_retrain_cli(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture)
     assert err.startswith("error: Could not write") and "Traceback" not in err
 
 
+def test_the_guard_refuses_to_judge_on_test_tracks(world: dict, tmp_path: Path) -> None:
+    """Nothing stopped `--valid` from naming the test table, which made the guard peek at the test split."""
+    root, _, store = corrected_world(world, tmp_path, 4)
+    with pytest.raises(RetrainError, match=r"shares \d+ tracks with the test table"):
+        retrain(store, world["table"], world["test"], test=world["test"], root=root, cfg=world["cfg"])
+    assert list_versions(root) == ["base"]
+
+
 def test_a_queued_retrain_names_its_tables_by_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A job queued from one folder stored "train.npz"; a worker started elsewhere could not find it."""
     from app.jobs.retrain import retrain_params
