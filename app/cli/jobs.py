@@ -1,4 +1,5 @@
-"""`python -m app worker [--once]`: run queued jobs (retraining) in a process of their own.
+"""`python -m app worker [--once]`: run queued jobs (retraining) in a process of their own; `python -m app
+jobs [list | cancel ID]`: see the queue, and withdraw a job no worker has started (the page can too).
 
 Registered by app/cli/main.py. The Streamlit server runs a worker thread of its own (unless
 GENRE_LENS_WORKER=off); a separate worker is for setups that want training apart from the web
@@ -14,7 +15,9 @@ import time
 
 from sqlalchemy.exc import DBAPIError
 
+from app.cli.common import number_in
 from utils.feedback import FeedbackStore
+from utils.text import terminal_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +28,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--db", default=None, metavar="URL",
                    help="SQLAlchemy database URL (default: $GENRE_LENS_DB_URL or data/feedback.sqlite3)")
     p.set_defaults(handler=worker)
+    jobs = subparsers.add_parser("jobs", help="list background jobs, or cancel one that has not started")
+    sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    for name, handler, helptext in (("list", list_jobs, "the newest retrain jobs, one line each"),
+                                    ("cancel", cancel_job, "withdraw a queued job that no worker has started")):
+        q = sub.add_parser(name, help=helptext)
+        if name == "cancel":
+            q.add_argument("id", type=number_in(int, 1, 2**63 - 1))
+        q.add_argument("--db", default=None, metavar="URL",
+                       help="SQLAlchemy database URL (default: $GENRE_LENS_DB_URL or data/feedback.sqlite3)")
+        q.set_defaults(handler=handler)
+
+
+def list_jobs(args: argparse.Namespace) -> int:
+    """`jobs list`: newest first, with state, progress and message."""
+    from app.jobs.retrain import KIND
+    from utils.jobs import JobQueue, clock
+
+    history = JobQueue(FeedbackStore(args.db)).history(KIND)
+    if not history:
+        print("no jobs")
+    for job in history:
+        print(f"#{job.id} {job.kind} {job.state} {job.progress:.0%} (queued {clock(job.created_at)}): "
+              f"{terminal_text(job.message)}")
+    return 0
+
+
+def cancel_job(args: argparse.Namespace) -> int:
+    """`jobs cancel ID`: only a job still waiting for a worker; FeedbackError (one line) otherwise."""
+    from utils.jobs import JobQueue
+
+    job = JobQueue(FeedbackStore(args.db)).cancel(args.id)
+    print(f"job #{job.id} cancelled")
+    return 0
 
 
 def worker(args: argparse.Namespace) -> int:

@@ -249,3 +249,18 @@ def test_a_queued_job_can_be_cancelled_but_a_running_one_cannot(db_url: str) -> 
     with pytest.raises(FeedbackError, match="cannot be cancelled"):
         queue.cancel(running.id)
     assert queue.get(running.id).state == RUNNING and queue.claim("w2") is None
+
+
+def test_the_command_line_lists_and_cancels_a_queued_job(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A job queued with --no-wait while no worker ran could only be withdrawn from the page."""
+    from app.cli.main import main
+
+    db = f"sqlite:///{tmp_path / 'fb.sqlite3'}"
+    assert main(["jobs", "list", "--db", db]) == 0 and "no jobs" in capsys.readouterr().out
+    job = JobQueue(FeedbackStore(db)).enqueue("retrain", PARAMS)
+    assert main(["jobs", "list", "--db", db]) == 0
+    assert capsys.readouterr().out.startswith(f"#{job.id} retrain queued 0%")
+    assert main(["jobs", "cancel", str(job.id), "--db", db]) == 0 and "cancelled" in capsys.readouterr().out
+    assert JobQueue(FeedbackStore(db)).get(job.id).state == FAILED  # and the slot is free for the next retrain
+    assert main(["jobs", "cancel", str(job.id), "--db", db]) == 2  # ended: nothing to withdraw
+    assert "cannot be cancelled" in capsys.readouterr().err
