@@ -78,6 +78,8 @@ class FeedbackStore:
             migrate(self.engine)
         except ArgumentError as exc:
             raise FeedbackError(f"{self.location} is not a usable database URL ({exc}).") from exc
+        except ValueError as exc:  # SQLAlchemy parses a port like ":notaport" with int()
+            raise FeedbackError(f"{self.location} is not a usable database URL: check its host and port.") from exc
         except DBAPIError as exc:
             raise FeedbackError(f"Could not open the feedback database {self.location}: "
                                 f"{str(exc.orig).splitlines()[0] if exc.orig else exc}") from exc

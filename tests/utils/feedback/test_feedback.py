@@ -51,6 +51,9 @@ def test_unusable_database_url_is_a_clear_error_without_the_password() -> None:
     assert "s3cret" not in str(err.value) and "127.0.0.1" in str(err.value)
     with pytest.raises(FeedbackError, match="not a usable database URL"):
         FeedbackStore("not a url")
+    with pytest.raises(FeedbackError, match="check its host and port") as err:  # was int()'s ValueError
+        FeedbackStore("postgresql://user:s3cret@localhost:notaport/feedback")
+    assert "s3cret" not in str(err.value)
 
 
 def test_same_submission_twice_is_stored_once(store: FeedbackStore) -> None:
