@@ -54,13 +54,29 @@ def recall_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
 def recall_figure(metrics: dict[str, dict[str, Any]]) -> go.Figure:
     """Grouped bars: each genre's test recall for every version."""
     table = recall_table(metrics)
-    fig = go.Figure([go.Bar(name=v, x=list(table.index), y=table[v], hovertemplate=f"{v}<br>%{{x}}: %{{y:.0%}}"
-                            "<extra></extra>") for v in table.columns])
-    # the legend above the bars: below them, a phone's slanted genre names ran into it
-    fig.update_layout(barmode="group", height=340, margin={"l": 10, "r": 10, "t": 80, "b": 10},
+    versions = list(table.columns)
+    prefix = shared_prefix(versions)
+    fig = go.Figure([go.Bar(name=v[len(prefix):], x=list(table.index), y=table[v],
+                            hovertemplate=f"{v}<br>%{{x}}: %{{y:.0%}}<extra></extra>") for v in versions])
+    # short names ("v1"..) in one row above the bars: below them, a phone's slanted genre names ran into
+    # the legend, and full names wrapped into three rows over the title
+    fig.update_layout(barmode="group", height=350, margin={"l": 10, "r": 10, "t": 84, "b": 10},
                       title="Recall per genre on the test split", yaxis={"range": [0, 1], "tickformat": ".0%"},
-                      xaxis={"automargin": True}, legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0})
+                      xaxis={"automargin": True},
+                      legend={"orientation": "h", "y": 1.04, "yanchor": "bottom", "x": 0,
+                              "title": {"text": prefix, "side": "left"}})
     return fig
+
+
+def shared_prefix(names: list[str]) -> str:
+    """The part every name shares, up to its last "-" ("msd-musicnn-" of v1..v5), so a legend can say it once."""
+    if len(names) < 2:
+        return ""
+    common = names[0]
+    for name in names[1:]:
+        while not name.startswith(common):
+            common = common[:-1]
+    return common[: common.rfind("-") + 1]
 
 
 def _round(value: Any) -> float | None:

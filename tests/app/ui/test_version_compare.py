@@ -34,6 +34,9 @@ def test_every_evaluated_bundled_version_is_compared_with_its_own_numbers(tmp_pa
     assert recall.loc["disco", shipped[0]] == round(v1["per_genre"]["disco"]["recall"], 3)
 
     fig = version_compare.recall_figure(metrics)
-    assert [t.name for t in fig.data] == shipped and all(list(t.x) == list(GENRES) for t in fig.data)
+    assert [fig.layout.legend.title.text + t.name for t in fig.data] == shipped  # "msd-musicnn-" once, then v1..
+    assert all(list(t.x) == list(GENRES) for t in fig.data) and all(len(t.name) <= 4 for t in fig.data)
+    assert version_compare.shared_prefix(["base", "base-r1"]) == "" and version_compare.shared_prefix(["a-x"]) == ""
+    assert version_compare.shared_prefix(["msd-musicnn-v1", "msd-musicnn-v2", "msd-musicnn-v2-r1"]) == "msd-musicnn-"
     assert tuple(fig.layout.yaxis.range) == (0, 1)
     assert fig.layout.legend.y >= 1.0  # above the bars, clear of a phone's slanted genre names
