@@ -76,6 +76,8 @@ class FeedbackStore:
         try:
             self.engine = make_engine(self.url)
             migrate(self.engine)
+        except FeedbackError:  # a ValueError already worded for the user (say, a newer schema)
+            raise
         except ArgumentError as exc:
             raise FeedbackError(f"{self.location} is not a usable database URL ({exc}).") from exc
         except ValueError as exc:  # SQLAlchemy parses a port like ":notaport" with int()
