@@ -19,7 +19,7 @@ from app.engine import Engine
 from app.ui import charts, explain_views, first_run, state, verdict_view, window_text
 from app.ui.compare_table import compare_html
 from app.ui.player import view as player_view
-from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, mime_of, public_progress
+from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, mime_of, public_progress, show_upload_error
 from models.classifier.bundle import CheckpointError
 from models.embedders.base import EmbedderError
 from models.verdict import NOT_MUSIC
@@ -299,7 +299,7 @@ def page() -> None:
         return
     key, files = upload_widget()
     for name, message in analyse_uploads(engine, files, key):
-        st.error(f"**{md_escape(name)}**: {md_escape(message)}", icon=":material/error:")  # messages may quote the name
+        show_upload_error(name, message)
     tracks = [state.with_threshold(t) for t in state.analysed_tracks()]
     if not tracks:
         st.info("Upload one or more songs to begin. Longer files are analysed window by window; the first "

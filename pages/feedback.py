@@ -23,7 +23,7 @@ import streamlit as st
 from app.analysis import Analysis
 from app.ui import admin_view, state
 from app.ui.feedback_views import browse, store
-from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, mime_of, public_progress
+from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, mime_of, public_progress, show_upload_error
 from models.classifier.bundle import CheckpointError, current_version, read_card
 from models.embedders.base import EmbedderError
 from utils.audio import AudioError
@@ -58,7 +58,7 @@ def upload_track() -> None:
         return
     if (failed := state.upload_error(f.file_id)) is not None:  # recorded once: not decoded again on every rerun
         state.note_uploads(key, {f.file_id: (None, f.name)})
-        st.error(f"**{md(f.name)}**: {md(failed)}", icon=":material/error:")
+        show_upload_error(f.name, failed)
         return
     data = f.getvalue()
     sha = hashlib.sha256(data).hexdigest()
@@ -75,7 +75,7 @@ def upload_track() -> None:
                 lambda x, m: bar.progress(min(1.0, x), text=md(public_progress(m))))
     bar.empty()
     if (failed := state.upload_error(f.file_id)) is not None:
-        st.error(f"**{md(f.name)}**: {md(failed)}", icon=":material/error:")
+        show_upload_error(f.name, failed)
 
 
 PICK_KEY = "gl.fb.pick_track"

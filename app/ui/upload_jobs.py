@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import streamlit as st
+
 from app.engine import Engine, Progress
 from app.ui import state
 from utils.audio import AudioError
+from utils.text import md_escape
 
 log = logging.getLogger("genre_lens.uploads")
 ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]  # the uploaders' file types
@@ -33,6 +36,11 @@ def mime_of(name: str, fallback: str | None) -> str:
 def public_progress(message: str) -> str:
     """A progress line that does not tell this user whether someone else already analysed the same bytes."""
     return "Done" if message.startswith("Done") else message
+
+
+def show_upload_error(name: str, message: str) -> None:
+    """A failed file as one error line: its name in bold, both shown literally (messages may quote the name)."""
+    st.error(f"**{md_escape(name)}**: {md_escape(message)}", icon=":material/error:")
 
 
 def analyse_one(engine: Engine, job: Job, progress: Progress) -> None:

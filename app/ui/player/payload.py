@@ -17,6 +17,7 @@ import numpy as np
 
 from app.analysis import Analysis
 from app.ui import explain_charts
+from app.ui.chart_marks import padded_from
 from app.ui.charts import ACCENT, FREQ_TICKS_HZ, MAGMA, genre_color
 from app.ui.slices import slice_strip
 from utils.spectrogram import DisplaySpectrogram
@@ -114,6 +115,7 @@ def player_args(
     meta: dict[str, Any] = {
         "duration": round(float(analysis.duration_s), 3),
         "audio_seconds": round(float(analysis.source.get("duration_s", analysis.duration_s)), 3),
+        "padded_from": padded_from(analysis),  # where a short clip's repeat starts (None: nothing repeated)
         "selected": int(selected),
         "accent": ACCENT,
         "threshold": round(float(analysis.threshold), 3),

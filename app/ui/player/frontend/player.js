@@ -420,8 +420,8 @@
   }
   // A clip shorter than one window was repeated to fill it: shade the repeat so it is not read as more audio.
   function drawPadding(ctx) {
-    if (!(meta.audio_seconds < meta.duration - 0.05)) return;
-    const x0 = xOf(meta.audio_seconds);
+    if (meta.padded_from == null) return;
+    const x0 = xOf(meta.padded_from);
     const top = layout.top.timeline;
     const bottom = layout.top.attention + layout.rows.attention;
     ctx.fillStyle = "rgba(14,17,23,0.62)";
@@ -567,7 +567,7 @@
       notice.textContent = audioUrl ? "" : "This upload was too large to keep, so it cannot be played.";
     }
     root.dataset.duration = String(meta.duration);
-    root.dataset.paddedFrom = meta.audio_seconds < meta.duration - 0.05 ? String(meta.audio_seconds) : "none";
+    root.dataset.paddedFrom = meta.padded_from == null ? "none" : String(meta.padded_from);
     root.dataset.slices = String(meta.slices.length);
     root.dataset.stripStart = String(meta.slices.length ? meta.slices[0].start : 0);
     root.dataset.stripEnd = String(meta.slices.length ? Math.max(...meta.slices.map((s) => s.end)) : 0);
