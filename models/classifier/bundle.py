@@ -15,6 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -92,6 +95,29 @@ def _fsync_path(path: Path) -> None:
 def staging_dir(root: Path, version: str) -> Path:
     """The hidden folder a bundle is built in before `publish_bundle` gives it its version name."""
     return Path(root) / f".{version}.partial"
+
+
+STALE_STAGING_S = 6 * 3600  # a retrain takes minutes; a staging folder this old was left by a killed run
+
+
+def sweep_staging(root: Path, max_age_s: float = STALE_STAGING_S) -> list[str]:
+    """Remove staging folders a killed retrain left behind (untouched for `max_age_s`); returns their names.
+
+    A finished or failed retrain removes its own; only a hard kill (power cut, SIGKILL) leaves one, and
+    nothing else ever would, so without this they pile up, each the size of a bundle.
+    """
+    removed, now = [], time.time()
+    for sub in Path(root).iterdir() if Path(root).is_dir() else []:
+        if not (re.fullmatch(r"\..+\.partial", sub.name) and sub.is_dir() and not sub.is_symlink()):
+            continue
+        try:
+            newest = max([sub.stat().st_mtime] + [f.stat().st_mtime for f in sub.iterdir()])
+        except OSError:  # removed by a concurrent sweep
+            continue
+        if now - newest > max_age_s:
+            shutil.rmtree(sub, ignore_errors=True)
+            removed.append(sub.name)
+    return removed
 
 
 def publish_bundle(staging: Path, root: Path, version: str) -> Path:

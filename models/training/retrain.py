@@ -41,6 +41,7 @@ from models.classifier.bundle import (
     save_bundle,
     set_current,
     staging_dir,
+    sweep_staging,
     update_card,
 )
 from models.training.config import TrainConfig
@@ -185,6 +186,7 @@ def test_table_of(card: ModelCard) -> Path:
 def _reserve_version(root: Path, parent: str) -> str:
     """`<parent>-r<N>` with the next free N; its hidden staging folder is created here (atomically), so two
     runs never share a name, and nothing named `<parent>-r<N>` exists until the bundle is complete."""
+    sweep_staging(root)
     stem = re.sub(r"-r\d+$", "", parent)
     pattern = r"\.?" + re.escape(stem) + r"-r(\d+)(?:\.partial)?"
     n = 1 + max([int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(pattern, p.name))] or [0])

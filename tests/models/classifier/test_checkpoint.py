@@ -55,3 +55,22 @@ def test_versions_current_and_resolve(tmp_path):
         set_current("nope", tmp_path)
     with pytest.raises(CheckpointError):
         resolve_bundle(tmp_path / "missing", tmp_path)
+
+
+def test_sweep_removes_only_stale_staging_folders(tmp_path):
+    """A hard-killed retrain's staging folder goes after hours; a live one, a bundle or a stray file stays."""
+    import os
+    import time
+
+    from models.classifier.bundle import STALE_STAGING_S, staging_dir, sweep_staging
+
+    stale, live = staging_dir(tmp_path, "v-r1"), staging_dir(tmp_path, "v-r2")
+    for folder in (stale, live, tmp_path / "v"):
+        folder.mkdir()
+        (folder / "model.pt").write_bytes(b"x")
+    (tmp_path / ".notes.partial").write_text("a file, not a folder")
+    old = time.time() - STALE_STAGING_S - 60
+    for path in (stale, stale / "model.pt", tmp_path / "v", tmp_path / "v" / "model.pt"):
+        os.utime(path, (old, old))
+    assert sweep_staging(tmp_path) == [".v-r1.partial"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.partial", ".v-r2.partial", "v"]
