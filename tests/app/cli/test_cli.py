@@ -88,3 +88,40 @@ def test_analyze_exits_2_when_every_file_is_unusable(tmp_path, capsys):
     bad.write_text("not audio at all")
     assert main(["analyze", str(bad), "--device", "cpu"]) == 2
     assert "notes.mp3" in capsys.readouterr().err
+
+
+def test_analyze_takes_a_folder_and_keeps_subfolders_apart(tmp_path, capsys):
+    """A folder was refused as 'not a regular file'; now it stands for its audio, rock/a and pop/a apart."""
+    for genre in ("rock", "pop"):
+        (tmp_path / "music" / genre).mkdir(parents=True)
+        sf.write(tmp_path / "music" / genre / "a.wav", synth_music(16.0, seed=len(genre)), 22050)
+    (tmp_path / "music" / "cover.jpg").write_bytes(b"not audio, skipped")
+    (tmp_path / "empty").mkdir()
+    assert main(["analyze", str(tmp_path / "music"), str(tmp_path / "empty"), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    names = [line.split(":")[0] for line in captured.out.splitlines()]
+    assert names == ["pop/a.wav", "rock/a.wav"]
+    assert "empty: a folder with no audio files in it" in captured.err and "cover.jpg" not in captured.err
+    assert main(["analyze", str(tmp_path / "music" / "pop"), "--json", "--device", "cpu"]) == 0
+    docs = json.loads(capsys.readouterr().out)  # a folder gives a list, even of one
+    assert [d["path"] for d in docs] == [str(tmp_path / "music" / "pop" / "a.wav")] and docs[0]["verdict"]
+    assert main(["analyze", str(tmp_path / "empty"), "--device", "cpu"]) == 2
+
+
+def test_analyze_shows_control_characters_in_a_name_as_escapes(tmp_path, capsys):
+    """A file name carrying an escape sequence reached the terminal raw in the error line."""
+    bad = tmp_path / "x\x1b[2Jy.mp3"
+    bad.write_text("not audio at all")
+    assert main(["analyze", str(bad), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "x\\x1b[2Jy.mp3" in err
+
+
+def test_analyze_json_is_a_list_whenever_more_than_one_file_was_asked_for(tmp_path, capsys):
+    """Two files with one unusable printed a bare object, so a script could not tell which input it was."""
+    good, bad = tmp_path / "a.wav", tmp_path / "b.mp3"
+    sf.write(good, synth_music(16.0), 22050)
+    bad.write_text("not audio")
+    assert main(["analyze", str(good), str(bad), "--json", "--device", "cpu"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert isinstance(docs, list) and [d["path"] for d in docs] == [str(good)]
