@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -204,8 +205,9 @@ def retrain(args: argparse.Namespace) -> int:
     if ended.state == FAILED or ended.result is None:
         raise RetrainError(f"retrain job #{ended.id} failed: {ended.message}")
     r = ended.result
-    print(f"judged on {r['judged_on']}: {r['version']} accuracy {r['new_accuracy']:.3f} | "
-          f"{r['parent_version']} accuracy {r['current_accuracy']:.3f}")
+    if math.isfinite(r["new_accuracy"]):  # NaN: nothing could be held out, the per-genre check decided
+        print(f"judged on {r['judged_on']}: {r['version']} accuracy {r['new_accuracy']:.3f} | "
+              f"{r['parent_version']} accuracy {r['current_accuracy']:.3f}")
     print(f"{plural(len(r['correction_ids']), 'correction')} used at weight {r['correction_weight']:.2f} each")
     for line in r.get("skipped", []) + r.get("warnings", []):
         print(f"  note: {line}")

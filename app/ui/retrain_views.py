@@ -10,6 +10,7 @@ sees the same progress, and the result (promoted or why not) once it is done.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import pandas as pd
@@ -73,10 +74,11 @@ def show_result(r: dict[str, Any] | None) -> None:
     if not r:
         return
     judged = f"accuracy on {r.get('judged_on', 'validation')}"
-    st.dataframe(pd.DataFrame([
-        {"model": r["version"], "role": "new", judged: round(r["new_accuracy"], 4)},
-        {"model": r["parent_version"], "role": "current before", judged: round(r["current_accuracy"], 4)},
-    ]), hide_index=True)
+    if math.isfinite(r["new_accuracy"]):  # NaN: nothing could be held out; the reason says what decided
+        st.dataframe(pd.DataFrame([
+            {"model": r["version"], "role": "new", judged: round(r["new_accuracy"], 4)},
+            {"model": r["parent_version"], "role": "current before", judged: round(r["current_accuracy"], 4)},
+        ]), hide_index=True)
     if r["promoted"]:
         st.success(f"Promoted: {md_escape(r['version'])} is now the current model.")
     else:

@@ -120,6 +120,24 @@ def sweep_staging(root: Path, max_age_s: float = STALE_STAGING_S) -> list[str]:
     return removed
 
 
+def reserve_version(root: Path, parent: str) -> str:
+    """`<parent>-r<N>` with the next free N; its hidden staging folder is created here (atomically), so two
+    runs never share a name, and nothing named `<parent>-r<N>` exists until the bundle is complete."""
+    sweep_staging(root)
+    stem = re.sub(r"-r\d+$", "", parent)
+    pattern = r"\.?" + re.escape(stem) + r"-r(\d+)(?:\.partial)?"
+    n = 1 + max([int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(pattern, p.name))] or [0])
+    while True:
+        version = f"{stem}-r{n}"
+        if not (root / version).exists():
+            try:
+                staging_dir(root, version).mkdir()
+                return version
+            except FileExistsError:
+                pass
+        n += 1
+
+
 def publish_bundle(staging: Path, root: Path, version: str) -> Path:
     """Make a fully written staging folder the bundle `version`, in one rename (fsynced first)."""
     staging, target = Path(staging), Path(root) / version

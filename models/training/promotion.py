@@ -41,12 +41,24 @@ class GuardDecision:
     recall_drops: dict[str, float] = field(default_factory=dict)  # genre -> points lost (positive = worse)
 
 
-def held_out_ids(new_ids: list[int], has_validation: bool) -> list[int]:
-    """Which new corrections to keep out of training: none with a validation table or fewer than 2."""
-    if has_validation or len(new_ids) < 2:
+def held_out_ids(new: list[tuple[int, str]], has_validation: bool) -> list[int]:
+    """Which new corrections, given as (id, audio sha256), to keep out of training: every correction of the
+    newest quarter of the new audios. None with a validation table, or with fewer than 2 new audios.
+
+    It counts audios, not corrections: all corrections of one audio stay out together (a copy trained on
+    would leak it), so holding out by correction let two corrections of one song hold each other out at
+    every retrain, and nothing was ever learned from them.
+    """
+    if has_validation:
         return []
-    n = max(1, int(len(new_ids) * HELD_OUT_SHARE))
-    return sorted(new_ids)[-n:]
+    newest: dict[str, int] = {}
+    for cid, audio in new:
+        newest[audio] = max(cid, newest.get(audio, cid))
+    if len(newest) < 2:
+        return []
+    n = max(1, int(len(newest) * HELD_OUT_SHARE))
+    held = set(sorted(newest, key=newest.__getitem__)[-n:])
+    return sorted(cid for cid, audio in new if audio in held)
 
 
 def correction_accuracy(

@@ -19,7 +19,6 @@ unused, so the next retrain learns from them).
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from collections import Counter
@@ -38,10 +37,10 @@ from models.classifier.bundle import (
     current_version,
     load_bundle,
     publish_bundle,
+    reserve_version,
     save_bundle,
     set_current,
     staging_dir,
-    sweep_staging,
     update_card,
 )
 from models.training.config import TrainConfig
@@ -52,6 +51,7 @@ from utils.atomic import atomic_write_text
 from utils.constants import GENRES, SLICE_S, SLICES_PER_WINDOW
 from utils.feedback import Correction, FeedbackError, FeedbackStore, SliceEmbeddings
 from utils.tables import SHARED_DATA, EmbeddingTable, TableError, TrackFrames
+from utils.text import plural
 
 Progress = Callable[[float, str], None]
 
@@ -183,24 +183,6 @@ def test_table_of(card: ModelCard) -> Path:
 
 
 # ------------------------------------------------------------------------------------ retrain
-def _reserve_version(root: Path, parent: str) -> str:
-    """`<parent>-r<N>` with the next free N; its hidden staging folder is created here (atomically), so two
-    runs never share a name, and nothing named `<parent>-r<N>` exists until the bundle is complete."""
-    sweep_staging(root)
-    stem = re.sub(r"-r\d+$", "", parent)
-    pattern = r"\.?" + re.escape(stem) + r"-r(\d+)(?:\.partial)?"
-    n = 1 + max([int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(pattern, p.name))] or [0])
-    while True:
-        version = f"{stem}-r{n}"
-        if not (root / version).exists():
-            try:
-                staging_dir(root, version).mkdir()
-                return version
-            except FileExistsError:
-                pass
-        n += 1
-
-
 def parent_config(
     card: ModelCard, cfg: TrainConfig | None = None, seed: int | None = None, epochs: int | None = None,
 ) -> TrainConfig:
@@ -326,7 +308,8 @@ def retrain(
         n_base = round(float(np.mean([len(set(ids) - set(v)) for v in member_val])))
     else:
         n_base = round(len(ids) * (1 - (cfg.val_fraction if cfg.members == 1 else 1 / cfg.member_folds)))
-    held_ids = set(held_out_ids([c.id for c, _ in per_correction if c.id in set(new_ids)], valid is not None))
+    held_ids = set(held_out_ids([(c.id, c.audio_sha256) for c, _ in per_correction if c.id in set(new_ids)],
+                                valid is not None))
     held_audio = {c.audio_sha256 for c, _ in per_correction if c.id in held_ids}
     held = list({c.audio_sha256: (list(c.genres), tracks)  # one judgement per held-out audio: the newest
                  for c, tracks in sorted(per_correction, key=lambda ct: ct[0].id) if c.id in held_ids}.values())
@@ -338,7 +321,11 @@ def retrain(
     extra = [(t, w / len(tracks) / copies[c.audio_sha256]) for c, tracks in per_correction for t in tracks]
     used_ids = [c.id for c, _ in per_correction]
 
-    report(0.05, f"Training on the base table + {len(used_ids)} corrections")
+    if not force and not (set(used_ids) | held_ids) & set(new_ids):  # else each request retrains on what the
+        # parent already learned, promotes a copy of it, and the unusable corrections stay "new" forever
+        raise RetrainError(f"None of the {plural(len(new_ids), 'new correction')} can be trained on "
+                           f"({'; '.join(skipped) or 'none has stored embeddings'}); force a retrain to run anyway.")
+    report(0.05, f"Training on the base table + {plural(len(used_ids), 'correction')}")
 
     def log(row: dict) -> None:
         member = row.get("member", 1)
@@ -347,7 +334,7 @@ def retrain(
         report(0.05 + 0.75 * done, f"{who} {row['epoch']}/{cfg.epochs}: validation accuracy {row['val_accuracy']:.1%}")
 
     result = train(train_table, cfg, extra=extra, log=log, member_val_ids=member_val)
-    version = _reserve_version(root, parent)
+    version = reserve_version(root, parent)
     staging = staging_dir(root, version)
     try:  # everything is written into the hidden staging folder; it gets its name only when complete
         new_card = ModelCard(

@@ -125,13 +125,34 @@ def test_corrections_teach_the_retrained_model_and_are_recorded(world: dict, tmp
         retrain(store, world["table"], None, root=root, cfg=world["cfg"])
 
 
-def test_held_out_corrections_are_the_newest_quarter() -> None:
+def test_held_out_corrections_are_those_of_the_newest_quarter_of_audios() -> None:
     from models.training.promotion import held_out_ids
 
-    assert held_out_ids([5, 3, 9, 1, 7, 2, 8, 4], has_validation=False) == [8, 9]
-    assert held_out_ids([4, 2], has_validation=False) == [4]
-    assert held_out_ids([4], has_validation=False) == []
-    assert held_out_ids([1, 2, 3, 4], has_validation=True) == []
+    distinct = [(i, f"a{i}") for i in (5, 3, 9, 1, 7, 2, 8, 4)]
+    assert held_out_ids(distinct, has_validation=False) == [8, 9]
+    assert held_out_ids([(4, "a"), (2, "b")], has_validation=False) == [4]
+    assert held_out_ids([(4, "a")], has_validation=False) == []
+    assert held_out_ids(distinct[:4], has_validation=True) == []
+    # two corrections of one song held each other out at every retrain: one audio is never held out
+    assert held_out_ids([(1, "song"), (2, "song")], has_validation=False) == []
+    assert held_out_ids([(1, "song"), (2, "other"), (3, "song")], has_validation=False) == [1, 3]
+
+
+def test_two_corrections_of_one_song_are_learned_not_held_out_forever(world: dict, tmp_path: Path) -> None:
+    """Both were held out at every retrain (each the other's copy), so 0 corrections were used and every
+    run promoted a copy of its parent; and corrections nothing can train on must not retrain at all."""
+    root = fresh_root(world, tmp_path)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    first = add_correction(store, *world["tracks"][0], world["target"], "base", 0).correction
+    store.add(audio_sha256=first.audio_sha256, file_name="again.wav", model_id="base@x", model_version="base",
+              embedder_id=first.embedder_id, genres=[world["target"]], probabilities=np.full(10, 0.1),
+              note="the same song, another window")
+    res = retrain(store, world["table"], None, root=root, cfg=world["cfg"])
+    assert res.held_out_ids == [] and len(res.correction_ids) == 2
+    store.add(audio_sha256="f" * 64, file_name="no-embeddings.wav", model_id="base@x", model_version="base",
+              embedder_id=first.embedder_id, genres=[world["target"]], probabilities=np.full(10, 0.1))
+    with pytest.raises(RetrainError, match=r"None of the 1 new correction can be trained on.*no stored embeddings"):
+        retrain(store, world["table"], None, root=root, cfg=world["cfg"])
 
 
 def test_copies_of_one_audio_neither_leak_into_the_held_out_set_nor_add_weight(world: dict, tmp_path: Path) -> None:
@@ -146,7 +167,7 @@ def test_copies_of_one_audio_neither_leak_into_the_held_out_set_nor_add_weight(w
                       embedder_id=first.embedder_id, genres=[world["target"]], probabilities=np.full(10, 0.1),
                       note="the same song, said again").correction
     res = retrain(store, world["table"], None, root=root, cfg=world["cfg"])
-    assert res.held_out_ids == [again.id]
+    assert res.held_out_ids == [first.id, again.id]  # every correction of the held-out audio
     assert sorted(res.correction_ids) == sorted(ids[:3]), "a copy of the held-out audio was trained on"
 
     root2 = fresh_root(world, tmp_path / "two")
