@@ -3,9 +3,12 @@
 With a token configured, deleting corrections, retraining and promoting need it; everyone may
 still submit corrections. The token is compared in constant time (both sides hashed first, so not
 even its length leaks). Failures are limited twice: a session is locked out for `lockout_s` after
-`max_failures` wrong tries, and all sessions together get at most `global_max_failures` wrong tries
-per `global_window_s` (a new browser session is free to make, so a per-session limit alone would
-not stop guessing). Without a token the app is a local single-user tool and everything is allowed.
+`max_failures` wrong tries, and, for a token shorter than `STRONG_TOKEN_CHARS`, all sessions together
+get at most `global_max_failures` wrong tries per `global_window_s` (a new browser session is free to
+make, so a per-session limit alone would not stop guessing a short token). The shared limit lets anyone
+keep the admin locked out by guessing, so a long token, which no guessing rate can find, goes without
+it. An empty submission is not a guess and counts for nothing. Without a token the app is a local
+single-user tool and everything is allowed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 from utils import settings
 
-MIN_TOKEN_CHARS = 12
+STRONG_TOKEN_CHARS = 20  # e.g. secrets.token_urlsafe(16): 22 characters, 128 random bits
 MAX_FAILURES = 5
 LOCKOUT_S = 300.0
 GLOBAL_MAX_FAILURES = 20
@@ -76,8 +79,8 @@ class AdminGate:
 
     @property
     def weak(self) -> bool:
-        """Whether the configured token is too short to resist guessing for long."""
-        return self._digest is not None and self._token_len < MIN_TOKEN_CHARS
+        """Whether the configured token is short enough to need the shared limit (and its lock-out risk)."""
+        return self._digest is not None and self._token_len < STRONG_TOKEN_CHARS
 
     def retry_after(self, session: str) -> float:
         """Seconds until this session may try again (0 when it may now)."""
@@ -93,6 +96,8 @@ class AdminGate:
             wait = self._wait(session, now)
             if wait > 0:
                 return Attempt(False, f"Too many wrong tokens. Try again in {_minutes(wait)}.", wait)
+            if not (supplied or "").strip():
+                return Attempt(False, "Type the admin token first.")
             if hmac.compare_digest(_digest((supplied or "").strip()), self._digest):
                 self._failures.pop(session, None)
                 return Attempt(True, "Admin unlocked for this browser session.")
@@ -113,7 +118,7 @@ class AdminGate:
         for expired in [s for s, until in self._locked_until.items() if until <= now]:
             del self._locked_until[expired]  # one entry per locked-out session would otherwise stay forever
         waits = [self._locked_until.get(session, 0.0) - now]
-        if len(self._recent) >= self.global_max_failures:
+        if len(self._recent) >= self.global_max_failures and self._token_len < STRONG_TOKEN_CHARS:
             waits.append(self._recent[0] + self.global_window_s - now)
         return max(0.0, *waits)
 

@@ -73,7 +73,8 @@ def admin_panel() -> None:
             st.session_state.pop(_UNLOCKED, None)
             st.rerun()
         if g.weak:  # said to the admin only: a hint for guessers otherwise
-            st.warning("The admin token is short; use at least 12 random characters.", icon=":material/key:")
+            st.warning("The admin token is short, so wrong guesses from any session can lock you out for a few "
+                       "minutes; a token of 20 or more random characters avoids that.", icon=":material/key:")
         return
     st.caption("Anyone may submit corrections. Deleting them, retraining and promoting are for the admin; "
                "you see only the corrections made in this browser session.")

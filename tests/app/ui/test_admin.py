@@ -78,14 +78,28 @@ def test_expired_lock_outs_are_forgotten() -> None:
     assert gate.retry_after("s0") == 0 and not gate._locked_until
 
 
-def test_many_sessions_guessing_are_limited_together() -> None:
-    clock = Clock()
-    gate = AdminGate(TOKEN, max_failures=5, global_max_failures=6, global_window_s=120, clock=clock)
+def test_many_sessions_guessing_a_short_token_are_limited_together() -> None:
+    clock, short = Clock(), "fourteen-chars"
+    gate = AdminGate(short, max_failures=5, global_max_failures=6, global_window_s=120, clock=clock)
     for k in range(6):  # a new browser session per guess escapes the per-session limit...
         assert not gate.attempt(f"guesser-{k}", "guess").granted
-    assert not gate.attempt("fresh", TOKEN).granted and gate.retry_after("fresh") > 0  # ...not the global one
+    assert not gate.attempt("fresh", short).granted and gate.retry_after("fresh") > 0  # ...not the global one
     clock.now += 121
-    assert gate.attempt("fresh", TOKEN).granted
+    assert gate.attempt("fresh", short).granted
+
+
+def test_nobody_can_lock_the_admin_out_of_a_long_token_or_with_empty_tries() -> None:
+    """20 wrong tries from throwaway sessions locked everyone out for 5 minutes, the admin included, and
+    an empty click on Unlock counted as a wrong try."""
+    clock = Clock()
+    gate = AdminGate(TOKEN, max_failures=5, global_max_failures=6, global_window_s=120, clock=clock)
+    for k in range(50):
+        assert not gate.attempt(f"guesser-{k}", "guess").granted
+    assert gate.retry_after("admin") == 0 and gate.attempt("admin", TOKEN).granted
+    for _ in range(10):
+        empty = gate.attempt("clicker", "  ")
+        assert not empty.granted and empty.message == "Type the admin token first."
+    assert gate.retry_after("clicker") == 0 and "4 more tries" in gate.attempt("clicker", "wrong").message
 
 
 # ------------------------------------------------------------------------------------ the page
