@@ -23,7 +23,7 @@ import streamlit as st
 from app.analysis import Analysis
 from app.ui import admin_view, state
 from app.ui.feedback_views import browse, store
-from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, mime_of, public_progress, show_upload_error
+from app.ui.upload_jobs import ACCEPTED, analyse_one, public_progress, show_upload_error, upload_job
 from models.classifier.bundle import CheckpointError, current_version, read_card
 from models.embedders.base import EmbedderError
 from utils.audio import AudioError
@@ -71,7 +71,7 @@ def upload_track() -> None:
         st.error(md(exc))
         return
     bar = st.progress(0.0, text="Analysing")
-    analyse_one(engine, Job(f.name, data, mime_of(f.name, f.type), f.file_id),
+    analyse_one(engine, upload_job(f, data),
                 lambda x, m: bar.progress(min(1.0, x), text=md(public_progress(m))))
     bar.empty()
     if (failed := state.upload_error(f.file_id)) is not None:

@@ -56,8 +56,14 @@ def safe_display_name(name: str | None, max_len: int = 120) -> str:
     if len(text) > max_len:
         stem, dot, ext = text.rpartition(".")
         keep = f".{ext}" if dot and stem and len(ext) <= min(10, max_len // 2) else ""
-        text = text[: max(1, max_len - len(keep))] + keep
+        text = text[: max(1, max_len - len(keep) - 1)] + "…" + keep  # the ellipsis says it was cut
     return text
+
+
+def browser_file_name(name: str) -> str:
+    """An upload's name as the user's file system has it: browsers send `"`, CR and LF in a multipart file
+    name as %22, %0D and %0A (the HTML form-data encoding), which showed as "%22" in the page."""
+    return name.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
 
 
 def terminal_text(text: object) -> str:

@@ -6,11 +6,12 @@ import logging
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from app.engine import Engine, Progress
 from app.ui import state
 from utils.audio import AudioError
-from utils.text import md_escape
+from utils.text import browser_file_name, md_escape
 
 log = logging.getLogger("genre_lens.uploads")
 ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]  # the uploaders' file types
@@ -33,6 +34,11 @@ def mime_of(name: str, fallback: str | None) -> str:
     return MIME.get(name.rsplit(".", 1)[-1].lower(), fallback or "audio/wav")
 
 
+def upload_job(upload: UploadedFile, data: bytes) -> Job:
+    """The job for a browser upload, named as the user's file system names it (see `browser_file_name`)."""
+    return Job(browser_file_name(upload.name), data, mime_of(upload.name, upload.type), upload.file_id)
+
+
 def public_progress(message: str) -> str:
     """A progress line that does not tell this user whether someone else already analysed the same bytes."""
     return "Done" if message.startswith("Done") else message
@@ -40,7 +46,7 @@ def public_progress(message: str) -> str:
 
 def show_upload_error(name: str, message: str) -> None:
     """A failed file as one error line: its name in bold, both shown literally (messages may quote the name)."""
-    st.error(f"**{md_escape(name)}**: {md_escape(message)}", icon=":material/error:")
+    st.error(f"**{md_escape(browser_file_name(name))}**: {md_escape(message)}", icon=":material/error:")
 
 
 def analyse_one(engine: Engine, job: Job, progress: Progress) -> None:

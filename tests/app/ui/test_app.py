@@ -260,6 +260,10 @@ def test_feedback_upload_reports_a_bad_file_once_and_hides_the_cache(app: AppTes
     no_exceptions(app)
     assert calls[-1] == "good.wav" and any("good.wav" in str(o) for o in app.selectbox[0].options)
     assert any(m.startswith("public:") for m in shown)  # every progress line went through public_progress
+    # a browser sends `"` in a file name as %22 (form-data encoding); the page showed the %22
+    app.file_uploader[0].upload("say %22hi%22.wav", wav_bytes(synth_music(16.0, seed=31), 22050), "audio/wav").run()
+    no_exceptions(app)
+    assert calls[-1] == 'say "hi".wav' and any('say "hi".wav' in str(o) for o in app.selectbox[0].options)
 
 
 def test_public_progress_never_says_cached() -> None:

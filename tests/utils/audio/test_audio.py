@@ -486,7 +486,15 @@ def test_safe_display_name(name: str | None, expected: str):
 
 def test_safe_display_name_truncates_but_keeps_the_extension():
     out = safe_display_name("a" * 500 + ".flac", max_len=40)
-    assert len(out) == 40 and out.endswith(".flac")
+    assert len(out) == 40 and out.endswith("a….flac"), "the cut is marked"
+    assert safe_display_name("b" * 40 + ".flac", max_len=45) == "b" * 40 + ".flac", "a name that fits is whole"
+
+
+def test_browser_escaped_upload_names_read_as_typed():
+    from utils.text import browser_file_name
+
+    assert browser_file_name('say %22hi%22 & go.mp3') == 'say "hi" & go.mp3'
+    assert safe_display_name(browser_file_name("a%0Ab.mp3")) == "ab.mp3"
 
 
 # --- quality indicators --------------------------------------------------------------------------
