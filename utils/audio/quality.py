@@ -126,6 +126,11 @@ def measure_quality(x: np.ndarray, sr: int, clipping_ratio: float | None = None,
 BROKEN_SCALE_PEAK = 1e3  # +60 dBFS: beyond this a float file's scale is broken, not merely clipped
 
 
+def _share(ratio: float) -> str:
+    """'0.06 %'-style share that never reads 0.00 % for something that is there."""
+    return f"{ratio:.2%}" if ratio >= 0.0001 or ratio == 0 else "under 0.01%"
+
+
 def quality_warnings(q: AudioQuality) -> list[str]:
     """User-facing sentences for indicators that make predictions less trustworthy."""
     out: list[str] = []
@@ -141,11 +146,17 @@ def quality_warnings(q: AudioQuality) -> list[str]:
         out.append(f"The audio is almost silent (average level {q.rms_db:.0f} dBFS); predictions may be unreliable.")
     elif q.silence_ratio >= 0.5:
         out.append(f"{q.silence_ratio:.0%} of the audio is silence; predictions rest on the rest of it.")
-    if q.overs_ratio > 0.0 or q.true_peak > TRUE_PEAK_LIMIT:
+    if q.overs_ratio > 0.0:
         out.append(
             f"The audio goes beyond full scale (peak {q.peak:.3g}, true peak {to_db(q.true_peak ** 2):+.1f} dBTP; "
-            f"{q.clipping_ratio:.2%} of the samples at or over full scale): it clips when played or converted, "
+            f"{_share(q.clipping_ratio)} of the samples at or over full scale): it clips when played or converted, "
             "typical of a loud master through a lossy codec; predictions may be less reliable."
+        )
+    elif q.true_peak > TRUE_PEAK_LIMIT:  # every sample within full scale: only the waveform between them is over
+        out.append(
+            f"The audio goes beyond full scale between its samples (true peak {to_db(q.true_peak ** 2):+.1f} dBTP, "
+            f"though every sample stays within it): it can clip when played or converted, as loud masters "
+            "often do; predictions may be less reliable."
         )
     elif q.clipping_ratio >= 0.01:
         out.append(
