@@ -16,10 +16,10 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from app.analysis import Analysis
 from app.engine import Engine
-from app.ui import charts, explain_views, first_run, state, verdict_view, window_text
+from app.ui import charts, explain_views, first_run, state, verdict_view, window_charts, window_text
 from app.ui.compare_table import compare_html
 from app.ui.player import view as player_view
-from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, mime_of, public_progress, show_upload_error
+from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, public_progress, show_upload_error, upload_job
 from models.classifier.bundle import CheckpointError
 from models.embedders.base import EmbedderError
 from models.verdict import NOT_MUSIC
@@ -100,7 +100,7 @@ def pending_jobs(engine: Engine, files: list[UploadedFile], key: str = UPLOADER)
         held[f.file_id] = (sha, f.name)
         known = state.get_track(sha)
         if sha not in jobs and (known is None or known.model.get("id") != engine.model_id):
-            jobs[sha] = Job(f.name, data, mime_of(f.name, f.type), f.file_id)
+            jobs[sha] = upload_job(f, data)
     state.note_uploads(key, held)
     for a in state.analysed_tracks():
         audio = state.track_audio(a.sha256)
@@ -138,6 +138,8 @@ def analyse_example(engine: Engine) -> None:
 
 
 PICK_KEY = "gl.pick_track"
+FORCED_CAPTION = ("Not music: the genre lines and slices below show what the model would pick if forced to choose, "
+                  "not how sure it is.")
 
 
 def _on_pick() -> None:
@@ -245,10 +247,13 @@ def render_timeline(a: Analysis) -> int:
                                 help="Share stacks each chosen genre's part of all ten genres' total; "
                                      "the grey band is the genres not chosen.")
     index = pick_window(a)
+    if a.verdict.kind == NOT_MUSIC:  # the player and the charts below draw genre lines: say what they are
+        st.caption(FORCED_CAPTION)
     if player_view.render_linked(a, index, genres or None, mode == "share"):
         return index
     chart_key = f"timeline-{a.sha256[:16]}"
-    fig = charts.window_timeline(a, genres or None, index, "share" if mode == "share" else "lines", a.threshold)
+    fig = charts.window_timeline(a, genres or None, index, "share" if mode == "share" else "lines", a.threshold,
+                                 forced=a.verdict.kind == NOT_MUSIC)
     st.plotly_chart(fig, key=chart_key, on_select=lambda: _on_timeline_click(a, chart_key), selection_mode="points")
     st.plotly_chart(charts.spectrogram(a, index), key=f"spec-{a.sha256[:16]}")
     player_view.render_static_strip(a, index)
@@ -262,10 +267,12 @@ def render_window(a: Analysis, index: int) -> None:
     head.markdown(f"#### Window {index + 1} · {charts.window_label(w)}")
     with play:
         player_view.play_window_button(a, index)
-    st.info(window_text.explain_window(w, a.labels), icon=":material/lightbulb:")
+    kind = a.verdict.kind
+    st.info(window_text.explain_window(w, a.labels, kind, a.threshold), icon=":material/lightbulb:")
+    forced = kind == NOT_MUSIC
     left, right = st.columns(2, gap="large")
-    left.plotly_chart(charts.attention_bars(w, a.labels), key=f"att-{a.sha256[:16]}")
-    right.plotly_chart(charts.slice_heatmap(w, a.labels), key=f"slices-{a.sha256[:16]}")
+    left.plotly_chart(window_charts.attention_bars(w, a.labels, forced), key=f"att-{a.sha256[:16]}")
+    right.plotly_chart(window_charts.slice_heatmap(w, a.labels, forced), key=f"slices-{a.sha256[:16]}")
 
 
 def render_downloads(a: Analysis) -> None:
@@ -283,8 +290,12 @@ def render_compare(tracks: list[Analysis]) -> None:
     st.markdown(f"#### Compare · {len(tracks)} tracks")
     table = charts.compare_table(tracks, state.threshold())
     with st.container(key="gl-compare-grid"):  # wide screens: the sortable grid
-        st.dataframe(table, hide_index=True, column_config={
-            "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)})
+        # whole percentages (the grid's "percent" format shows 82.88%, cut to "82.88" in a narrow column)
+        st.dataframe(table.assign(confidence=100 * table["confidence"]), hide_index=True, column_config={
+            "track": st.column_config.TextColumn("track", width="medium"),
+            "verdict": st.column_config.TextColumn("verdict", width="large"),
+            "confidence": st.column_config.ProgressColumn("confidence", format="%.0f%%", min_value=0,
+                                                          max_value=100, width="small")})
     with st.container(key="gl-compare-wrap"):  # phones: the same rows, wrapping (app/ui/layout.py switches)
         st.html(compare_html(table))
     st.plotly_chart(charts.compare_heatmap(tracks), key="compare-heatmap")

@@ -15,7 +15,7 @@ import streamlit as st
 from app import explain
 from app.analysis import Analysis
 from app.ui import charts, explain_charts, explain_views, state
-from models.verdict import NOT_MUSIC
+from models.verdict import NOT_MUSIC, UNCERTAIN
 from utils.embedding_map import METHODS, EmbeddingMap
 from utils.text import heading_html, plural
 
@@ -44,14 +44,24 @@ def placed(emap: EmbeddingMap, uploads: list[Analysis], vectors: np.ndarray) -> 
     if not uploads:
         return []
     xy = emap.place(vectors)
-    return [explain_charts.PlacedTrack(a.sha256, a.name, a.top_genre, (float(p[0]), float(p[1])))
+    return [explain_charts.PlacedTrack(a.sha256, a.name, map_label(state.with_threshold(a)), (float(p[0]), float(p[1])))
             for a, p in zip(uploads, xy, strict=True)]
+
+
+def map_label(a: Analysis) -> str:
+    """What an upload's star says it is ("predicted …" on hover, coloured by genre): a genre only when the verdict
+    names one; otherwise a label no genre colour matches, so the star is grey."""
+    kind = a.verdict.kind
+    if kind == NOT_MUSIC:
+        return f"not music (forced pick: {a.top_genre})"
+    return f"not sure (closest: {a.top_genre})" if kind == UNCERTAIN else a.top_genre
 
 
 def render_point(key: str, emap: EmbeddingMap, reference: explain_views.Reference, uploads: list[Analysis],
                  vectors: np.ndarray) -> None:
     """The clicked point: its probabilities and its nearest test tracks."""
     shas = [a.sha256 for a in uploads]
+    heading = "**Sounds most like**"
     if key in shas:
         a = state.with_threshold(uploads[shas.index(key)])
         st.html(heading_html(a.name, 4))  # the name exactly as uploaded, never markdown
@@ -62,6 +72,8 @@ def render_point(key: str, emap: EmbeddingMap, reference: explain_views.Referenc
         st.plotly_chart(charts.genre_bars(a.labels, a.probabilities, a.threshold,
                                           forced=a.verdict.kind == NOT_MUSIC), key="explore-bars")
         vector, exclude = vectors[shas.index(key)], None
+        heading = "**Nearest test tracks** (not music: none of them sounds like it)" if (
+            a.verdict.kind == NOT_MUSIC) else heading
     else:
         hits = np.flatnonzero(emap.track_ids == key)
         if not hits.size:
@@ -77,7 +89,7 @@ def render_point(key: str, emap: EmbeddingMap, reference: explain_views.Referenc
             st.plotly_chart(charts.genre_bars(labels, np.array([probs[g] for g in labels]), state.threshold()),
                             key="explore-bars")
         vector, exclude = reference.tracks.vectors[i], key
-    st.markdown("**Sounds most like**")
+    st.markdown(heading)
     explain_views.show_nearest(explain_views.nearest_table(emap, reference, vector, exclude=exclude),
                                key="explore-nearest")
 

@@ -14,6 +14,7 @@ import streamlit as st
 
 from app.ui import charts, robustness_view, state, trust_views, version_compare
 from app.ui.card_figures import validation_figure
+from app.ui.track_table import track_table
 from models.classifier.bundle import CURVES_FILE, METRICS_FILE, CheckpointError, ModelCard, read_card, read_json
 from utils.text import md_escape
 
@@ -22,6 +23,7 @@ log = logging.getLogger("genre_lens.metrics")
 REFERENCES: list[tuple[str, float]] = [
     ("VGGish + SVM", 0.776), ("MusiCNN + SVM", 0.772), ("OpenL3 + SVM", 0.747), ("Best known", 0.821)]
 HIDDEN_TRAINING_KEYS = {"val_tracks"}  # long lists that belong in the JSON, not on the page
+ROW_SHARE = "Row %"  # the confusion matrix divided by row totals ("Row-normalised" was cut to "Row-normalis")
 
 
 def pick_version() -> str | None:
@@ -47,7 +49,7 @@ def render_card(card: ModelCard) -> None:
         training["members"] = [{k: v for k, v in m.items() if k not in HIDDEN_TRAINING_KEYS}
                                for m in training["members"] if isinstance(m, dict)]
     st.subheader(f"Model card · {card.version}", anchor=False)
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns([1, 1.4, 0.85, 1])  # the embedder's name ("musicnn-msd") needs the room
     c1.metric("Created", card.created[:10] if card.created else "?", help=card.created)
     c2.metric("Embedder", card.embedder.get("name", "?"), help=str(card.embedder.get("id", "")))
     members = card.classifier.get("members", 1)
@@ -108,22 +110,16 @@ def render_headline(metrics: dict[str, Any]) -> None:
 def render_confusion(metrics: dict[str, Any]) -> None:
     """Confusion matrix of the model or the baseline, as counts or row-normalised."""
     c1, c2 = st.columns(2)
-    scale = c1.segmented_control("Scale", ["Counts", "Row-normalised"], default="Counts", key="cm-scale")
+    scale = c1.segmented_control("Scale", ["Counts", ROW_SHARE], default="Counts", key="cm-scale",
+                                 help=f"{ROW_SHARE}: each true genre's row divided by its total, so the diagonal "
+                                      "is that genre's recall.")
     base = metrics.get("baseline") or {}
     whose = "Model"
     if base.get("confusion_matrix"):
         whose = c2.segmented_control("Of", ["Model", "Baseline"], default="Model", key="cm-whose") or "Model"
     matrix = base["confusion_matrix"] if whose == "Baseline" else metrics["confusion_matrix"]
     st.plotly_chart(charts.confusion_matrix(matrix, metrics.get("labels") or list(metrics["per_genre"]),
-                                            normalise=scale == "Row-normalised"), key="confusion")
-
-
-def track_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """The per-track test results as a table."""
-    rows = [{"track": t["track_id"], "true": t["true"], "predicted": t["predicted"], "confidence": t["confidence"],
-             "correct": t["correct"], "genres above threshold": ", ".join(t.get("predicted_genres", []))}
-            for t in metrics.get("tracks", [])]
-    return pd.DataFrame(rows, columns=["track", "true", "predicted", "confidence", "correct", "genres above threshold"])
+                                            normalise=scale == ROW_SHARE), key="confusion")
 
 
 def filter_tracks(table: pd.DataFrame, true: list[str], predicted: list[str], outcome: str) -> pd.DataFrame:
@@ -138,16 +134,17 @@ def filter_tracks(table: pd.DataFrame, true: list[str], predicted: list[str], ou
     return table[keep]
 
 
-def render_tracks(metrics: dict[str, Any]) -> None:
-    """Filterable table of the test tracks."""
-    table = track_table(metrics)
+def render_tracks(metrics: dict[str, Any], threshold: float) -> None:
+    """Filterable table of the test tracks; `threshold` is the model's decision threshold."""
+    table = track_table(metrics, threshold)
     labels = metrics.get("labels") or sorted(table["true"].unique())
     c1, c2, c3 = st.columns([2, 2, 1.3])
     true = c1.multiselect("True genre", labels, key="tracks-true")
     predicted = c2.multiselect("Predicted genre", labels, key="tracks-pred")
     outcome = c3.segmented_control("Outcome", ["All", "Correct", "Wrong"], default="All", key="tracks-outcome")
     shown = filter_tracks(table, true, predicted, outcome or "All")
-    st.caption(f"{len(shown)} of {len(table)} tracks")
+    st.caption(f"{len(shown)} of {len(table)} tracks · predicted: the most likely genre · genres above threshold: "
+               f"every genre at or above this model's decision threshold ({threshold:.0%}), none when none reaches it")
     st.dataframe(shown, hide_index=True, height=320, column_config={
         "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
         "correct": st.column_config.CheckboxColumn("correct")})
@@ -196,7 +193,7 @@ def page() -> None:
         with right:
             st.plotly_chart(charts.per_genre_bars(metrics["per_genre"]), key="per-genre")
         st.subheader("Test tracks", anchor=False)
-        render_tracks(metrics)
+        render_tracks(metrics, state.default_threshold(card.version))
     trust_views.render_trust(folder, metrics)
     robustness_view.render_robustness(card)
     render_versions()

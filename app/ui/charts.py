@@ -18,64 +18,38 @@ from plotly.subplots import make_subplots
 
 from app.analysis import Analysis, WindowResult
 from app.ui.chart_marks import mark_padding
-from app.ui.window_text import equal_attention
-from models.verdict import NOT_MUSIC
+from app.ui.chart_style import (
+    ACCENT,
+    ALIGNED,
+    FORCED_NOTE,
+    FORCED_OPACITY,
+    GENRE_COLORS,  # noqa: F401  (re-exported: the palette's old home)
+    MUTED,
+    PERCENT_BAR,
+    SEQUENTIAL,
+    TICK_ANGLES,
+    _layout,
+    _pct,
+    genre_color,
+    two_line_title,
+)
+from app.ui.window_charts import attention_bars, slice_heatmap  # noqa: F401  (re-exported for pages and tests)
+from models.verdict import NOT_MUSIC, UNCERTAIN, Verdict
 from utils.constants import GENRES, SLICE_S
 from utils.text import plotly_text
 
-# Tableau 10, assigned by association (blues blue, reggae green, rock red), lightened for a dark theme.
-GENRE_COLORS: dict[str, str] = {
-    "blues": "#5E8FD0",
-    "classical": "#B07AA1",
-    "country": "#EDC948",
-    "disco": "#FF9DA7",
-    "hiphop": "#B58462",
-    "jazz": "#76B7B2",
-    "metal": "#BAB0AC",
-    "pop": "#F28E2B",
-    "reggae": "#59A14F",
-    "rock": "#E15759",
-}
-ACCENT = "#F2A541"  # the theme's primary colour: selections and highlights
-MUTED = "rgba(232,230,227,0.35)"
 METRIC_COLORS = {"precision": "#5E8FD0", "recall": "#F2A541", "f1": "#59A14F"}
-SEQUENTIAL = "Viridis"
 COUNTS = [[0.0, "#1e2129"], [0.5, "#3b6aa8"], [1.0, "#a9c8f0"]]  # dark zero cells on the dark theme
 # Streamlit's plotly theme swaps colours #000001-#000040 for theme colours in the browser, and Magma
 # starts at #000004: its floor would turn red. Nudge that one stop.
 MAGMA = ["#05030f" if c.lower() == "#000004" else c for c in sequential.Magma]
 FREQ_TICKS_HZ = (250, 500, 1000, 2000, 4000, 8000, 16000)
 MAX_BOUNDARY_LINES = 60  # beyond this (tracks over ~5 min) slice lines become a grey wash
-ALIGNED = {"l": 72, "r": 16, "t": 40, "b": 10}  # timeline and spectrogram share x positions
 PLOT_WIDTH_PX = 900  # the narrowest the Analyze page draws the spectrogram (wide layout, 1280 px window)
 LABEL_CHAR_PX = 7.5  # width of one character of a 12 px annotation
-PERCENT_BAR = {"tickformat": ".0%", "thickness": 12}  # colour bars of probability heatmaps, in %
-
-
-def genre_color(genre: str) -> str:
-    """The genre's colour; unknown labels get a neutral grey rather than an error."""
-    return GENRE_COLORS.get(genre, "#9AA0A6")
-
-
-def _layout(fig: go.Figure, height: int, **kwargs: Any) -> go.Figure:
-    """Shared look: transparent background, tight margins, a legend that does not eat the plot."""
-    layout: dict[str, Any] = {
-        "height": height,
-        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-    }
-    if "title" in kwargs and kwargs.get("showlegend", True):  # title above, legend under it, never on top
-        layout["margin"]["t"] = 72
-        kwargs["title"] = {"text": kwargs["title"], "y": 0.98, "yanchor": "top"}
-    fig.update_layout(**(layout | kwargs))
-    return fig
-
-
-def _pct(values: np.ndarray | Sequence[float]) -> list[str]:
-    """Probabilities as whole percentages for bar labels."""
-    return [f"{100 * float(v):.0f}%" for v in values]
+ROW_MARKS = {NOT_MUSIC: " (not music)", UNCERTAIN: " (not sure)"}  # compare heatmap row labels
+FORCED_VEIL = "rgba(14,17,23,0.6)"  # dims a not-music row of the compare heatmap (the page background)
+LABEL_AXIS_WIDTH = 0.08  # a bar label such as "46%", in x-axis units of the genre bars, on a phone
 
 
 def window_label(window: WindowResult) -> str:
@@ -90,28 +64,35 @@ def genre_bars(
 ) -> go.Figure:
     """Horizontal confidence bars, best first; genres under the threshold are faded, and every bar is when
     `forced` (a not-music verdict: what the model would say if made to choose, not a confidence)."""
-    if forced:
-        title = "If forced to choose (not music: these are not confidences)"
+    if forced:  # two lines: one long title is clipped on a phone
+        title = two_line_title("If forced to choose", "not music: these are not confidences")
     order = np.argsort(-np.asarray(probabilities))[::-1]  # plotly draws the first bar at the bottom
     names = [labels[i] for i in order]
     values = np.asarray(probabilities)[order]
+    # a label that would straddle the dashed threshold line (a small bar's "3%" under a 5% line) moves past it
+    struck = [threshold - LABEL_AXIS_WIDTH < v < threshold for v in values]
     fig = go.Figure(
         go.Bar(
             x=values,
             y=names,
             orientation="h",
             marker={"color": [genre_color(g) for g in names],
-                    "opacity": [1.0 if v >= threshold and not forced else 0.4 for v in values]},
+                    "opacity": [1.0 if v >= threshold and not forced else FORCED_OPACITY for v in values]},
             text=_pct(values),
-            textposition="outside",
+            textposition=["none" if hit else "outside" for hit in struck],
             cliponaxis=False,
             hovertemplate="%{y}: %{x:.1%}<extra></extra>",
         )
     )
+    for name, text, hit in zip(names, _pct(values), struck, strict=True):
+        if hit:
+            fig.add_annotation(x=threshold, y=name, text=text, showarrow=False, xanchor="left", xshift=4,
+                               font={"size": 12})
     fig.add_vline(x=threshold, line={"dash": "dash", "color": MUTED}, annotation_text=f"threshold {threshold:.0%}",
                   annotation_position="top")
     fig.update_xaxes(range=[0, 1.12], tickformat=".0%", showgrid=False)
-    return _layout(fig, 320, title=title, showlegend=False)
+    return _layout(fig, 320, title=title, showlegend=False,
+                   margin={"l": 10, "r": 10, "t": 72 if forced else 40, "b": 10})
 
 
 def window_timeline(
@@ -120,8 +101,11 @@ def window_timeline(
     selected: int | None = None,
     mode: str = "lines",
     threshold: float | None = None,
+    forced: bool = False,
 ) -> go.Figure:
     """Probability of each genre per 15 s window, at the window's centre time.
+
+    `forced` (a not-music verdict): the lines are faded and the axis says they are forced picks.
 
     `mode="lines"` shows the calibrated probabilities (they need not sum to one: the model is
     multi-label); `mode="share"` stacks each chosen genre's share of all ten genres' total, with the
@@ -142,6 +126,8 @@ def window_timeline(
                          hovertemplate=f"{g}: %{{y:.0f}}% of all ten genres at %{{x:.1f}} s<extra></extra>")
         else:
             trace.update(mode="lines+markers", marker={"size": 7})
+        if forced:
+            trace["opacity"] = FORCED_OPACITY
         fig.add_trace(go.Scatter(**trace))
     others = [j for j, g in enumerate(analysis.labels) if g not in genres]
     if mode == "share" and others:
@@ -157,9 +143,11 @@ def window_timeline(
         fig.add_hline(y=threshold, line={"dash": "dot", "color": MUTED})
     fig.update_xaxes(title="time (s), window centre", range=[0, analysis.duration_s], showgrid=False)
     if mode == "share":
-        fig.update_yaxes(title="share of all ten genres (%)", range=[0, 100])
+        fig.update_yaxes(title="forced share (%)" if forced else "share of all ten genres (%)", range=[0, 100])
     else:
-        fig.update_yaxes(title="probability", range=[0, 1.02], tickformat=".0%")
+        fig.update_yaxes(title="forced pick" if forced else "probability", range=[0, 1.02], tickformat=".0%")
+    if forced:  # on the axis, not over the lines (which sit at the top for a tone); the page's caption says more
+        fig.update_xaxes(title=f"time (s), window centre · {FORCED_NOTE}")
     fig.update_yaxes(automargin=False)
     return _layout(mark_padding(fig, analysis), 300, hovermode="x unified", margin=ALIGNED)
 
@@ -219,40 +207,6 @@ def slice_labels(window: WindowResult, duration_s: float, width_px: float = PLOT
     return [((window.start_s + window.end_s) / 2, f"slices {joined}")]
 
 
-def attention_bars(window: WindowResult, labels: Sequence[str]) -> go.Figure:
-    """Attention weight of each 5 s slice in a window, coloured by what that slice alone predicts."""
-    tops = [labels[int(np.argmax(p))] for p in window.slice_probabilities]
-    names = [f"slice {j + 1}<br>{s:.0f}–{s + SLICE_S:.0f} s" for j, s in enumerate(window.slice_starts_s)]
-    fig = go.Figure(
-        go.Bar(
-            x=names,
-            y=window.attention,
-            marker={"color": [genre_color(g) for g in tops]},
-            text=[f"{a:.0%} · {g}" for a, g in zip(window.attention, tops, strict=True)],
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{x}: attention %{y:.1%}<extra></extra>",
-        )
-    )
-    fig.update_yaxes(range=[0, max(1.0, float(np.max(window.attention)) * 1.15)], tickformat=".0%", title="attention")
-    title = "Attention per slice" + (" · equal for this model" if equal_attention(window) else "")
-    return _layout(fig, 300, title=title, showlegend=False)
-
-
-def slice_heatmap(window: WindowResult, labels: Sequence[str]) -> go.Figure:
-    """What each slice of a window says on its own: slice × genre probabilities."""
-    names = [f"slice {j + 1} ({s:.0f}–{s + SLICE_S:.0f} s)" for j, s in enumerate(window.slice_starts_s)]
-    z = np.asarray(window.slice_probabilities)
-    fig = go.Figure(
-        go.Heatmap(z=z, x=list(labels), y=names, zmin=0, zmax=1, colorscale=SEQUENTIAL, text=np.vectorize(
-            lambda v: f"{100 * v:.0f}")(z), texttemplate="%{text}", colorbar=PERCENT_BAR,
-            hovertemplate="%{y} · %{x}: %{z:.1%}<extra></extra>")
-    )
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(tickangle=-40)
-    return _layout(fig, 300, title="Each slice on its own (%)", showlegend=False)
-
-
 # ------------------------------------------------------------------------------ several tracks
 def compare_table(analyses: Sequence[Analysis], threshold: float) -> pd.DataFrame:
     """One row per track: verdict, confidence, every genre above the threshold, duration, warnings."""
@@ -262,27 +216,47 @@ def compare_table(analyses: Sequence[Analysis], threshold: float) -> pd.DataFram
         verdict = replace(a, threshold=threshold).verdict
         if verdict.kind == NOT_MUSIC:  # no genre and no confidence to show for noise, tones or speech
             top, p = "—", float("nan")
-        rows.append({"track": a.name, "verdict": verdict.text, "top genre": top, "confidence": p,
+        rows.append({"track": a.name, "verdict": table_verdict(verdict), "top genre": top, "confidence": p,
                      "genres above threshold": ", ".join(verdict.genres) or "none",
                      "duration (s)": round(a.source.get("duration_s", a.duration_s), 1), "windows": len(a.windows),
                      "warnings": len(a.warnings)})
     return pd.DataFrame(rows)
 
 
+def table_verdict(verdict: Verdict) -> str:
+    """The verdict as a table cell: a not-music verdict's long sentence is cut to fit a column."""
+    if verdict.kind == NOT_MUSIC:
+        return f"Not music (forced pick: {verdict.closest[0][0]})" if verdict.closest else "Not music"
+    return verdict.text
+
+
+def _row_name(a: Analysis) -> str:
+    """A heatmap row label: the name (shortened), marked when the verdict claims no genre."""
+    mark = ROW_MARKS.get(a.verdict.kind, "")
+    room = 32 - len(mark)
+    return plotly_text(a.name if len(a.name) <= room else a.name[:room - 2] + "…") + mark
+
+
 def compare_heatmap(analyses: Sequence[Analysis]) -> go.Figure:
     """Tracks × genres probabilities, to compare several uploads at a glance.
 
     Rows are positions (two files may share a name) labelled with the names, encoded so plotly
-    shows their characters instead of reading them as markup; long names are shortened.
+    shows their characters instead of reading them as markup; long names are shortened. A not-music
+    track's row says so and is dimmed (its numbers are forced picks, not confidences); an uncertain
+    one's says "not sure".
     """
     labels = analyses[0].labels if analyses else list(GENRES)
     z = np.array([a.probabilities for a in analyses]) if analyses else np.zeros((0, len(labels)))
-    names = [plotly_text(a.name if len(a.name) <= 32 else a.name[:30] + "…") for a in analyses]
+    names = [_row_name(a) for a in analyses]
     rows = list(range(len(analyses)))
     fig = go.Figure(go.Heatmap(z=z, x=labels, y=rows, zmin=0, zmax=1, colorscale=SEQUENTIAL, colorbar=PERCENT_BAR,
                                text=np.vectorize(lambda v: f"{100 * v:.0f}")(z) if z.size else None,
                                customdata=[[n] * len(labels) for n in names] if names else None,
                                texttemplate="%{text}", hovertemplate="%{customdata} · %{x}: %{z:.1%}<extra></extra>"))
+    for i, a in enumerate(analyses):
+        if a.verdict.kind == NOT_MUSIC:  # a veil over the row: the eye skips it, the numbers stay readable
+            fig.add_shape(type="rect", xref="x domain", x0=0, x1=1, y0=i - 0.5, y1=i + 0.5, line_width=0,
+                          fillcolor=FORCED_VEIL, layer="above")
     fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=rows, ticktext=names)
     fig.update_xaxes(tickmode="array", tickvals=labels, ticktext=labels)  # every genre, even when narrow
     return _layout(fig, 120 + 34 * max(1, len(analyses)), title="Genre probabilities per track (%)", showlegend=False)
@@ -298,7 +272,7 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], nor
                                texttemplate="%{text}", zmin=0, zmax=1 if normalise else None,
                                hovertemplate="true %{y} → predicted %{x}: %{z}<extra></extra>"))
     fig.update_yaxes(title="true genre", autorange="reversed")
-    fig.update_xaxes(title="predicted genre", tickangle=-40)
+    fig.update_xaxes(title="predicted genre", autotickangles=TICK_ANGLES)  # upright when they fit, else tilted
     return _layout(fig, 460, title="Row-normalised (%)" if normalise else "Counts", showlegend=False)
 
 
@@ -311,7 +285,7 @@ def per_genre_bars(per_genre: dict[str, dict[str, float]]) -> go.Figure:
         for m, c in METRIC_COLORS.items()
     ])
     fig.update_yaxes(range=[0, 1.05], title="score")
-    fig.update_xaxes(tickangle=-40)
+    fig.update_xaxes(autotickangles=TICK_ANGLES)
     return _layout(fig, 460, barmode="group", title="Precision, recall and F1 per genre")
 
 

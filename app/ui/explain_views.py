@@ -23,6 +23,7 @@ from app.ui import explain_charts, state
 from models.classifier.bundle import CheckpointError, read_card
 from models.classifier.saliency import SaliencyError
 from models.embedders.base import EmbedderError
+from models.verdict import NOT_MUSIC, UNCERTAIN
 from utils.audio import AudioError
 from utils.embedding_map import EmbeddingMap, TrackVectors, build_map, slice_embeddings_mean, track_means
 from utils.settings import REFERENCE_ENV
@@ -30,6 +31,9 @@ from utils.tables import TableError, load_table
 
 log = logging.getLogger("genre_lens.explain")
 NEAREST_K = 10
+NEAREST_NOT_MUSIC = ("This is not music, so even the nearest test tracks are far from it: they are the least "
+                     "unlike it, not tracks that sound like it.")
+NEAREST_UNCERTAIN = "The model is not sure of this track's genre: these are its nearest test tracks, not an answer."
 
 
 # ------------------------------------------------------------------------------ reference data
@@ -138,7 +142,16 @@ def render_nearest(analysis: Analysis, k: int = 5) -> pd.DataFrame | None:
         return None
     table = nearest_table(embedding_map(reference, "PCA"), reference, vectors[0], k)
     st.markdown("#### Closest test tracks")
-    show_nearest(table, key=f"nearest-{analysis.sha256[:16]}")
+    key = f"nearest-{analysis.sha256[:16]}"
+    kind = analysis.verdict.kind
+    if kind == NOT_MUSIC:  # every test track is far from it: "nearest" must not read as "sounds like"
+        st.caption(NEAREST_NOT_MUSIC)
+        with st.expander("Show the nearest anyway"):
+            show_nearest(table, key=key)
+        return table
+    if kind == UNCERTAIN:
+        st.caption(NEAREST_UNCERTAIN)
+    show_nearest(table, key=key)
     return table
 
 
@@ -216,5 +229,7 @@ def render_saliency(analysis: Analysis, window: int | None = None) -> explain.Sa
         span = (w.start_s, w.end_s)
     st.plotly_chart(explain_charts.saliency_overlay(sal, opacity, part, analysis.duration_s, span),
                     key=f"sal-fig-{sha}")
-    st.caption(f"{explain_charts.saliency_sentence(sal, part)} · {sal.label}")
+    forced = " · not music: this traces a forced pick, not evidence of a genre" if (
+        analysis.verdict.kind == NOT_MUSIC) else ""
+    st.caption(f"{explain_charts.saliency_sentence(sal, part)} · {sal.label}{forced}")
     return sal
