@@ -147,7 +147,7 @@ def add(args: argparse.Namespace) -> int:
 
 def list_(args: argparse.Namespace) -> int:
     """`feedback list [--json]`."""
-    store = FeedbackStore(args.db)
+    store = FeedbackStore(args.db, create=args.db is None)  # a mistyped --db is refused, not made empty
     items = store.list()
     if args.json:
         print(json.dumps([c.row() for c in items], indent=2))
@@ -163,7 +163,7 @@ def list_(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     """`feedback export --out CSV`."""
     try:
-        n = FeedbackStore(args.db).export_csv(args.out)
+        n = FeedbackStore(args.db, create=args.db is None).export_csv(args.out)
     except OSError as exc:  # a folder, a read-only place: one line, not a traceback
         raise FeedbackError(f"Could not write {args.out}: {(exc.strerror or str(exc)).lower()}.") from exc
     print(f"wrote {plural(n, 'correction')} to {args.out}")
@@ -172,7 +172,7 @@ def export(args: argparse.Namespace) -> int:
 
 def delete(args: argparse.Namespace) -> int:
     """`feedback delete ID`."""
-    gone = FeedbackStore(args.db).delete(args.id)
+    gone = FeedbackStore(args.db, create=args.db is None).delete(args.id)
     print(f"deleted {_describe(gone)}")
     return 0
 

@@ -45,7 +45,7 @@ def list_jobs(args: argparse.Namespace) -> int:
     from app.jobs.retrain import KIND
     from utils.jobs import JobQueue, clock
 
-    history = JobQueue(FeedbackStore(args.db)).history(KIND)
+    history = JobQueue(FeedbackStore(args.db, create=args.db is None)).history(KIND)
     if not history:
         print("no jobs")
     for job in history:
@@ -58,7 +58,7 @@ def cancel_job(args: argparse.Namespace) -> int:
     """`jobs cancel ID`: only a job still waiting for a worker; FeedbackError (one line) otherwise."""
     from utils.jobs import JobQueue
 
-    job = JobQueue(FeedbackStore(args.db)).cancel(args.id)
+    job = JobQueue(FeedbackStore(args.db, create=args.db is None)).cancel(args.id)
     print(f"job #{job.id} cancelled")
     return 0
 

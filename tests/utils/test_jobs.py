@@ -256,6 +256,7 @@ def test_the_command_line_lists_and_cancels_a_queued_job(tmp_path: Path, capsys:
     from app.cli.main import main
 
     db = f"sqlite:///{tmp_path / 'fb.sqlite3'}"
+    FeedbackStore(db).close()  # `jobs list` reads an existing database; it no longer creates a mistyped one
     assert main(["jobs", "list", "--db", db]) == 0 and "no jobs" in capsys.readouterr().out
     job = JobQueue(FeedbackStore(db)).enqueue("retrain", PARAMS)
     assert main(["jobs", "list", "--db", db]) == 0

@@ -1,7 +1,8 @@
 """Users' genre corrections: records and their checks, embedding blobs, the SQL store, CSV export.
 
-`records` says what a correction is, `db` owns the engine, schema and migrations, `store` reads and
-writes, `export` turns corrections into CSV. Import the public names from here; the submodules
+`records` says what a correction is, `engine` opens the database (a missing or read-only SQLite file
+is looked at first), `db` owns the schema, migrations and transactions, `store` reads and writes,
+`export` turns corrections into CSV. Import the public names from here; the submodules
 import each other directly, never this facade, so there is no cycle.
 """
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import DateTime, String, and_, delete, false, func, literal, select
+from sqlalchemy import DateTime, String, and_, delete, false, func, literal, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
@@ -27,6 +27,7 @@ from utils.feedback.db import (
     default_url,
     display_url,
     insert_if_absent,
+    is_read_only,
     make_engine,
     migrate,
     read,
@@ -71,10 +72,14 @@ def _correction(r: RowMapping) -> Correction:
 class FeedbackStore:
     """Corrections and slice embeddings in one SQL database (SQLite file by default, any SQLAlchemy URL)."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        """Open (and migrate) the database. `create=False` is for commands that only read: a SQLite file that
+        does not exist is then refused (FeedbackError) instead of being created empty, typo and all.
+        A SQLite file this process may not write is opened read-only (`read_only`): reads work, writes
+        raise FeedbackError saying so."""
         self.url = url or default_url()
         try:
-            self.engine = make_engine(self.url)
+            self.engine = make_engine(self.url, create=create)
             migrate(self.engine)
         except FeedbackError:  # a ValueError already worded for the user (say, a newer schema)
             raise
@@ -90,6 +95,11 @@ class FeedbackStore:
         except OSError as exc:
             reason = exc.strerror or exc
             raise FeedbackError(f"Could not create the feedback database {self.location}: {reason}.") from exc
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the database was opened for reading only (a SQLite file this process may not write)."""
+        return is_read_only(self.engine)
 
     @property
     def location(self) -> str:
@@ -221,22 +231,29 @@ class FeedbackStore:
 
         return write_transaction(self.engine, work)
 
-    def mark_used(self, model_version: str, correction_ids: Iterable[int]) -> None:
-        """Record that a model version was trained with these corrections (ids deleted meanwhile are skipped).
+    def mark_used(self, model_version: str, correction_ids: Iterable[int | Correction]) -> None:
+        """Record that a model version was trained with these corrections (ones deleted meanwhile are skipped).
 
+        Pass the `Correction`s trained on where you have them: a row is then marked only when both its id and
+        its idempotency key still match, so a correction stored after the trainer's snapshot is never marked,
+        whatever id it got (databases before schema v5 could hand a deleted id out again). Plain ids mark
+        whichever row has that id now.
         One INSERT ... SELECT ... ON CONFLICT DO NOTHING: two concurrent calls for the same version (a
         duplicate submission) store each pair once, on PostgreSQL too, where a read-then-insert would race.
         A correction deleted between the SELECT and the foreign-key check is retried once and then skipped.
         """
-        ids = sorted({int(i) for i in correction_ids})
+        items = list(correction_ids)
+        ids = sorted({int(i) for i in items if not isinstance(i, Correction)})
+        pairs = sorted({(c.id, c.idempotency_key) for c in items if isinstance(c, Correction)})
         version = short_text(model_version, "model version")
-        if not ids:
+        if not ids and not pairs:
             return
         dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(self.engine.dialect.name)
+        which = or_(corrections.c.id.in_(ids), tuple_(corrections.c.id, corrections.c.idempotency_key).in_(pairs))
 
         def work(conn: Connection) -> None:
             rows = select(literal(version, String(200)), corrections.c.id, literal(datetime.now(UTC), DateTime(True)))
-            rows = rows.where(corrections.c.id.in_(ids))
+            rows = rows.where(which)
             if dialect is None:  # other databases: skip the pairs already there, then insert the rest
                 have = select(correction_usage.c.correction_id).where(correction_usage.c.model_version == version)
                 conn.execute(correction_usage.insert().from_select(

@@ -125,3 +125,12 @@ def test_analyze_json_is_a_list_whenever_more_than_one_file_was_asked_for(tmp_pa
     assert main(["analyze", str(good), str(bad), "--json", "--device", "cpu"]) == 0
     docs = json.loads(capsys.readouterr().out)
     assert isinstance(docs, list) and [d["path"] for d in docs] == [str(good)]
+
+
+def test_a_mistyped_db_for_a_read_only_command_is_refused_not_created(tmp_path, capsys):
+    """`feedback list --db sqlite:///typo` printed 'no corrections' and left a new empty database behind."""
+    typo = tmp_path / "typo" / "feedbak.sqlite3"
+    for args in (["feedback", "list"], ["feedback", "export", "--out", str(tmp_path / "x.csv")], ["jobs", "list"]):
+        assert main([*args, "--db", f"sqlite:///{typo}"]) == 2
+        assert "There is no feedback database" in capsys.readouterr().err
+    assert not typo.parent.exists() and not (tmp_path / "x.csv").exists()

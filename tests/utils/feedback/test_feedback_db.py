@@ -253,7 +253,7 @@ def test_a_v1_database_opens_and_migrates(db_url: str) -> None:
     store = FeedbackStore(db_url)
 
     with store.engine.connect() as conn:
-        assert feedback_db.current_schema_version(conn) == SCHEMA_VERSION == 4
+        assert feedback_db.current_schema_version(conn) == SCHEMA_VERSION == 5
         insp = inspect(conn)
         for table in metadata.sorted_tables:  # the migrated schema is exactly the one the code queries
             assert {c["name"] for c in insp.get_columns(table.name)} == set(table.columns.keys()), table.name

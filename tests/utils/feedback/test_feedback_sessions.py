@@ -101,7 +101,7 @@ def test_a_v2_database_migrates_to_v3_and_keeps_its_rows(tmp_path: Path) -> None
     engine.dispose()
     store = FeedbackStore(url)
     with store.engine.connect() as conn:
-        assert feedback_db.current_schema_version(conn) == SCHEMA_VERSION == 4
+        assert feedback_db.current_schema_version(conn) == SCHEMA_VERSION == 5
         insp = inspect(conn)
         columns = {c["name"] for c in insp.get_columns("corrections")}
         assert columns == set(metadata.tables["corrections"].columns.keys()) and "session_id" in columns
