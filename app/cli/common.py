@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import shlex
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,62 @@ def finish_evaluation(report: dict, folder: Path, args: argparse.Namespace) -> N
     print(summary_line(report))
     for src, reason in report.get("failed", []):
         print(f"  skipped {src}: {reason}", file=sys.stderr)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OS error: the path it concerns and why (a bare OSError names neither clearly)."""
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" + (f" (and {exc.filename2})" if exc.filename2 else "")
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest folder at or above `path` that exists (writers create the rest)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable_dir(folder: Path, flag: str) -> None:
+    """Fail before the work, not after it, when `folder` cannot be created or written to.
+
+    A probe file says why (read-only file system, permission) where `os.access` only says no.
+    """
+    base = _existing_ancestor(folder)
+    if not base.is_dir():
+        raise ValueError(f"{flag} {folder}: {base} is a file, not a folder.")
+    try:
+        with tempfile.TemporaryFile(dir=base, prefix=".genre-lens-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{flag} {folder} cannot be written: {base}: {exc.strerror or exc}.") from None
+
+
+def check_output_file(out: Path | None, flag: str = "--out", example: str = "metrics.json") -> None:
+    """A file `flag` will be written to: not a folder, in a place that can be written (checked before the work)."""
+    if out is None:
+        return
+    if Path(out).is_dir():
+        raise ValueError(f"{flag} {out} is a folder; name a file (e.g. {Path(out) / example}).")
+    check_writable_dir(Path(out).parent, flag)
+
+
+VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+
+
+def check_new_version(version: str, root: Path) -> None:
+    """A name for a new bundle: a plain folder name under root that no bundle (or CURRENT) uses yet.
+
+    Bundles are never overwritten: an old bundle's metrics, trust and novelty files describe its own
+    weights, so replacing model.pt under them would make every number on it wrong.
+    """
+    if not VERSION_RE.fullmatch(version) or version.casefold() == "current":
+        raise ValueError(f"--version {version!r} is not a usable name: use 1-80 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit (and not CURRENT).")
+    if (Path(root) / version).exists() or (Path(root) / version).is_symlink():
+        raise ValueError(f"a model named {version!r} already exists in {root}; choose another --version "
+                         "(or leave it out for a timestamped name); bundles are never overwritten.")
 
 
 def number_in(kind: type, low: float, high: float) -> Callable[[str], Any]:

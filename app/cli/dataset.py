@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -19,10 +20,14 @@ from tqdm import tqdm
 from app.cli.common import (
     add_embedder_flags,
     add_precision_flag,
+    check_new_version,
+    check_output_file,
+    check_writable_dir,
     command_line,
     embedder_options,
     finish_evaluation,
     make_embedder,
+    number_in,
     write_report,
 )
 from models.classifier.bundle import CURVES_FILE, ModelCard, checkpoint_root, resolve_bundle, save_bundle, set_current
@@ -32,6 +37,9 @@ from models.training.loop import train as train_model
 from utils.atomic import atomic_write_text
 from utils.constants import GENRES
 from utils.tables import SHARED_DATA, load_table, load_tables, read_id_list
+
+SEED_MAX = 2**32 - 1  # numpy's seed range
+MAX_MEMBERS = 1000
 
 
 def track_bar(desc: str, disable: bool = False) -> tuple[tqdm, Callable[..., None]]:
@@ -57,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, help="Ray cluster address (with --engine ray)")
     add_embedder_flags(p)
     add_precision_flag(p)
-    p.add_argument("--workers", type=int, default=1, help="worker processes for --engine local (default 1)")
+    p.add_argument("--workers", type=number_in(int, 1, 256), default=1,
+                   help="worker processes for --engine local (default 1)")
     p.set_defaults(handler=embed)
 
     p = sub.add_parser("train", help="train the window classifier on an embedding table")
@@ -76,9 +85,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", type=Path, default=None, help="checkpoints folder (default: models/checkpoints)")
     p.add_argument("--no-set-current", action="store_true", help="do not make the new bundle current")
     p.add_argument("--config", type=Path, default=None, help="JSON file of TrainConfig overrides")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--members", type=int, default=None,
+    p.add_argument("--seed", type=number_in(int, 0, SEED_MAX), default=0)
+    p.add_argument("--epochs", type=number_in(int, 1, 10_000), default=None)
+    p.add_argument("--members", type=number_in(int, 1, MAX_MEMBERS), default=None,
                    help="ensemble size (default 10; 1 trains a single model on a block validation split)")
     add_embedder_flags(p, default=None)
     p.set_defaults(handler=train)
@@ -90,7 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="metrics JSON (default: print a summary only)")
     p.add_argument("--train-table", type=Path, default=None, help="fit the baseline on this table")
     p.add_argument("--list", type=Path, default=None, help="only tracks named in this split list")
-    p.add_argument("--cv", type=int, default=0, help="K-fold cross-validation on --train-table instead")
+    p.add_argument("--cv", type=number_in(int, 2, 100), default=None, metavar="K",
+                   help="K-fold cross-validation (K >= 2) on --train-table instead")
     p.add_argument("--members", type=int, default=None, help="with --cv: ensemble size to cross-validate (default 10)")
     p.add_argument("--record-as", default=None, help="store the headline numbers in the model card under this key")
     p.add_argument("--record-in", default=None,
@@ -99,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", default="local", choices=["local", "ray"])
     p.add_argument("--address", default=None)
     p.add_argument("--device", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=number_in(int, 0, SEED_MAX), default=0)
     p.set_defaults(handler=evaluate)
 
 
@@ -114,30 +124,56 @@ def embed(args: argparse.Namespace) -> int:
     else:
         from app.jobs.embed import build_table
 
+        check_output_file(args.out, example="table.npz")  # before any audio is embedded, not after
         embedder = make_embedder(args)
         bar, progress = track_bar("embedding")
         spec = (args.embedder, str(embedder.device), embedder_options(args))  # how worker processes rebuild it
-        report = build_table(embedder, args.source, args.out, progress, workers=args.workers, spec=spec)
-        bar.close()
+        try:
+            report = build_table(embedder, args.source, args.out, progress, workers=args.workers, spec=spec,
+                                 log=lambda line: print(line, file=sys.stderr))
+        finally:
+            bar.close()
+    waited = report.waited_s
     print(f"{len(report.embedded)} embedded, {len(report.skipped)} already in {args.out}, "
-          f"{len(report.failed)} failed")
+          f"{len(report.failed)} failed"
+          + (f" (waited {waited:.0f} s for another embed run writing {args.out})" if waited is not None else ""))
     for src, reason in report.failed:
         print(f"  skipped {src}: {reason}", file=sys.stderr)
+    for src in report.repeated:
+        print(f"  note: {src} is listed more than once; embedded once", file=sys.stderr)
     return 0
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """A --config file: one JSON object of TrainConfig settings, or one clear error naming the file."""
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read --config {path}: {exc.strerror or exc}.") from None
+    except ValueError as exc:  # invalid JSON or not UTF-8
+        raise ValueError(f"--config {path} is not valid JSON: {exc}.") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--config {path} must hold one JSON object of training settings, e.g. "
+                         f'{{"epochs": 30}}, not a {type(values).__name__}.')
+    return values
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     """TrainConfig from defaults, an optional JSON file and explicit flags."""
-    overrides: dict[str, Any] = {}
-    if args.config:
-        overrides.update(json.loads(Path(args.config).read_text()))
+    overrides: dict[str, Any] = _read_config(args.config) if args.config else {}
+    where = f" (in {args.config})" if args.config else ""
     overrides["seed"] = args.seed
-    if args.epochs:
+    if args.epochs is not None:
         overrides["epochs"] = args.epochs
     try:
-        return TrainConfig.from_dict(overrides | _members(args))
-    except ValueError as exc:
-        raise ValueError(f"{exc} (in {args.config})") from exc
+        cfg = TrainConfig.from_dict(overrides | _members(args))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{exc}{where}") from exc
+    for name in ("epochs", "members"):  # a config file bypasses the flags' range checks
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}{where}.")
+    return cfg
 
 
 def _members(args: argparse.Namespace) -> dict[str, int]:
@@ -146,6 +182,8 @@ def _members(args: argparse.Namespace) -> dict[str, int]:
         return {}
     if args.members < 1:
         raise ValueError("--members must be at least 1.")
+    if args.members > MAX_MEMBERS:
+        raise ValueError(f"--members must be at most {MAX_MEMBERS}.")
     return {"members": args.members}
 
 
@@ -173,8 +211,15 @@ def _protocol(args: argparse.Namespace) -> str:
 
 def train(args: argparse.Namespace) -> int:
     """`train --table T`: fit, calibrate, save a bundle; evaluate once on --test when given."""
+    root = args.root or checkpoint_root()
+    if args.version is not None:  # said before training, not after
+        check_new_version(args.version, root)
+    check_writable_dir(root, "--root")
     paths = list(args.table)
     table = load_tables(paths + ([args.valid] if args.valid else []))
+    if not len(table.vectors):
+        raise ValueError(f"{', '.join(map(str, paths))} holds no tracks; embed audio into it first "
+                         "(python -m app embed).")
     unknown = sorted(set(table.genre.tolist()) - set(GENRES))
     if unknown:
         raise ValueError(f"{paths[0]} has labels outside the GTZAN genres: {', '.join(unknown)}.")
@@ -204,7 +249,6 @@ def train(args: argparse.Namespace) -> int:
     bar.n = cfg.members
     bar.close()
     version = args.version or time.strftime("model-%Y%m%d-%H%M%S")
-    root = args.root or checkpoint_root()
     card = ModelCard(
         version=version,
         labels=list(GENRES),
@@ -219,8 +263,13 @@ def train(args: argparse.Namespace) -> int:
         },
         notes=args.notes or "",
     )
-    folder = save_bundle(result.model, card, root)
-    atomic_write_text(folder / CURVES_FILE, json.dumps(result.curves(), indent=1))
+    folder = _claim_bundle_folder(root, version)
+    try:
+        save_bundle(result.model, card, root)
+        atomic_write_text(folder / CURVES_FILE, json.dumps(result.curves(), indent=1))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # ours alone (claimed above): no half bundle stays behind
+        raise
     if cfg.solver in ("logistic", "lda"):
         head = f"one-vs-rest logistic regression, C={cfg.c:g}" if cfg.solver == "logistic" else "shrinkage LDA"
         if result.nuisance is not None:
@@ -246,10 +295,23 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _claim_bundle_folder(root: Path, version: str) -> Path:
+    """Create root/version, failing if anything holds that name: two runs can never write one bundle."""
+    check_new_version(version, root)
+    folder = Path(root) / version
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        check_new_version(version, root)  # another run took the name since: say so in the usual words
+        raise
+    return folder
+
+
 def evaluate(args: argparse.Namespace) -> int:
     """`evaluate SOURCE`: metrics on a table or an audio folder (or --cv K on a training table)."""
+    check_output_file(args.out)  # a folder or a read-only place is said now, not after the evaluation
     train_table = load_table(args.train_table) if args.train_table else None
-    if args.cv:
+    if args.cv is not None:
         from models.training.evaluation import cross_validate
 
         if train_table is None:
@@ -263,6 +325,8 @@ def evaluate(args: argparse.Namespace) -> int:
         raise ValueError("evaluate needs a SOURCE: an embedding table (.npz) or an audio folder.")
     folder = resolve_bundle(args.checkpoint)
     wanted = set(read_id_list(args.list)) if args.list else None
+    if wanted is not None and not wanted:
+        raise ValueError(f"--list {args.list} names no tracks (one track id or file name per line).")
     common = {"train_table": train_table, "wanted": wanted, "list_name": args.list.name if args.list else None,
               "device": args.device, "seed": args.seed}
     if args.engine == "ray":  # tables, shard folders and audio folders alike

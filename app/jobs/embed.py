@@ -4,12 +4,21 @@ Each track's rows lie on its embedder's track-level grid (`Embedder.track_frames
 as the published MSD-MusiCNN tables (taggrams: frame k starts at k * 0.976 s; pooled features:
 block k at k * 5.984 s). Per-track results are cached by
 (audio sha256, embedder id), so an interrupted run resumes where it stopped.
+
+A track's id is its file name without suffix (GTZAN's `blues.00012`), so a later run can only tell
+"already in" from "another file of the same name" by genre and audio: `.<table>.sources.json` beside
+the table records the audio sha256 of each track this job embedded (tables keep their format), and
+`.<table>.lock` makes two runs on one table take turns instead of dropping each other's tracks.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +27,15 @@ import numpy as np
 from app.jobs.embed_pool import EmbedderSpec, embed_paths
 from models.embedders.base import Embedder
 from models.training.evaluation import audio_folder_items
+from utils.atomic import atomic_write_text
 from utils.audio import AudioError
 from utils.constants import GENRES
 from utils.tables import EmbeddingTable, load_table
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs on one table must not overlap there
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -31,10 +46,20 @@ class EmbedReport:
     skipped: list[str] = field(default_factory=list)  # already in the table
     cached: list[str] = field(default_factory=list)  # found in the per-track cache
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    repeated: list[str] = field(default_factory=list)  # inputs listed more than once (embedded once)
+    waited_s: float | None = None  # how long another run writing the same table held it
 
 
 def list_source(source: Path) -> list[tuple[str, Path, str]]:
-    """(track id, path, genre) from a folder of genre sub-folders or a CSV of path,label."""
+    """(track id, path, genre) from a folder of genre sub-folders or a CSV of path,label; each file once."""
+    return source_items(source)[0]
+
+
+def source_items(source: Path) -> tuple[list[tuple[str, Path, str]], list[tuple[str, str]]]:
+    """list_source's items, and (path, reason) for each repeated input (the first listing wins).
+
+    A file listed twice is one track, not `a` and `a~1`; one listed with two genres is reported.
+    """
     source = Path(source)
     if source.is_dir():
         items = [(p.stem, p, g) for p, g in audio_folder_items(source)]
@@ -50,13 +75,36 @@ def list_source(source: Path) -> list[tuple[str, Path, str]]:
                 items.append((path.stem, path, label))
     else:
         raise ValueError(f"{source} is neither a folder of genre sub-folders nor a .csv of path,label rows.")
+    first: dict[Path, str] = {}  # resolved path -> its genre
+    repeats: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     out = []
-    for tid, path, genre in items:  # keep ids unique when two files share a stem
-        n = seen.get(tid, 0)
+    for tid, path, genre in items:
+        key = path.resolve()
+        if key in first:
+            if first[key] != genre:
+                kept = first[key] or "unlabelled"
+                repeats.append((str(path), f"listed again as {genre or 'unlabelled'}; kept as {kept}"))
+            else:
+                repeats.append((str(path), ""))
+            continue
+        first[key] = genre
+        n = seen.get(tid, 0)  # keep ids unique when two files share a stem
         seen[tid] = n + 1
         out.append((tid if n == 0 else f"{tid}~{n}", path, genre))
-    return out
+    if not out:
+        raise ValueError(_nothing_listed(source))
+    return out, repeats
+
+
+def _nothing_listed(source: Path) -> str:
+    """Why a source gave no audio at all, in the words of its layout."""
+    if not source.is_dir():
+        return f"{source} lists no audio files (one path,label row per track)."
+    others = sorted(p.name for p in source.iterdir() if p.is_dir() and p.name.lower() not in GENRES)
+    note = f"; {', '.join(others[:3])} {'is not a genre' if len(others) == 1 else 'are not genres'}" if others else ""
+    return (f"{source} has no audio in genre sub-folders: put each file in {source}/<genre>/, "
+            f"genre one of {', '.join(GENRES)}{note}.")
 
 
 def table_meta(embedder: Embedder) -> dict:
@@ -77,45 +125,141 @@ def build_table(
     save_every: int = 20,
     workers: int = 1,
     spec: EmbedderSpec | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> EmbedReport:
     """Embed every track of `source` into `out`, skipping tracks already there; never fatal per file.
 
     workers > 1 embeds in that many processes (`app.jobs.embed_pool`; `spec` rebuilds the embedder
-    there); rows are added in source order either way, so the table is the same.
+    there); rows are added in source order either way, so the table is the same. Raises ValueError
+    when nothing could be embedded (no table is written then); `log` hears about waiting for the lock.
     """
-    items = list_source(source)
+    out = Path(out)
+    items, repeats = source_items(source)
     meta = table_meta(embedder)
-    table = load_table(out) if Path(out).exists() else EmbeddingTable.empty(meta)
-    if len(table.vectors) and table.embedder_id != embedder.id:
-        raise ValueError(f"{out} holds {table.embedder_id} embeddings, not {embedder.id}; choose another --out.")
-    done = set(table.track_ids())
-    report = EmbedReport()
-    parts = [table]
-    todo = []
-    for tid, path, genre in items:
-        if tid in done:
-            report.skipped.append(tid)
-        elif genre and genre not in GENRES:
-            report.failed.append((str(path), f"unknown genre {genre!r}"))
-        else:
-            todo.append((tid, path, genre))
-    results = embed_paths(embedder, [path for _, path, _ in todo], workers, spec)
-    for i, ((tid, path, genre), result) in enumerate(zip(todo, results, strict=True)):
-        if progress:
-            progress(i, len(todo), tid)
-        if isinstance(result, AudioError):
-            report.failed.append((str(path), str(result)))
-            continue
-        if isinstance(result, OSError):
-            report.failed.append((str(path), f"could not read the file: {result.strerror or result}"))
-            continue
-        vectors, starts, _ = result
-        n = len(vectors)
-        parts.append(EmbeddingTable(vectors, np.full(n, tid), np.full(n, genre), starts, meta))
-        report.embedded.append(tid)
-        if len(report.embedded) % save_every == 0:
-            EmbeddingTable.concat(parts, meta).save(out)
-    EmbeddingTable.concat(parts, meta).save(out)
+    report = EmbedReport(repeated=[p for p, why in repeats if not why], failed=[(p, w) for p, w in repeats if w])
+    with table_lock(out, log) as waited:
+        report.waited_s = waited
+        existed = out.exists()
+        table = load_table(out) if existed else EmbeddingTable.empty(meta)
+        if len(table.vectors) and table.embedder_id != embedder.id:
+            raise ValueError(f"{out} holds {table.embedder_id} embeddings, not {embedder.id}; choose another --out.")
+        shas = _read_sources(out, table)
+        known_audio = set(shas.values())
+        genres = dict(zip(table.track_id.tolist(), table.genre.tolist(), strict=True))
+        parts = [table]
+        todo = []
+        for tid, path, genre in items:
+            if tid in genres:
+                clash = _name_clash(out, tid, path, genre, genres[tid], shas, known_audio)
+                if clash:
+                    report.failed.append((str(path), clash))
+                else:
+                    report.skipped.append(tid)
+            elif genre and genre not in GENRES:
+                report.failed.append((str(path), f"unknown genre {genre!r}"))
+            else:
+                todo.append((tid, path, genre))
+        results = embed_paths(embedder, [path for _, path, _ in todo], workers, spec)
+        for i, ((tid, path, genre), result) in enumerate(zip(todo, results, strict=True)):
+            if progress:
+                progress(i, len(todo), tid)
+            if isinstance(result, AudioError):
+                report.failed.append((str(path), str(result)))
+                continue
+            if isinstance(result, OSError):
+                report.failed.append((str(path), f"could not read the file: {result.strerror or result}"))
+                continue
+            vectors, starts, audio_sha = result
+            n = len(vectors)
+            parts.append(EmbeddingTable(vectors, np.full(n, tid), np.full(n, genre), starts, meta))
+            shas[tid] = audio_sha
+            report.embedded.append(tid)
+            if len(report.embedded) % save_every == 0:
+                _save(EmbeddingTable.concat(parts, meta), out, shas)
+        if report.embedded:  # nothing new: the table stays as it was (and none is created)
+            _save(EmbeddingTable.concat(parts, meta), out, shas)
     if progress:
         progress(len(todo), len(todo), "done")
+    if not report.embedded and not report.skipped:
+        path, reason = report.failed[0]
+        kept = "left as it was" if existed else "not written"
+        raise ValueError(f"none of the {len(items)} audio files of {source} could be embedded, so {out} was {kept} "
+                         f"(first: {path}: {reason}).")
     return report
+
+
+def _sidecar(out: Path, kind: str) -> Path:
+    """`.<table name>.<kind>` beside the table (hidden: bookkeeping, not data)."""
+    return out.with_name(f".{out.name}.{kind}")
+
+
+@contextmanager
+def table_lock(out: Path, log: Callable[[str], None] | None = None) -> Iterator[float | None]:
+    """Hold an exclusive lock on `out` from reading it to its last save; yields the seconds waited (None: none).
+
+    Without it two runs each read the table, add their tracks and save: the later save drops the other's.
+    """
+    if fcntl is None:
+        yield None
+        return
+    lock = _sidecar(out, "lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        waited = None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if log is not None:
+                log(f"waiting for another embed run to finish writing {out} ...")
+            start = time.monotonic()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            waited = time.monotonic() - start
+        try:
+            yield waited
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _save(table: EmbeddingTable, out: Path, shas: dict[str, str]) -> None:
+    """Write the table, then the audio hashes of its tracks (tied to this exact table by its fingerprint)."""
+    table.save(out)
+    sources = {"table_sha256": table.fingerprint(), "audio_sha256": shas}
+    atomic_write_text(_sidecar(out, "sources.json"), json.dumps(sources, indent=0, sort_keys=True))
+
+
+def _read_sources(out: Path, table: EmbeddingTable) -> dict[str, str]:
+    """Track id -> audio sha256 recorded with this very table; empty for older tables or a stale record."""
+    try:
+        sources = json.loads(_sidecar(out, "sources.json").read_text(encoding="utf-8"))
+        if sources.get("table_sha256") == table.fingerprint():
+            return {str(k): str(v) for k, v in sources["audio_sha256"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no record, or one that cannot be trusted: genres alone tell tracks apart
+    return {}
+
+
+def _name_clash(out: Path, tid: str, path: Path, genre: str, old_genre: str, shas: dict[str, str],
+                known_audio: set[str]) -> str | None:
+    """Why a file whose id is already in the table is another track (None: it is the same one, skip it)."""
+    if shas:
+        try:
+            audio = _file_sha256(path)
+        except OSError as exc:
+            return f"could not read the file: {exc.strerror or exc}"
+        if audio in known_audio:  # this very audio is in the table (under this id or another)
+            return None
+    fix = "rename the file or write to another --out"
+    if genre and old_genre and genre != old_genre:
+        return f"{out.name} already holds another track named {tid!r} (genre {old_genre}, not {genre}); {fix}"
+    if tid in shas:
+        return f"{out.name} already holds a track named {tid!r} with different audio; {fix}"
+    return None
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes: the same hash `load_audio` gives the audio (and the cache uses)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

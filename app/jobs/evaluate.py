@@ -39,13 +39,18 @@ def evaluate_source(
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist.")
     if is_audio_folder(source):
-        report = _evaluate_audio(source, bundle, train_table, wanted, device, seed, progress)
+        report = _evaluate_audio(source, bundle, train_table, wanted, device, seed, progress, list_name)
         report["source"] = {"kind": "audio", "folder": source.name, "list": list_name}
         card = read_card(bundle)
     else:
         table = load_table(source)
+        if not len(table.vectors):
+            raise ValueError(f"{source} holds no tracks to evaluate.")
         if wanted is not None:
+            ids = table.track_ids()
             table = table.subset(wanted)
+            if not len(table.vectors):
+                raise ValueError(_matched_nothing(wanted, list_name, source, ids))
         model, card = load_bundle(bundle)
         want = card.classifier.get("input_dim")
         if want is not None and table.dim != int(want):
@@ -57,12 +62,18 @@ def evaluate_source(
 
 
 def _evaluate_audio(source: Path, bundle: Path, train_table: EmbeddingTable | None, wanted: set[str] | None,
-                    device: str | None, seed: int, progress: Progress | None) -> dict[str, Any]:
+                    device: str | None, seed: int, progress: Progress | None,
+                    list_name: str | None = None) -> dict[str, Any]:
     """Every file through the real engine (decode, loudness, windows, embedder, head), as users get it."""
     from app.engine import Engine
 
+    every = audio_folder_items(source)
+    if not every:
+        raise ValueError(f"{source} has no audio files in genre sub-folders ({source}/<genre>/<file>).")
+    items = [(p, g) for p, g in every if wanted is None or p.stem in wanted]
+    if not items:
+        raise ValueError(_matched_nothing(wanted or set(), list_name, source, [p.stem for p, _ in every]))
     engine = Engine(checkpoint=bundle, device=device)
-    items = [(p, g) for p, g in audio_folder_items(source) if wanted is None or p.stem in wanted]
     rows, failed = [], []
     for i, (path, genre) in enumerate(items):
         try:
@@ -71,6 +82,17 @@ def _evaluate_audio(source: Path, bundle: Path, train_table: EmbeddingTable | No
             failed.append((str(path), str(exc)))
         if progress is not None:
             progress(i + 1, len(items))
+    if not rows:
+        raise ValueError(f"none of the {len(items)} files in {source} could be evaluated "
+                         f"(first: {failed[0][0]}: {failed[0][1]}).")
     report = evaluate_analyses(rows, train_table, seed)
     report["failed"] = failed
     return report
+
+
+def _matched_nothing(wanted: set[str], list_name: str | None, source: Path, ids: list[str]) -> str:
+    """Why a split list selected no track, with an id from each side to compare by eye."""
+    if not wanted:
+        return f"{list_name or 'the list'} names no tracks."
+    return (f"none of the {len(wanted)} track ids in {list_name or 'the list'} is in {source} "
+            f"(the list has e.g. {sorted(wanted)[0]!r}, {source.name} e.g. {ids[0]!r}).")

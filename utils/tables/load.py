@@ -15,6 +15,11 @@ import numpy as np
 from utils.tables.core import _PUBLISHED_BY_DIM, EmbeddingTable, TableError
 from utils.tables.parquet import is_shard_folder, read_parquet_table
 
+# Audio suffixes a split list may carry: models.training.evaluation.AUDIO_EXTENSIONS (utils may not import
+# it) and GTZAN's original .au
+_AUDIO_SUFFIXES = {".au", ".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif"}
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one)
+
 
 def load_table(path: str | os.PathLike) -> EmbeddingTable:
     """Read a table (ours or a published MusiCNN taggram table) with clear errors."""
@@ -25,6 +30,7 @@ def load_table(path: str | os.PathLike) -> EmbeddingTable:
         raise TableError(f"{path} is a folder without embedding shards (*.parquet).")
     if not path.is_file():
         raise TableError(f"No embedding table at {path}.")
+    _check_is_npz(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             key = "vectors" if "vectors" in data.files else "taggram" if "taggram" in data.files else None
@@ -52,6 +58,19 @@ def load_table(path: str | os.PathLike) -> EmbeddingTable:
     return table
 
 
+def _check_is_npz(path: Path) -> None:
+    """Refuse what is not an .npz archive (a CSV, a .npy) with a clear error, not numpy's pickle advice."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise TableError(f"Could not read embedding table {path}: {exc.strerror or exc}") from exc
+    if head not in _ZIP_MAGIC:
+        hint = ("; a CSV of path,label rows is what `python -m app embed` reads to make one"
+                if path.suffix.lower() == ".csv" else "")
+        raise TableError(f"{path} is not an embedding table (an .npz file or a folder of Parquet shards){hint}.")
+
+
 def _published_meta(path: Path, vectors: np.ndarray) -> dict[str, Any]:
     """A table without `meta` is one of the published MusiCNN tables, told apart by its dimension."""
     dim = vectors.shape[1] if vectors.ndim == 2 else -1
@@ -75,5 +94,14 @@ def load_tables(paths: list[str | os.PathLike]) -> EmbeddingTable:
 
 
 def read_id_list(path: Path) -> list[str]:
-    """Track ids of a split list (one path or id per line; blank lines skipped), in file order."""
-    return [Path(line.strip()).stem for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    """Track ids of a split list (one path or id per line; blank lines skipped), in file order.
+
+    A path's id is its file name without the audio suffix; a bare id keeps its dots, since GTZAN
+    ids (`blues.00012`) look like a name with a suffix and lists are often copied from a table.
+    """
+    ids = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        name = Path(line.strip()).name
+        if name:
+            ids.append(name[: -len(Path(name).suffix)] if Path(name).suffix.lower() in _AUDIO_SUFFIXES else name)
+    return ids
