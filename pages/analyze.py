@@ -19,7 +19,15 @@ from app.engine import Engine
 from app.ui import charts, explain_views, first_run, state, verdict_view, window_charts, window_text
 from app.ui.compare_table import compare_html
 from app.ui.player import view as player_view
-from app.ui.upload_jobs import ACCEPTED, Job, analyse_one, public_progress, show_upload_error, upload_job
+from app.ui.upload_jobs import (
+    ACCEPTED,
+    Job,
+    analyse_one,
+    public_progress,
+    same_audio_notes,
+    show_upload_error,
+    upload_job,
+)
 from models.classifier.bundle import CheckpointError
 from models.embedders.base import EmbedderError
 from models.verdict import NOT_MUSIC
@@ -122,6 +130,8 @@ def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOAD
             failed = sum(state.upload_error(job.error_key) is not None for job in todo)
             label = f"Analysed {len(todo) - failed} of {plural(len(todo), 'file')} with model {engine.card.version}"
             status.update(label=label, state="error" if failed else "complete", expanded=False)
+    for note in same_audio_notes(state.uploads_held(key)):
+        st.info(md_escape(note), icon=":material/content_copy:")
     kept = [(a.name, msg) for a in state.analysed_tracks() if (msg := state.upload_error(a.sha256))]
     return [(f.name, msg) for f in files if (msg := state.upload_error(f.file_id))] + kept
 

@@ -313,6 +313,11 @@ def note_uploads(key: str, held: dict[str, tuple[str | None, str]]) -> None:
     st.session_state.setdefault(_UPLOADS, {})[key] = dict(held)
 
 
+def uploads_held(key: str) -> dict[str, tuple[str | None, str]]:
+    """What an uploader held at its last run, as `note_uploads` recorded it."""
+    return dict(st.session_state.get(_UPLOADS, {}).get(key, {}))
+
+
 def uploads_changed(key: str, file_ids: set[str]) -> None:
     """The user changed an uploader (its on_change): results of removed chips go too.
 

@@ -39,6 +39,23 @@ def upload_job(upload: UploadedFile, data: bytes) -> Job:
     return Job(browser_file_name(upload.name), data, mime_of(upload.name, upload.type), upload.file_id)
 
 
+def same_audio_notes(held: dict[str, tuple[str | None, str]]) -> list[str]:
+    """A sentence for each chip whose audio another chip already holds ({file id: (sha256, name)}, chip
+    order): the bytes are analysed and shown once, under the first name, and the second name appeared
+    nowhere, so it looked lost."""
+    first: dict[str, str] = {}
+    notes = []
+    for sha, name in held.values():
+        if sha is None:
+            continue
+        if sha in first:
+            notes.append(f"{browser_file_name(name)} has the same audio as {browser_file_name(first[sha])}, "
+                         "so it is shown once, under that name.")
+        else:
+            first[sha] = name
+    return notes
+
+
 def public_progress(message: str) -> str:
     """A progress line that does not tell this user whether someone else already analysed the same bytes."""
     return "Done" if message.startswith("Done") else message

@@ -101,6 +101,7 @@ def test_duplicate_upload_is_not_reanalysed_and_survives_page_switch(app: AppTes
     no_exceptions(app)
     tracks = app.session_state["gl.tracks"]
     assert len(tracks) == 1, "the same bytes under another name are one track"
+    assert any("has the same audio as" in i.value and "copy" in i.value for i in app.info), "the second name was lost"
     window_key = next(k for k in app.session_state if str(k).startswith("window-"))
     app.select_slider(key=window_key).set_value(1).run()
     app.switch_page("../pages/metrics.py").run()
