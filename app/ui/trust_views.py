@@ -39,9 +39,9 @@ def selective_figure(curves: dict[str, list[dict]], default: float) -> go.Figure
         if at:
             fig.add_trace(go.Scatter(x=[at[0]["coverage"]], y=[at[0]["accuracy"]], mode="markers",
                                      marker={"symbol": "star", "size": 16, "color": colour},
-                                     name=f"default {default:.2f} ({name})", hoverinfo="skip"))
+                                     name=f"{name} at {default:.2f}", hoverinfo="skip"))  # short: wrapped at 400 px
     fig.update_xaxes(title="coverage: tracks given a genre", tickformat=".0%", range=[0, 1.02])
-    fig.update_yaxes(title="accuracy of those", tickformat=".0%")
+    fig.update_yaxes(title="accuracy", tickformat=".0%")  # "accuracy of those" was cut at 400 px
     return charts._layout(fig, 360, title="Selective accuracy: accuracy vs coverage")
 
 
