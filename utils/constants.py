@@ -46,3 +46,5 @@ def genre_index(name: str) -> int:
 # turning their last-bit float noise on new audio into huge inputs.
 DEAD_STD = 1e-4
 DEAD_SCALE = 1e6
+# The files a folder given as audio stands for (evaluate, embed, analyze) and a split list's suffixes
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif"}

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from app.cli.common import add_precision_flag
 from utils.audio import AudioError
+from utils.constants import AUDIO_EXTENSIONS
 from utils.text import terminal_text
 
 
@@ -31,8 +32,6 @@ def expand_inputs(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]
     line per folder with no audio in it. A file named directly is kept whatever its extension: the
     loader says whether it is audio. Names under a folder keep their subfolder, so `rock/a.mp3` and
     `pop/a.mp3` stay apart."""
-    from models.training.evaluation import AUDIO_EXTENSIONS
-
     items, problems = [], []
     for path in paths:
         if not path.is_dir():

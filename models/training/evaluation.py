@@ -22,11 +22,9 @@ from models.training.config import TrainConfig
 from models.training.data import max_slice_frames, track_probabilities
 from models.training.loop import train
 from utils.atomic import atomic_write_text
-from utils.constants import GENRES
+from utils.constants import AUDIO_EXTENSIONS, GENRES
 from utils.metrics import classification_report
 from utils.tables import EmbeddingTable, TrackFrames
-
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif"}
 
 
 def evaluate_tracks(

@@ -12,12 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from utils.constants import AUDIO_EXTENSIONS
 from utils.tables.core import _PUBLISHED_BY_DIM, EmbeddingTable, TableError
 from utils.tables.parquet import is_shard_folder, read_parquet_table
 
-# Audio suffixes a split list may carry: models.training.evaluation.AUDIO_EXTENSIONS (utils may not import
-# it) and GTZAN's original .au
-_AUDIO_SUFFIXES = {".au", ".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif"}
+_AUDIO_SUFFIXES = AUDIO_EXTENSIONS | {".au"}  # what a split list's paths may end in: GTZAN's originals are .au
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one)
 
 
