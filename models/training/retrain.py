@@ -371,7 +371,7 @@ def retrain(
     if decision.promoted:  # after publishing, so CURRENT only ever names a fully recorded bundle
         set_current(version, root)
     try:  # only for a bundle that exists: a crash before leaves them unused
-        store.mark_used(version, used_ids)
+        store.mark_used(version, [c for c, _ in per_correction])  # id and key: never a newcomer under an old id
     except (FeedbackError, SQLAlchemyError) as exc:  # the bundle and CURRENT already agree with its card
         warnings.append(f"{version} was saved, but the database could not record which corrections it used "
                         f"({exc.__class__.__name__}); they will count as new at the next retrain.")
