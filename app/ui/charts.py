@@ -23,7 +23,6 @@ from app.ui.chart_style import (
     ALIGNED,
     FORCED_NOTE,
     FORCED_OPACITY,
-    GENRE_COLORS,  # noqa: F401  (re-exported: the palette's old home)
     MUTED,
     PERCENT_BAR,
     SEQUENTIAL,
@@ -33,7 +32,6 @@ from app.ui.chart_style import (
     genre_color,
     two_line_title,
 )
-from app.ui.window_charts import attention_bars, slice_heatmap  # noqa: F401  (re-exported for pages and tests)
 from models.verdict import NOT_MUSIC, UNCERTAIN, Verdict
 from utils.constants import GENRES, SLICE_S
 from utils.text import plotly_text

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from app.ui import charts, window_text
+from app.ui import chart_style, charts, window_charts, window_text
 from app.ui.compare_table import compare_html
 from tests.helpers.analyses import fake_analysis
 from tests.helpers.bundles import synthetic_metrics
@@ -27,9 +27,9 @@ def shapes_of(fig: go.Figure) -> list:
 
 
 def test_every_genre_has_a_distinct_colour() -> None:
-    assert set(charts.GENRE_COLORS) == set(GENRES)
-    assert len(set(charts.GENRE_COLORS.values())) == C
-    assert charts.genre_color("polka") not in charts.GENRE_COLORS.values()
+    assert set(chart_style.GENRE_COLORS) == set(GENRES)
+    assert len(set(chart_style.GENRE_COLORS.values())) == C
+    assert charts.genre_color("polka") not in chart_style.GENRE_COLORS.values()
 
 
 def test_genre_bars_sorted_with_threshold_and_faded_losers() -> None:
@@ -48,7 +48,7 @@ def test_window_timeline_plots_chosen_genres_at_window_centres(mode: str) -> Non
     fig = charts.window_timeline(a, ["jazz", "rock"], selected=1, mode=mode, threshold=0.5)
     assert [t.name for t in fig.data][:2] == ["jazz", "rock"]
     assert list(fig.data[0].x) == [7.5, 12.5, 17.5, 22.5]
-    assert fig.data[1].line.color == charts.GENRE_COLORS["rock"]
+    assert fig.data[1].line.color == chart_style.GENRE_COLORS["rock"]
     rect = [s for s in shapes_of(fig) if s.type == "rect"]
     assert (rect[0].x0, rect[0].x1) == (5.0, 20.0)
     if mode == "share":  # shares of all ten genres, never of the chosen ones only
@@ -110,7 +110,7 @@ def test_slice_labels_never_overlap(duration: float) -> None:
 
 def test_probability_heatmaps_have_percent_colour_bars() -> None:
     a = fake_analysis()
-    for fig in (charts.compare_heatmap([a]), charts.slice_heatmap(a.windows[0], a.labels)):
+    for fig in (charts.compare_heatmap([a]), window_charts.slice_heatmap(a.windows[0], a.labels)):
         assert "(%)" in fig.layout.title.text and fig.data[0].colorbar.tickformat == ".0%"
 
 
@@ -131,11 +131,11 @@ def test_long_track_draws_only_the_selected_windows_slice_lines() -> None:
 
 def test_attention_and_slice_heatmap_describe_one_window() -> None:
     w = fake_analysis().windows[0]
-    att = charts.attention_bars(w, list(GENRES))
+    att = window_charts.attention_bars(w, list(GENRES))
     assert np.allclose(att.data[0].y, w.attention)
     tops = [GENRES[int(np.argmax(p))] for p in w.slice_probabilities]
     assert list(att.data[0].marker.color) == [charts.genre_color(g) for g in tops]
-    heat = charts.slice_heatmap(w, list(GENRES))
+    heat = window_charts.slice_heatmap(w, list(GENRES))
     assert np.asarray(heat.data[0].z).shape == (3, C)
     assert list(heat.data[0].x) == list(GENRES)
 
@@ -163,9 +163,9 @@ def test_equal_attention_is_not_called_a_slice_driving_the_window() -> None:
     assert "drove" not in text and text.startswith("This model weighs the window's 3 slices equally (33% each).")
     assert f"The {w.start_s + 10:.0f}–{w.start_s + 15:.0f} s slice sounds most like" in text
     assert "metal (80%): 95% on its own" in text
-    assert "equal" in charts.attention_bars(w, list(GENRES)).layout.title.text
+    assert "equal" in window_charts.attention_bars(w, list(GENRES)).layout.title.text
     w.attention = np.array([0.2, 0.7, 0.1])
-    assert "equal" not in charts.attention_bars(w, list(GENRES)).layout.title.text
+    assert "equal" not in window_charts.attention_bars(w, list(GENRES)).layout.title.text
 
 
 def test_compare_table_and_heatmap() -> None:
@@ -228,8 +228,8 @@ def test_no_chart_uses_streamlit_theme_placeholder_colours() -> None:
     a = fake_analysis()
     m = synthetic_metrics()
     figures = [charts.genre_bars(a.labels, a.probabilities, 0.5), charts.window_timeline(a, selected=0),
-               charts.spectrogram(a, 0), charts.attention_bars(a.windows[0], a.labels),
-               charts.slice_heatmap(a.windows[0], a.labels), charts.compare_heatmap([a]),
+               charts.spectrogram(a, 0), window_charts.attention_bars(a.windows[0], a.labels),
+               window_charts.slice_heatmap(a.windows[0], a.labels), charts.compare_heatmap([a]),
                charts.confusion_matrix(m["confusion_matrix"], m["labels"]), charts.per_genre_bars(m["per_genre"]),
                charts.reliability_diagram(m["reliability"], m["ece"]), charts.training_curves([], None)]
     for fig in figures:
