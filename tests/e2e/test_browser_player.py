@@ -89,6 +89,7 @@ def test_linked_player_phone_layout_and_fallback(server: str) -> None:
             assert all(s["end"] - s["start"] == pytest.approx(SLICE_S) for s in meta["slices"])
             assert float(data(frame, "stripStart")) == 0.0
             assert float(data(frame, "stripEnd")) == pytest.approx(duration, abs=1e-3)
+            assert data(frame, "forced") == "0", "music: genre colours and percentages, not the not-music grey"
             assert all(b["start"] <= a["end"] + 1e-6 for a, b in itertools.pairwise(meta["slices"]))
 
             # play two seconds: the audio advances and the playhead moves right

@@ -18,12 +18,15 @@ import numpy as np
 from app.analysis import Analysis
 from app.ui import explain_charts
 from app.ui.chart_marks import padded_from
+from app.ui.chart_style import FORCED_OPACITY
 from app.ui.charts import ACCENT, FREQ_TICKS_HZ, MAGMA, genre_color
 from app.ui.slices import slice_strip
+from models.verdict import NOT_MUSIC
 from utils.spectrogram import DisplaySpectrogram
 
 DB_FLOOR = -80.0
 OTHERS_COLOR = "#9AA0A6"
+FORCED_FILL = "rgba(154,160,166,0.3)"  # the slice strip of a not-music track: no genre colour
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ def player_args(
                     "attention": round(float(a), 4)}
                    for s, e, t, c, w, a in zip(strip.starts_s, strip.ends_s, strip.top, strip.confidence,
                                                strip.windows, strip.attention, strict=True)],
+        # not music: the genre lines fade and the slice strip turns grey, as the page's charts do
+        "forced": {"opacity": FORCED_OPACITY, "fill": FORCED_FILL} if analysis.verdict.kind == NOT_MUSIC else None,
         "overlay": None,
         "play": None if play is None else {"id": int(play.id), "start": float(play.start_s),
                                            "end": float(play.end_s)},

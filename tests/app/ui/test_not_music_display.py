@@ -16,6 +16,7 @@ from app.analysis import Analysis
 from app.ui import charts, window_charts, window_text
 from app.ui.chart_style import FORCED_NOTE, FORCED_OPACITY, FORCED_SCALE
 from app.ui.compare_table import breakable_name, compare_html
+from app.ui.player.payload import FORCED_FILL, player_args
 from app.ui.slices import slice_strip
 from app.ui.track_charts import slice_strip_figure
 from app.ui.track_table import genres_at, track_table
@@ -182,3 +183,12 @@ def test_phone_table_breaks_names_at_dots_not_mid_word() -> None:
     assert breakable_name("a <b> & 'c'.wav") == "a &lt;b&gt; &amp; &#x27;c&#x27;.wav"  # spaces: words break alone
     html_out = compare_html(charts.compare_table([fake_analysis(name="blues.00000.flac")], 0.5))
     assert "blues<wbr>.00000<wbr>.flac" in html_out and "<script" not in html_out
+
+
+def test_linked_player_of_a_not_music_track_is_told_to_grey_its_strip() -> None:
+    meta, _ = player_args(not_music(), 0)
+    json.dumps(meta, allow_nan=False)
+    assert meta["forced"] == {"opacity": FORCED_OPACITY, "fill": FORCED_FILL}
+    assert "rgba" in FORCED_FILL and "," not in FORCED_FILL.split("(")[0], "a CSS colour the canvas accepts"
+    assert player_args(fake_analysis(), 0)[0]["forced"] is None, "music keeps its genre colours"
+    assert player_args(uncertain(), 0)[0]["forced"] is None, "not sure is still music: its picks are real"

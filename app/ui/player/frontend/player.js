@@ -208,6 +208,7 @@
     ctx.fillText("100%", layout.left - 4, y(1) + 5);
     ctx.fillText("0", layout.left - 4, y(0) - 4);
     const xs = meta.windows.map((w) => xOf((w.start + w.end) / 2));
+    ctx.globalAlpha = meta.forced ? meta.forced.opacity : 1;  // not music: forced picks, not confidences
     if (meta.stacked) {
       let floor = xs.map(() => 0);
       for (const s of meta.series) {
@@ -236,6 +237,7 @@
         xs.forEach((x, i) => { ctx.beginPath(); ctx.arc(x, y(s.values[i]), 2.5, 0, 2 * Math.PI); ctx.fill(); });
       }
     }
+    ctx.globalAlpha = 1;
     // legend, right-aligned inside the row
     ctx.font = "11px sans-serif";
     ctx.textBaseline = "top";
@@ -249,7 +251,7 @@
       ctx.fillText(s.name, lx + 11, top + 1);
       lx += 18 + ctx.measureText(s.name).width;
     }
-    label(ctx, meta.stacked ? "share" : "genres", "timeline");
+    label(ctx, meta.forced ? "forced" : meta.stacked ? "share" : "genres", "timeline");
   }
   function drawSpec(ctx) {
     const top = layout.top.spec;
@@ -337,10 +339,11 @@
     meta.slices.forEach((s) => {
       const xa = xOf(s.start);
       const xb = xOf(s.end);
-      ctx.fillStyle = rgba(s.color, 0.25 + 0.75 * s.p);
+      // not music: one grey strip that says so; a genre colour and a percentage would read as a verdict
+      ctx.fillStyle = meta.forced ? meta.forced.fill : rgba(s.color, 0.25 + 0.75 * s.p);
       ctx.fillRect(xa + 0.5, top, Math.max(1, xb - xa - 1), h);
-      const text = `${s.genre} ${Math.round(100 * s.p)}%`;
-      const shortText = `${Math.round(100 * s.p)}%`;
+      const text = meta.forced ? "not music" : `${s.genre} ${Math.round(100 * s.p)}%`;
+      const shortText = meta.forced ? "–" : `${Math.round(100 * s.p)}%`;
       const room = xb - xa - 4;
       ctx.fillStyle = "#14161c";
       if (ctx.measureText(text).width <= room) ctx.fillText(text, (xa + xb) / 2, top + h / 2);
@@ -536,7 +539,7 @@
     const w = windowAt(t);
     const i = sliceAt(t);
     const s = i >= 0 ? meta.slices[i] : null;
-    tip.textContent = `${t.toFixed(1)} s · window ${w + 1}` + (s ? ` · slice: ${s.genre} ${Math.round(100 * s.p)}%` : "");
+    tip.textContent = `${t.toFixed(1)} s · window ${w + 1}` + (s ? ` · slice: ${meta.forced ? "not music, forced pick " : ""}${s.genre} ${Math.round(100 * s.p)}%` : "");
     tip.style.display = "block";
     const left = Math.min(x + 10, layout.width - tip.offsetWidth - 2);
     tip.style.left = `${Math.max(0, left)}px`;
@@ -569,6 +572,7 @@
     root.dataset.duration = String(meta.duration);
     root.dataset.paddedFrom = meta.padded_from == null ? "none" : String(meta.padded_from);
     root.dataset.slices = String(meta.slices.length);
+    root.dataset.forced = meta.forced ? "1" : "0";
     root.dataset.stripStart = String(meta.slices.length ? meta.slices[0].start : 0);
     root.dataset.stripEnd = String(meta.slices.length ? Math.max(...meta.slices.map((s) => s.end)) : 0);
     root.dataset.overlay = meta.overlay ? meta.overlay.part : "none";
