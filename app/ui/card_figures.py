@@ -14,9 +14,11 @@ def validation_figure(card: ModelCard) -> tuple[str, str, str]:
     """
     training = card.training
     val = training.get("val_accuracy")
-    if isinstance(val, int | float):
-        return ("Validation accuracy", f"{val:.3f}",
-                f"best epoch {training.get('best_epoch', '?')}; the checkpoint kept is the best on validation")
+    if isinstance(val, int | float):  # v1, v2: blocks of consecutive ids held out of the training table
+        return ("Validation (in train)", f"{val:.3f}",
+                f"{training.get('n_val_tracks', '?')} tracks held out of the training table in blocks of consecutive "
+                f"ids; best epoch {training.get('best_epoch', '?')}. GTZAN artists repeat across those blocks, so "
+                "this reads higher than the test split: compare models on the test figures beside it.")
     selection = card.evaluation.get("valid_selection")
     if isinstance(selection, dict) and isinstance(selection.get("accuracy"), int | float):
         return ("Valid (selection model)", f"{selection['accuracy']:.3f}",

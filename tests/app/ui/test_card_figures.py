@@ -11,8 +11,16 @@ def card(training: dict, evaluation: dict | None = None) -> ModelCard:
                      evaluation=evaluation or {})
 
 
-def test_a_model_with_its_own_validation_shows_it() -> None:
-    assert validation_figure(card({"val_accuracy": 0.8125, "best_epoch": 7}))[:2] == ("Validation accuracy", "0.812")
+def test_a_model_with_its_own_validation_shows_it_as_held_out_of_train() -> None:
+    label, value, help_text = validation_figure(card({"val_accuracy": 0.8125, "best_epoch": 7, "n_val_tracks": 85}))
+    assert (label, value) == ("Validation (in train)", "0.812")
+    assert "85 tracks" in help_text and "artists repeat" in help_text, "why it reads above test"
+
+
+def test_the_shipped_v1_card_labels_its_optimistic_validation_and_no_stale_default() -> None:
+    v1 = read_card(DEFAULT_ROOT / "msd-musicnn-v1")
+    assert validation_figure(v1)[0] == "Validation (in train)"
+    assert "current default" not in v1.notes, "v1's notes must not name a past default as current"
 
 
 def test_a_model_fitted_on_train_and_valid_shows_its_selection_model_named_as_such() -> None:
