@@ -6,8 +6,9 @@ to them. Everything a user typed or uploaded (notes, file names) is shown as
 plain text or in dataframe cells, never as markdown or HTML. Errors end as a friendly message.
 
 Roles (`app.ui.admin_view`): everyone may submit corrections, each recorded with this session's opaque
-id. With an admin token set, only an unlocked admin sees every correction, deletes, retrains and
-promotes; others see the corrections of their own session. Without a token, the local user does all.
+id. With an admin token set, only an unlocked admin sees every correction, deletes any, retrains and
+promotes; others see the corrections of their own session and may delete those no model has trained on.
+Without a token, the local user does all.
 """
 
 from __future__ import annotations

@@ -76,8 +76,9 @@ def admin_panel() -> None:
             st.warning("The admin token is short, so wrong guesses from any session can lock you out for a few "
                        "minutes; a token of 20 or more random characters avoids that.", icon=":material/key:")
         return
-    st.caption("Anyone may submit corrections. Deleting them, retraining and promoting are for the admin; "
-               "you see only the corrections made in this browser session.")
+    st.caption("Anyone may submit corrections, and delete their own until a model has trained on them. Deleting "
+               "others', retraining and promoting are for the admin; you see only the corrections made in this "
+               "browser session.")
     wait = g.retry_after(state.session_id())
     with st.form("gl.admin.unlock", clear_on_submit=True):
         typed = st.text_input("Admin token", type="password", disabled=wait > 0)

@@ -2,8 +2,8 @@
 
 Split out of pages/feedback.py to keep the page short. What a session may see follows its role
 (`app.ui.admin_view`): the admin (or the local user when no token is set) sees and deletes every
-correction; anyone else sees only the corrections their own session made. Text is shown in
-dataframe cells and plain text, never as markup.
+correction; anyone else sees only the corrections their own session made, and may delete those until a
+model has trained on them. Text is shown in dataframe cells and plain text, never as markup.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import streamlit as st
 
 from app.ui import admin_view, state
 from utils.constants import GENRES
-from utils.feedback import Correction, FeedbackStore
+from utils.feedback import Correction, FeedbackError, FeedbackStore
 from utils.feedback.db import default_url
 
 _PENDING_DELETE = "gl.fb.pending_delete"
@@ -75,8 +75,8 @@ def corrections_table(items: list[Correction], usage: dict[int, list[str]]) -> N
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
-def delete_controls(items: list[Correction]) -> None:
-    """Pick a correction, then confirm, to delete it."""
+def delete_controls(items: list[Correction], own: str | None = None) -> None:
+    """Pick a correction, then confirm, to delete it; `own`: a user's session, who may delete only its own."""
     by_id = {c.id: c for c in items}
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     picked = c1.selectbox("Delete a correction", [None, *by_id], key="gl.fb.delete_pick",
@@ -90,9 +90,13 @@ def delete_controls(items: list[Correction]) -> None:
     yes, no = st.columns(2)
     if yes.button("Yes, delete it", type="primary"):
         st.session_state.pop(_PENDING_DELETE, None)
-        if not admin_view.is_admin():  # locked since the confirmation was asked for
+        if own is None and not admin_view.is_admin():  # locked since the confirmation was asked for
             st.rerun()
-        gone = store().delete(int(pending))
+        try:  # the store checks the session again: the page's list is not the authority
+            gone = store().delete(int(pending), session_id=own)
+        except FeedbackError as exc:
+            st.error(str(exc))
+            return
         st.toast(f"Deleted correction #{gone.id}.")
         st.rerun()
     if no.button("Cancel"):
@@ -112,8 +116,15 @@ def browse() -> None:
                    + ("the admin sees everyone's." if admin_view.enabled() else
                       "`python -m app feedback list` lists every session's (no admin token is set)."))
     shown = filtered_corrections(items)
-    corrections_table(shown, store().usage())
+    usage = store().usage()
+    corrections_table(shown, usage)
     st.download_button(f"Export {len(shown)} as CSV", data=store().to_csv(shown),
                        file_name="genre-lens-corrections.csv", mime="text/csv")
     if admin_view.is_admin():
         delete_controls(shown)
+        return
+    unused = [c for c in shown if not usage.get(c.id)]  # a trained model's record of what it learned stays whole
+    if unused:
+        delete_controls(unused, own=state.session_id())
+    if len(unused) < len(shown):
+        st.caption("A correction that has trained a model (see \"used by\") can be deleted by the admin only.")

@@ -28,6 +28,28 @@ from utils.feedback.db import MIGRATIONS, SCHEMA_VERSION, make_engine, metadata,
 
 
 # ------------------------------------------------------------------------------------ ids
+def test_a_session_deletes_only_its_own_unused_corrections(db_url: str) -> None:
+    store = FeedbackStore(db_url)
+    add = dict(model_id="m@1", model_version="base", embedder_id=EMBEDDER, probabilities=[0.1] * len(GENRES),
+               genres=["jazz"])
+    mine = store.add(audio_sha256=sha("mine"), file_name="mine.wav", session_id="sess-a", **add).correction
+    used = store.add(audio_sha256=sha("used"), file_name="used.wav", session_id="sess-a", **add).correction
+    theirs = store.add(audio_sha256=sha("theirs"), file_name="theirs.wav", session_id="sess-b", **add).correction
+    cli = store.add(audio_sha256=sha("cli"), file_name="cli.wav", **add).correction
+    store.mark_used("v2", [used])
+    for victim in (theirs, cli):  # another session's row, or a session-less (CLI) one, is "not there"
+        with pytest.raises(FeedbackError, match="among this session's"):
+            store.delete(victim.id, session_id="sess-a")
+    with pytest.raises(FeedbackError, match="trained a model"):
+        store.delete(used.id, session_id="sess-a")
+    with pytest.raises(FeedbackError, match="session id is needed"):
+        store.delete(mine.id, session_id="")
+    assert store.delete(mine.id, session_id="sess-a").id == mine.id
+    assert {c.file_name for c in store.list()} == {"used.wav", "theirs.wav", "cli.wav"}
+    assert store.delete(used.id).id == used.id, "the admin (no session) still may"
+    store.close()
+
+
 def test_a_deleted_id_is_never_handed_out_again(db_url: str) -> None:
     store = FeedbackStore(db_url)
     ids = [submit(store, audio=a).correction.id for a in ("a", "b", "c")]

@@ -212,13 +212,25 @@ class FeedbackStore:
         ), unique=("audio_sha256", "embedder_id"))
         return conn.execute(locked).scalar_one()
 
-    def delete(self, correction_id: int) -> Correction:
-        """Delete one correction (its usage records go with it; its embeddings too when nothing else uses them)."""
+    def delete(self, correction_id: int, session_id: str | None = None) -> Correction:
+        """Delete one correction (its usage records go with it; its embeddings too when nothing else uses them).
+
+        With `session_id` (a user who is not the admin) only that session's own correction goes, and only
+        while no model has trained on it: a trained model's record of what it learned from stays whole.
+        """
+        own = validate_session(session_id) if session_id is not None else None
+        if session_id is not None and own is None:
+            raise FeedbackError("A session id is needed to delete one's own correction.")
 
         def work(conn: Connection) -> Correction:
             found = conn.execute(select(corrections).where(corrections.c.id == int(correction_id))).mappings().first()
-            if found is None:
-                raise FeedbackError(f"There is no correction #{correction_id}.")
+            if found is None or (own is not None and found["session_id"] != own):  # never says whose it is
+                raise FeedbackError(f"There is no correction #{correction_id}"
+                                    + (" among this session's." if own is not None else "."))
+            if own is not None and conn.execute(select(func.count()).where(
+                    correction_usage.c.correction_id == found["id"])).scalar():
+                raise FeedbackError(f"Correction #{correction_id} has trained a model already, so only the admin "
+                                    "may delete it.")
             conn.execute(delete(correction_usage).where(correction_usage.c.correction_id == found["id"]))
             conn.execute(delete(corrections).where(corrections.c.id == found["id"]))
             emb_id = found["embedding_id"]

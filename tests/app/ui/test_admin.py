@@ -199,6 +199,29 @@ def test_with_a_token_others_only_correct_and_see_their_own(
     assert len(mine) == 1 and mine[0].session_id == public_id(at.session_state["gl.session"])
     assert corrections_shown(at) == ["*mine* <i>.wav"]
     assert world.count() == 3, "nothing deleted"
+    # their own correction they may take back (nobody else's is even offered)
+    picker = at.selectbox(key="gl.fb.delete_pick")
+    assert picker.options == ["—", f"#{mine[0].id} *mine* <i>.wav"]
+    picker.set_value(mine[0].id).run()
+    next(b for b in at.button if b.label == "Delete…").click()
+    at.run()
+    next(b for b in at.button if b.label == "Yes, delete it").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert world.get(mine[0].id) is None and world.count() == 2, "only their own went"
+    assert corrections_shown(at) == []
+
+
+def test_a_user_cannot_delete_a_correction_a_model_trained_on(world: FeedbackStore, monkeypatch) -> None:
+    monkeypatch.setenv(ADMIN_TOKEN_ENV, TOKEN)
+    at = submit(open_page())
+    mine = next(c for c in world.list() if c.file_name == "mine.wav")
+    world.mark_used("v-next", [mine])
+    at.run()
+    assert corrections_shown(at) == ["mine.wav"]
+    assert "Delete…" not in labels(at), "a used correction is not offered"
+    assert any("admin only" in c.value for c in at.caption)
+    assert world.get(mine.id) is not None
 
 
 def test_the_admin_unlocks_sees_everything_and_locks_again(world: FeedbackStore, monkeypatch) -> None:
