@@ -8,8 +8,11 @@ Identical to `--engine local` by construction: the tasks call the same `load_aud
 arguments as `app.jobs.track.embed_track`, the actors the same `embed` / `frame_starts`, and the
 driver lists and filters tracks with the same `list_source` and genre check as `build_table`.
 Resumable: shards are written atomically (temp file + rename) and hold whole tracks, so a re-run
-reads the track ids already in the folder and only embeds the rest. Failed files are listed in
-`FOLDER/_failures.json` (this run's) and retried by the next run, as the local job does.
+reads the track ids (and genres) already in the folder and only embeds the rest. A file whose name is
+taken by a track of another genre is reported, not skipped; shards keep no audio hash, so a same-genre
+namesake with other audio is still skipped (the local job's `.sources.json` catches that). Two runs on
+one folder take turns (`.FOLDER.lock` beside it). Failed files are listed in `FOLDER/_failures.json`
+(this run's) and retried by the next run, as the local job does.
 """
 
 from __future__ import annotations
@@ -24,15 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from app.jobs.embed import EmbedReport, list_source, table_meta
+from app.jobs.embed import EmbedReport, list_source, table_lock, table_meta
 from app.jobs.ray_cluster import ActorPlan, plan_actors, ray_session, tracks_per_shard
 from app.jobs.track import MAX_TRACK_S
-from models.embedders.base import build_embedder
+from models.embedders.base import Embedder, build_embedder
 from utils.atomic import atomic_write_text
 from utils.audio import AudioError, load_audio
 from utils.constants import GENRES
 from utils.tables import EmbeddingTable
-from utils.tables.parquet import shard_meta, shard_paths, shard_track_ids, write_shard
+from utils.tables.parquet import shard_meta, shard_paths, shard_track_genres, write_shard
 
 FAILURES_FILE = "_failures.json"
 Batch = dict[str, np.ndarray]
@@ -123,14 +126,14 @@ def write_batch(batch: Batch, folder: str, run_id: str, meta: dict[str, Any]) ->
     }
 
 
-def existing_tracks(folder: Path, embedder_id: str) -> set[str]:
-    """Track ids already written to the folder (the resume point); refuses another embedder's shards."""
+def existing_tracks(folder: Path, embedder_id: str) -> dict[str, str]:
+    """Track id -> genre of what the folder holds (the resume point); refuses another embedder's shards."""
     paths = shard_paths(folder)
     if paths:
         found = shard_meta(paths[0]).get("embedder", {}).get("id")
         if found != embedder_id:
             raise ValueError(f"{folder} holds {found} embeddings, not {embedder_id}; choose another --out.")
-    return {tid for p in paths for tid in shard_track_ids(p)}
+    return {tid: genre for p in paths for tid, genre in shard_track_genres(p).items()}
 
 
 def run_pipeline(
@@ -191,11 +194,23 @@ def embed_with_ray(
         raise ValueError(f"--engine ray writes a folder of Parquet shards; pass --out FOLDER, not {out}.")
     probe = build_embedder(embedder, device="cpu", **options)  # the driver only needs its meta
     meta = table_meta(probe)
+    with table_lock(folder, log):  # two runs on one folder take turns: each would embed the other's tracks too
+        return _embed_missing(source, folder, embedder, options, probe, meta, address, device, log)
+
+
+def _embed_missing(
+    source: Path, folder: Path, embedder: str, options: dict[str, Any], probe: Embedder, meta: dict[str, Any],
+    address: str | None, device: str | None, log: Callable[[str], None] | None,
+) -> EmbedReport:
+    """The body of `embed_with_ray`, run while the folder's lock is held."""
     done = existing_tracks(folder, probe.id)
     report = EmbedReport()
     rows = []
     for order, (tid, path, genre) in enumerate(list_source(Path(source).resolve())):
-        if tid in done:
+        if tid in done and genre and done[tid] and genre != done[tid]:  # a name taken by another track
+            report.failed.append((str(path), f"{folder.name} already holds another track named {tid!r} (genre "
+                                             f"{done[tid]}, not {genre}); rename the file or write to another --out"))
+        elif tid in done:
             report.skipped.append(tid)
         elif genre and genre not in GENRES:
             report.failed.append((str(path), f"unknown genre {genre!r}"))

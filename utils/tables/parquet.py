@@ -113,6 +113,16 @@ def shard_track_ids(path: str | os.PathLike) -> list[str]:
     return [ids[i] for i in sorted(np.unique(ids, return_index=True)[1])] if ids else []
 
 
+def shard_track_genres(path: str | os.PathLike) -> dict[str, str]:
+    """Track id -> genre of a shard, reading only those two columns (what a resume compares names by)."""
+    pa = _pa()
+    try:
+        table = pa.parquet.read_table(path, columns=["track_id", "genre"])
+    except (OSError, pa.ArrowException) as exc:
+        raise TableError(f"Could not read Parquet shard {path}: {exc}") from exc
+    return dict(zip(table.column("track_id").to_pylist(), table.column("genre").to_pylist(), strict=True))
+
+
 def _normalised(table: EmbeddingTable, where: Path) -> EmbeddingTable:
     """Rows of each track contiguous and in time order (first-appearance track order), or TableError."""
     if len(table.track_id) == 0:

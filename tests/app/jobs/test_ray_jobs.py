@@ -52,6 +52,45 @@ def test_missing_ray_is_a_one_line_error(tmp_path, capsys, monkeypatch):
     assert "pip install -r requirements-ray.txt" in capsys.readouterr().err
 
 
+def test_a_namesake_of_another_genre_is_reported_and_runs_take_turns(tmp_path):
+    """Decided on the driver, before Ray starts: nothing here needs a cluster."""
+    import threading
+
+    from app.jobs.embed import table_lock, table_meta
+    from app.jobs.ray_embed import embed_with_ray
+    from models.embedders.base import build_embedder
+    from utils.tables.parquet import write_shard
+
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    meta = table_meta(build_embedder("musicnn-msd", device="cpu"))
+    held = EmbeddingTable(np.zeros((2, meta["dim"]), np.float32), np.array(["song", "song"]),
+                          np.array(["jazz", "jazz"]), np.array([0.0, 3.0], np.float32), meta)
+    write_shard(folder / "part-0.parquet", held)
+    for genre in ("rock", "jazz"):  # one source each: a source's own namesakes are renamed (song~1) first
+        (tmp_path / genre / genre).mkdir(parents=True)
+        sf.write(tmp_path / genre / genre / "song.wav", synth_music(2.0, seed=1), 22050)
+    messages: list[str] = []
+    gate = threading.Event()
+
+    def hold() -> None:
+        with table_lock(folder):
+            gate.set()
+            threading.Event().wait(0.5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    gate.wait()
+    clash = embed_with_ray(tmp_path / "rock", folder, embedder="musicnn-msd", options={}, log=messages.append)
+    holder.join()
+    assert any("waiting for another embed run" in m for m in messages), messages
+    (path, why), = clash.failed
+    assert path.endswith("rock/song.wav") and "another track named 'song' (genre jazz, not rock)" in why
+    assert not clash.skipped and not clash.embedded
+    same = embed_with_ray(tmp_path / "jazz", folder, embedder="musicnn-msd", options={})
+    assert same.skipped == ["song"] and not same.embedded and not same.failed
+
+
 def test_ray_engine_wants_a_folder(tmp_path, capsys):
     assert main(["embed", str(tmp_path), "--out", str(tmp_path / "t.npz"), "--engine", "ray"]) == 2
     assert "folder of Parquet shards" in capsys.readouterr().err
