@@ -219,7 +219,14 @@ class JobQueue:
         return write_transaction(self.engine, work)
 
     def history(self, kind: str, limit: int = 20) -> list[Job]:
-        """The newest jobs of a kind, newest first."""
+        """The newest jobs of a kind, newest first; a dead worker's job reads failed, as `get` and `latest` show it.
+
+        A read-only database is listed as it is: nothing can be marked there.
+        """
+        try:
+            self.recover_stale()
+        except FeedbackError:  # read-only (a listing must still work); anything else shows up on the next write
+            pass
         rows = read(self.engine, lambda c: c.execute(select(jobs).where(jobs.c.kind == kind).order_by(
             jobs.c.id.desc()).limit(limit)).mappings().all())
         return [_job(r) for r in rows]

@@ -164,6 +164,19 @@ def test_a_dead_workers_job_is_failed_once_its_heartbeat_is_stale(db_url: str) -
     assert queue.recover_stale() == []
 
 
+def test_a_look_at_the_queue_fails_a_dead_workers_job(db_url: str) -> None:
+    store = FeedbackStore(db_url)
+    queue = JobQueue(store, stale_after_s=60)
+    job = queue.enqueue("retrain", PARAMS)
+    queue.claim("worker-that-dies")
+    assert queue.history("retrain")[0].state == RUNNING  # alive: left alone
+    with store.engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == job.id).values(
+            heartbeat_at=datetime.now(UTC) - timedelta(seconds=120)))
+    listed = queue.history("retrain")  # `jobs list`: no longer "running 92%" forever
+    assert listed[0].id == job.id and listed[0].state == FAILED and "stopped responding" in listed[0].message
+
+
 def test_a_worker_whose_job_went_stale_stops_working_on_it(db_url: str) -> None:
     store = FeedbackStore(db_url)
     queue = JobQueue(store, stale_after_s=60)
