@@ -20,6 +20,7 @@ Times are the workers' clocks in UTC: workers on several machines need their clo
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -223,10 +224,8 @@ class JobQueue:
 
         A read-only database is listed as it is: nothing can be marked there.
         """
-        try:
+        with suppress(FeedbackError):  # read-only: a listing must still work (anything else: the next write says)
             self.recover_stale()
-        except FeedbackError:  # read-only (a listing must still work); anything else shows up on the next write
-            pass
         rows = read(self.engine, lambda c: c.execute(select(jobs).where(jobs.c.kind == kind).order_by(
             jobs.c.id.desc()).limit(limit)).mappings().all())
         return [_job(r) for r in rows]
