@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test setup setup-dev lint bench browser-deps clean
+.PHONY: run test setup setup-dev lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

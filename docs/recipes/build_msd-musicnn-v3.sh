@@ -3,6 +3,11 @@
 # Protocol: settings chosen on the artist-disjoint valid split (train-only selection model), final
 # fit on train + valid with those settings, ONE evaluation on test. Run from the repository root.
 set -euo pipefail
+if [ -e models/checkpoints/msd-musicnn-v3 ]; then  # `train` never overwrites a bundle
+  echo "models/checkpoints/msd-musicnn-v3 exists and bundles are never overwritten: move it aside to rebuild it" \
+       "(git restores it; a rebuild also becomes CURRENT: git checkout models/checkpoints/CURRENT)." >&2
+  exit 2
+fi
 PY=${PY:-.venv/bin/python}
 P=../shared/data/gtzan_musicnn_pool
 SEL=${SEL:-/tmp/genre-lens-select}   # the train-only selection model: never shipped, never saw valid

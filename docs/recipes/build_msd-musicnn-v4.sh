@@ -4,6 +4,11 @@
 # end to end, on realworld_dev; final fit on train + valid with those settings, ONE evaluation on test.
 # v4 has no hyper-parameter of its own: shrinkage LDA with the Ledoit-Wolf intensity. Run from the repo root.
 set -euo pipefail
+if [ -e models/checkpoints/msd-musicnn-v4 ]; then  # `train` never overwrites a bundle
+  echo "models/checkpoints/msd-musicnn-v4 exists and bundles are never overwritten: move it aside to rebuild it" \
+       "(git restores it; a rebuild also becomes CURRENT: git checkout models/checkpoints/CURRENT)." >&2
+  exit 2
+fi
 PY=${PY:-.venv/bin/python}
 P=../shared/data/gtzan_musicnn_pool
 SEL=${SEL:-/tmp/genre-lens-select-v4}   # the train-only selection model: never shipped, never saw valid

@@ -7,6 +7,11 @@
 # final fit on realworld_dev) and no valid accuracy; 0.5 (msd-musicnn-v5-robust.json) is more robust but lost three
 # of 42 real clips (README, "The bundled model"). Run from the repository root.
 set -euo pipefail
+if [ -e models/checkpoints/msd-musicnn-v5 ]; then  # `train` never overwrites a bundle
+  echo "models/checkpoints/msd-musicnn-v5 exists and bundles are never overwritten: move it aside to rebuild it" \
+       "(git restores it; a rebuild becomes CURRENT, as the shipped one is)." >&2
+  exit 2
+fi
 PY=${PY:-.venv/bin/python}
 P=../shared/data/gtzan_musicnn_pool
 MINI=../shared/data/gtzan_mini
