@@ -28,7 +28,7 @@ from app.ui.upload_jobs import ACCEPTED, analyse_one, public_progress, show_uplo
 from models.classifier.bundle import CheckpointError, current_version, read_card
 from models.embedders.base import EmbedderError
 from utils.audio import AudioError
-from utils.constants import GENRES
+from utils.constants import GENRES, NOT_MUSIC_LABEL
 from utils.feedback import MAX_NOTE_CHARS, FeedbackError
 from utils.tables import TableError
 from utils.text import md_escape, plural
@@ -126,15 +126,23 @@ def correction_form(a: Analysis) -> None:
                                            for w in a.windows}
     with st.form(f"gl.fb.form.{a.sha256[:16]}"):
         genres = st.multiselect("Correct genre(s)", list(GENRES), placeholder="Choose one or more genres")
+        not_music = st.checkbox("Not music (noise, speech, a test tone…)",
+                                help="Kept as a correction for the admin; a retrain learns genres only, so it "
+                                     "skips these.")
         start = st.selectbox("The correction is about", list(windows), format_func=windows.get)
         note = st.text_area("Note (optional)", max_chars=MAX_NOTE_CHARS,
                             placeholder="e.g. the intro is jazz, the rest is blues")
         submitted = st.form_submit_button("Submit correction", type="primary")
     if not submitted:
         return
-    if not genres:
-        st.warning("Choose at least one genre.")
+    if not_music and genres:
+        st.warning("Choose genres or tick 'Not music', not both.")
         return
+    if not genres and not not_music:
+        st.warning("Choose at least one genre, or tick 'Not music'.")
+        return
+    if not_music:
+        genres = [NOT_MUSIC_LABEL]
     hop, frame = embedder_geometry(a)
     result = store().add_analysis(a, genres, hop_seconds=hop, frame_seconds=frame, note=note, window_start_s=start,
                                   session_id=state.session_id() or None)  # the key includes the session
@@ -143,7 +151,7 @@ def correction_form(a: Analysis) -> None:
     if not result.created:
         st.info(f"This correction was already stored as #{c.id}; nothing was added.")
     st.dataframe(pd.DataFrame({"field": ["file", "corrected to", "model said", "about", "note", "model version"],
-                               "value": [c.file_name, " + ".join(c.genres), c.predicted, windows.get(start, ""),
+                               "value": [c.file_name, c.label, c.predicted, windows.get(start, ""),
                                          c.note or "", c.model_version]}), hide_index=True)
 
 
@@ -165,7 +173,7 @@ def retrain_section() -> None:
                    "the admin (unlock above).")
         return
     card = read_card(root / version)
-    usable = [c for c in store().list() if c.embedder_id == card.embedder.get("id")]
+    usable = [c for c in store().list() if c.embedder_id == card.embedder.get("id") and not c.not_music]
     used = store().usage()
     new = [c for c in usable if c.id not in used]
     st.text(f"Current model: {version}. {plural(len(usable), 'correction applies', 'corrections apply')} to it; "

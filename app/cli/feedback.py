@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("add", help="analyse FILE with the current model and store a correction")
     p.add_argument("file", type=Path)
-    p.add_argument("--genre", action="append", required=True, help="the right genre (repeat for several)")
+    p.add_argument("--genre", action="append", required=True,
+                   help="the right genre (repeat for several), or not_music for noise, speech or tones")
     p.add_argument("--note", default=None, help="free text, up to 1000 characters")
     p.add_argument("--key", default=None, help="idempotency key (default: derived from audio, genres, note, window)")
     p.add_argument("--window-start", type=float, default=None, help="start (s) of the 15 s window it is about")
@@ -118,7 +119,8 @@ def _plain(text: str | None, limit: int | None = None) -> str:
 def _describe(c: Correction) -> str:
     """One line about a correction."""
     window = f" window {c.window_start_s:g}-{c.window_end_s:g} s" if c.window_start_s is not None else ""
-    return f"#{c.id} {_plain(c.file_name)}: {'+'.join(c.genres)} (model said {c.predicted}){window}"
+    said = "not music" if c.not_music else "+".join(c.genres)
+    return f"#{c.id} {_plain(c.file_name)}: {said} (model said {c.predicted}){window}"
 
 
 def add(args: argparse.Namespace) -> int:

@@ -84,10 +84,11 @@ RUNNERS: dict[str, Runner] = {KIND: run_retrain}
 
 
 def check_new_corrections(store: FeedbackStore, params: dict[str, Any]) -> int:
-    """How many stored corrections no version used yet; RetrainError when none and the request is not forced."""
+    """How many stored genre corrections no version used yet; RetrainError when none and the request is not forced."""
     card = read_card(resolve_bundle(None, Path(params["root"])))
     used = store.usage()
-    new = [c for c in store.list() if c.embedder_id == card.embedder.get("id") and c.id not in used]
+    new = [c for c in store.list()
+           if c.embedder_id == card.embedder.get("id") and c.id not in used and not c.not_music]
     if not new and not params.get("force"):
         raise retrain_module.RetrainError("No new corrections since the last retrain (all stored ones are used "
                                           "already); add corrections first or force a retrain.")

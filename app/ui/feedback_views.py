@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui import admin_view, state
-from utils.constants import GENRES
+from utils.constants import GENRES, NOT_MUSIC_LABEL
 from utils.feedback import Correction, FeedbackError, FeedbackStore
 from utils.feedback.db import default_url
 
@@ -51,7 +51,8 @@ def visible_session() -> str | None:
 def filtered_corrections(items: list[Correction]) -> list[Correction]:
     """Filter widgets (genre, model version, date range) and the matching corrections."""
     c1, c2, c3 = st.columns(3)
-    genre = c1.selectbox("Genre", ["all", *GENRES])
+    genre = c1.selectbox("Genre", ["all", *GENRES, NOT_MUSIC_LABEL],
+                         format_func=lambda g: "not music" if g == NOT_MUSIC_LABEL else g)
     versions = sorted({c.model_version for c in items})
     version = c2.selectbox("Model version", ["all", *versions])
     first, last = _date_bounds(items)
@@ -67,7 +68,7 @@ def corrections_table(items: list[Correction], usage: dict[int, list[str]]) -> N
     """The corrections as dataframe cells (text, never markup); the admin also sees each one's session."""
     with_session = admin_view.enabled() and admin_view.is_admin()
     rows = [{"id": c.id, "created (UTC)": c.created_at.strftime("%Y-%m-%d %H:%M"), "file": c.file_name,
-             "corrected to": " + ".join(c.genres), "model said": c.predicted,
+             "corrected to": c.label, "model said": c.predicted,
              "window (s)": "" if c.window_start_s is None else f"{c.window_start_s:g}–{c.window_end_s:g}",
              "note": c.note or "", "model version": c.model_version, "used by": ", ".join(usage.get(c.id, []))}
             | ({"session": (c.session_id or "local")[:8]} if with_session else {})

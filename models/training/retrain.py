@@ -1,6 +1,7 @@
 """Retraining with user corrections: a new model version that replaces the current one only if not worse.
 
-Training data is the base table the current model was trained on plus every stored correction,
+Training data is the base table the current model was trained on plus every stored correction
+(except "not music" answers, which name no genre to learn),
 with the parent's hyper-parameters and validation tracks. Each correction enters as its engine
 windows, rebuilt from the stored slice embeddings (frame j of a slice starts at slice start +
 j * hop), one small track per window so training sees exactly what the engine classified.
@@ -272,7 +273,7 @@ def retrain(
     report(0.03, "Collecting corrections")
     embedder_id = str(card.embedder.get("id"))
     everything = store.list()
-    usable = [c for c in everything if c.embedder_id == embedder_id]
+    usable = [c for c in everything if c.embedder_id == embedder_id and not c.not_music]  # no genre to learn
     skipped = [f"correction #{c.id}: made with embedder {c.embedder_id}" for c in everything
                if c.embedder_id != embedder_id]
     used_before = store.usage()

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.constants import GENRES, WINDOW_S
+from utils.constants import GENRES, NOT_MUSIC_LABEL, WINDOW_S
 
 
 class FeedbackError(ValueError):
@@ -64,6 +64,16 @@ class Correction:
     session_id: str | None = None  # opaque id of the browser session that submitted it; None: CLI / before v3
 
     @property
+    def not_music(self) -> bool:
+        """The user said this is not music (noise, speech, a tone): no genre for a head to learn."""
+        return self.genres == (NOT_MUSIC_LABEL,)
+
+    @property
+    def label(self) -> str:
+        """What the user corrected it to, in words ("jazz + blues", "not music")."""
+        return "not music" if self.not_music else " + ".join(self.genres)
+
+    @property
     def predicted(self) -> str:
         """The genre the model ranked first."""
         return max(self.probabilities, key=self.probabilities.get) if self.probabilities else ""
@@ -90,17 +100,25 @@ class AddResult:
 
 # ------------------------------------------------------------------------------------ validation
 def validate_genres(genres: Iterable[str] | str) -> tuple[str, ...]:
-    """Corrected genres from the label set, deduplicated, in label order; anything else is rejected."""
+    """Corrected genres from the label set, deduplicated, in label order; or `NOT_MUSIC_LABEL` alone.
+
+    Anything else is rejected ("not music" and "not_music" are the same answer).
+    """
     items = [genres] if isinstance(genres, str) else list(genres or [])
     chosen = set()
     for g in items:
         for part in str(g).split("|"):
-            name = part.strip().lower()
-            if name not in GENRES:
-                raise FeedbackError(f"Unknown genre {part.strip()[:40]!r}; choose from: {', '.join(GENRES)}.")
+            name = part.strip().lower().replace(" ", "_")
+            if name not in GENRES and name != NOT_MUSIC_LABEL:
+                raise FeedbackError(f"Unknown genre {part.strip()[:40]!r}; choose from: {', '.join(GENRES)} "
+                                    f"(or {NOT_MUSIC_LABEL}).")
             chosen.add(name)
     if not chosen:
         raise FeedbackError("Choose at least one genre for the correction.")
+    if NOT_MUSIC_LABEL in chosen:
+        if len(chosen) > 1:
+            raise FeedbackError("A correction says either genres or 'not music', not both.")
+        return (NOT_MUSIC_LABEL,)
     return tuple(g for g in GENRES if g in chosen)
 
 

@@ -250,6 +250,8 @@ def test_guard_never_reads_the_test_table(world: dict, tmp_path: Path, monkeypat
 def test_retrain_refuses_without_corrections_and_checks_embedders(world: dict, tmp_path: Path) -> None:
     root = fresh_root(world, tmp_path)
     store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    e, s = world["tracks"][0]
+    add_correction(store, e, s, "not_music", "base", 0)  # "not music" names no genre: never new, never trained on
     with pytest.raises(RetrainError, match="No new corrections"):
         retrain(store, world["table"], None, root=root, cfg=world["cfg"])
     other = make_table(world["means"], 1, seed=9)
