@@ -1,13 +1,15 @@
 """A bundle's trust settings: its decision threshold and its not-music detector (`trust.json`, `novelty.npz`).
 
 Written by `python -m app trust` (docs/recipes/build_msd-musicnn-v3.sh) next to the weights, never
-into them: the head's `model.pt` and its sha256 stay as they are. A bundle without them (v1, v2, a
-fresh retrain) still gets verdicts: the default threshold and no not-music detection.
+into them: the head's `model.pt` and its sha256 stay as they are. A retrain inherits its parent's
+(`inherit_trust`). A bundle without them (v1, v2) still gets verdicts: the default threshold and no
+not-music detection.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,3 +50,23 @@ def save_trust(folder: Path, detector: NoveltyDetector, report: dict) -> None:
     """Write novelty.npz and trust.json (the report must hold the chosen `threshold`)."""
     detector.save(Path(folder) / NOVELTY_FILE)
     atomic_write_text(Path(folder) / TRUST_FILE, json.dumps(report, indent=1))
+
+
+def inherit_trust(parent: Path, child: Path) -> bool:
+    """Give a retrained bundle its parent's trust files; False when the parent has none (or unreadable ones).
+
+    The detector measures the embedding, not the head, so it holds for the child unchanged. The threshold
+    was chosen for the parent on `valid`; a retrain keeps the recipe and adds a few corrections, so it is the
+    best estimate there is, and `inherited_from` in trust.json says where it came from (`app trust` re-chooses
+    both for the child).
+    """
+    try:
+        report = json.loads((Path(parent) / TRUST_FILE).read_text(encoding="utf-8"))
+        float(report["threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if (Path(parent) / NOVELTY_FILE).is_file():
+        shutil.copy2(Path(parent) / NOVELTY_FILE, Path(child) / NOVELTY_FILE)
+    report["inherited_from"] = report.get("inherited_from") or Path(parent).name
+    atomic_write_text(Path(child) / TRUST_FILE, json.dumps(report, indent=1))
+    return True

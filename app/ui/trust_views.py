@@ -69,6 +69,10 @@ def render_trust(folder: Path, metrics: dict[str, Any] | None) -> None:
         st.info("This version has no decision threshold or not-music detector of its own (no trust.json): it "
                 f"uses the default threshold {trust.threshold:.2f} and never says 'not music'. "
                 "`python -m app trust --checkpoint VERSION ...` adds them.", icon=":material/info:")
+    if trust.report and trust.report.get("inherited_from"):
+        st.caption(f"Inherited from {trust.report['inherited_from']} when this version was retrained: the "
+                   "not-music detector reads the embedding, not the head, so it holds as it is; the threshold and "
+                   "the figures below are the parent's. `python -m app trust` re-chooses both for this version.")
     curves = {"test": metrics_curve(metrics or {})}
     if trust.report and trust.report.get("valid_curve"):
         curves["valid (selection model)"] = trust.report["valid_curve"]

@@ -48,6 +48,7 @@ from models.training.config import TrainConfig
 from models.training.evaluation import evaluate_and_record
 from models.training.loop import train
 from models.training.promotion import held_out_ids, judge
+from models.trust import inherit_trust
 from utils.atomic import atomic_write_text
 from utils.constants import GENRES, SLICE_S, SLICES_PER_WINDOW
 from utils.feedback import Correction, FeedbackError, FeedbackStore, SliceEmbeddings
@@ -349,6 +350,7 @@ def retrain(
             notes=f"Retrained from {parent} with {len(used_ids)} user corrections.",
         )
         save_bundle(result.model, new_card, root, folder=staging)
+        inherit_trust(root / parent, staging)  # else a promoted retrain would stop saying "not music" for everyone
         atomic_write_text(staging / CURVES_FILE, json.dumps(result.curves(), indent=1))
         report(0.82, f"Judging {version} against {parent} on " +
                ("the validation tracks" if valid is not None else "held-out corrections"))

@@ -16,9 +16,11 @@ from models.classifier.bundle import (
     save_bundle,
     set_current,
 )
+from models.novelty import fit_detector
 from models.training.data import grid_windows
 from models.training.loop import train
 from models.training.retrain import RetrainError, retrain, slice_frames, window_starts_of, window_tracks
+from models.trust import load_trust, save_trust
 from tests.helpers.retrain import (
     DIM,
     FRAME,
@@ -88,11 +90,17 @@ def test_corrections_teach_the_retrained_model_and_are_recorded(world: dict, tmp
         for k, (e, s) in enumerate(world["tracks"][:4])
     ]
     steps: list[tuple[float, str]] = []
+    means = np.random.default_rng(5).normal(0, 1, (40, DIM))
+    detector, novelty = fit_detector(means[:20], means[20:])
+    save_trust(root / "base", detector, {"threshold": 0.3, "novelty": novelty})
 
     res = retrain(
         store, world["table"], None, test=world["test"], root=root, cfg=world["cfg"],
         progress=lambda f, m: steps.append((f, m)),
     )
+    trust = load_trust(res.folder)  # a promoted retrain keeps saying "not music", with the parent's settings
+    assert trust.threshold == 0.3 and trust.report["inherited_from"] == "base"
+    assert trust.detector is not None and trust.detector.threshold == detector.threshold
 
     model, card = load_bundle(res.folder)
     for e, _ in world["tracks"][:3]:  # the corrected tracks it trained on
