@@ -16,7 +16,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from app.analysis import Analysis
 from app.engine import Engine
-from app.ui import charts, explain_views, first_run, state, verdict_view, window_charts, window_text
+from app.ui import charts, explain_views, first_run, state, thresholds, verdict_view, window_charts, window_text
 from app.ui.compare_table import compare_html
 from app.ui.player import view as player_view
 from app.ui.upload_jobs import (
@@ -298,7 +298,7 @@ def render_downloads(a: Analysis) -> None:
 def render_compare(tracks: list[Analysis]) -> None:
     """Summary of every track analysed in this session."""
     st.markdown(f"#### Compare · {len(tracks)} tracks")
-    table = charts.compare_table(tracks, state.threshold())
+    table = charts.compare_table(tracks, thresholds.threshold())
     with st.container(key="gl-compare-grid"):  # wide screens: the sortable grid
         # whole percentages (the grid's "percent" format shows 82.88%, cut to "82.88" in a narrow column)
         st.dataframe(table.assign(confidence=100 * table["confidence"]), hide_index=True, column_config={
@@ -321,7 +321,7 @@ def page() -> None:
     key, files = upload_widget()
     for name, message in analyse_uploads(engine, files, key):
         show_upload_error(name, message)
-    tracks = [state.with_threshold(t) for t in state.analysed_tracks()]
+    tracks = [thresholds.with_threshold(t) for t in state.analysed_tracks()]
     if not tracks:
         st.info("Upload one or more songs to begin. Longer files are analysed window by window; the first "
                 f"{engine.max_duration_s / 60:.0f} minutes of a very long file are used.", icon=":material/upload:")
@@ -334,7 +334,7 @@ def page() -> None:
     if len(tracks) > 1:
         render_compare(tracks)
         st.divider()
-    a = state.with_threshold(pick_track(tracks))
+    a = thresholds.with_threshold(pick_track(tracks))
     render_heading(a)
     render_summary(a)
     index = render_timeline(a)

@@ -14,7 +14,7 @@ import streamlit as st
 
 from app import explain
 from app.analysis import Analysis
-from app.ui import charts, explain_charts, explain_views, state
+from app.ui import charts, explain_charts, explain_views, state, thresholds
 from models.verdict import NOT_MUSIC, UNCERTAIN
 from utils.embedding_map import METHODS, EmbeddingMap
 from utils.text import heading_html, plural
@@ -44,8 +44,8 @@ def placed(emap: EmbeddingMap, uploads: list[Analysis], vectors: np.ndarray) -> 
     if not uploads:
         return []
     xy = emap.place(vectors)
-    return [explain_charts.PlacedTrack(a.sha256, a.name, map_label(state.with_threshold(a)), (float(p[0]), float(p[1])))
-            for a, p in zip(uploads, xy, strict=True)]
+    return [explain_charts.PlacedTrack(a.sha256, a.name, map_label(thresholds.with_threshold(a)),
+                                       (float(p[0]), float(p[1]))) for a, p in zip(uploads, xy, strict=True)]
 
 
 def map_label(a: Analysis) -> str:
@@ -63,7 +63,7 @@ def render_point(key: str, emap: EmbeddingMap, reference: explain_views.Referenc
     shas = [a.sha256 for a in uploads]
     heading = "**Sounds most like**"
     if key in shas:
-        a = state.with_threshold(uploads[shas.index(key)])
+        a = thresholds.with_threshold(uploads[shas.index(key)])
         st.html(heading_html(a.name, 4))  # the name exactly as uploaded, never markdown
         st.caption(f"Your upload · {a.verdict.text}")
         if audio := state.track_audio(a.sha256):
@@ -86,7 +86,7 @@ def render_point(key: str, emap: EmbeddingMap, reference: explain_views.Referenc
         probs = row.get("probabilities")
         if probs:
             labels = list(probs)
-            st.plotly_chart(charts.genre_bars(labels, np.array([probs[g] for g in labels]), state.threshold()),
+            st.plotly_chart(charts.genre_bars(labels, np.array([probs[g] for g in labels]), thresholds.threshold()),
                             key="explore-bars")
         vector, exclude = reference.tracks.vectors[i], key
     st.markdown(heading)

@@ -17,7 +17,7 @@ Session layout (all keys live under `st.session_state`, prefixed `gl.`):
     last run, so removing a file's chip removes its result (unless another chip holds the same bytes).
   - `gl.selected_track`: sha256 of the track shown in detail; `gl.windows`: {sha256: window index}.
   - `gl.version`: the model version picked in the sidebar (None = follow the current one).
-  - `threshold`: the sidebar slider (a widget key, so it has no prefix).
+  - `threshold`: the sidebar slider (`app.ui.thresholds`); `gl.threshold_of`: the version it follows.
 
 For other pages (feedback, explore): `analysed_tracks()` lists this session's analyses, newest
 last; each `Analysis` carries `slice_embeddings`, `model["id"]` and `sha256`, which is what a
@@ -38,6 +38,7 @@ import streamlit as st
 from app.analysis import Analysis
 from app.engine import Engine
 from app.ui.session_store import SessionData, SessionStore, browser_key, is_token, public_id
+from app.ui.thresholds import THRESHOLD_KEY, threshold
 from models.classifier.bundle import (
     CheckpointError,
     checkpoint_root,
@@ -59,7 +60,7 @@ _TOKEN, _OWNER = "gl.session", "gl.session_owner"
 _TRACKS, _AUDIO, _ERRORS, _UPLOADS = "gl.tracks", "gl.audio", "gl.errors", "gl.uploads"
 _SELECTED, _WINDOWS, _VERSION = "gl.selected_track", "gl.windows", "gl.version"
 UPLOADER_GEN = "gl.uploader_gen"  # bumped by "Clear all": a fresh, empty uploader
-THRESHOLD_KEY = "threshold"
+_THRESHOLD_OF = "gl.threshold_of"  # the version whose default the threshold was last set to follow
 MAX_KEPT_AUDIO_BYTES = 50 * 1024 * 1024  # bigger uploads are analysed but not kept for the player
 
 
@@ -93,6 +94,19 @@ def set_active_version(version: str | None) -> None:
     st.session_state[_VERSION] = None if version == current_model_version() else version
     if followed:
         st.session_state[THRESHOLD_KEY] = default_threshold(version)
+    st.session_state[_THRESHOLD_OF] = active_version()
+
+
+def _follow_promotion() -> None:
+    """A promotion since the last rerun moves a session that follows CURRENT to the new model's threshold.
+
+    Without this a session open before the promotion kept the old model's default (0.05 beside a newcomer's
+    0.50), so two users saw different verdicts for one track on one model. A threshold the user set stays.
+    """
+    now, before = active_version(), st.session_state.get(_THRESHOLD_OF)
+    if now != before and before is not None and threshold() == default_threshold(before):
+        st.session_state[THRESHOLD_KEY] = default_threshold(now)
+    st.session_state[_THRESHOLD_OF] = now
 
 
 def version_label(version: str, current: str | None) -> str:
@@ -201,8 +215,11 @@ def init_session() -> None:
                 _VERSION: None, UPLOADER_GEN: 0}
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
-    if THRESHOLD_KEY not in st.session_state:  # read the model's trust.json once per session, not every rerun
+    if THRESHOLD_KEY not in st.session_state:  # read the model's trust.json once per model, not every rerun
         st.session_state[THRESHOLD_KEY] = default_threshold()
+        st.session_state[_THRESHOLD_OF] = current_model_version()
+    else:
+        _follow_promotion()
     if not is_token(st.session_state.get(_TOKEN)):
         _start_session()
     token = st.session_state[_TOKEN]
@@ -238,17 +255,6 @@ def default_threshold(version: str | None = None) -> float:
         return load_trust(bundle_dir(version or current_version(checkpoint_root()))).threshold
     except (CheckpointError, OSError):
         return DEFAULT_THRESHOLD
-
-
-def threshold() -> float:
-    """The multi-label decision threshold chosen in the sidebar."""
-    return float(st.session_state.get(THRESHOLD_KEY, DEFAULT_THRESHOLD))
-
-
-def with_threshold(analysis: Analysis, value: float | None = None) -> Analysis:
-    """A shallow copy of an analysis judged at the sidebar threshold (the cached one is shared, never mutated)."""
-    value = threshold() if value is None else value
-    return analysis if analysis.threshold == value else dataclasses.replace(analysis, threshold=value)
 
 
 def analysed_tracks() -> list[Analysis]:

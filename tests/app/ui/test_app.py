@@ -161,6 +161,18 @@ def test_the_threshold_follows_the_model_unless_the_user_set_it(tmp_path: Path, 
     no_exceptions(at)
     assert at.sidebar.slider[0].value == 0.5  # set by the user: it stays
 
+    # a session open while a retrain promotes another version follows it, as a new session would
+    folder = make_test_bundle(tmp_path, version="promoted")
+    (folder / "trust.json").write_text(json.dumps({"threshold": 0.2}))
+    follower = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
+    assert follower.sidebar.slider[0].value == 0.05
+    (tmp_path / "CURRENT").write_text("promoted\n")
+    follower.run()
+    no_exceptions(follower)
+    assert follower.sidebar.slider[0].value == 0.2, "kept the old model's default after a promotion"
+    at.run()
+    assert at.sidebar.slider[0].value == 0.5, "a threshold the user set survives a promotion too"
+
 
 def test_bad_file_gets_a_sentence_and_good_files_still_run(app: AppTest) -> None:
     app.run()
