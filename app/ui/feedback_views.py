@@ -19,6 +19,7 @@ from utils.feedback import Correction, FeedbackError, FeedbackStore
 from utils.feedback.db import default_url
 
 _PENDING_DELETE = "gl.fb.pending_delete"
+_DELETE_ERROR = "gl.fb.delete_error"  # shown once on the rerun after a refused delete
 
 
 @st.cache_resource(show_spinner=False)
@@ -77,14 +78,23 @@ def corrections_table(items: list[Correction], usage: dict[int, list[str]]) -> N
 
 
 def delete_controls(items: list[Correction], own: str | None = None) -> None:
-    """Pick a correction, then confirm, to delete it; `own`: a user's session, who may delete only its own."""
+    """Pick a correction, then confirm, to delete it; `own`: a user's session, who may delete only its own.
+
+    A pending confirmation is only for a correction still offered here: one picked while unlocked, then
+    locked, or deleted meanwhile by another admin, is dropped instead of asking about it.
+    """
     by_id = {c.id: c for c in items}
+    if (failed := st.session_state.pop(_DELETE_ERROR, None)) is not None:
+        st.error(failed)
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     picked = c1.selectbox("Delete a correction", [None, *by_id], key="gl.fb.delete_pick",
                           format_func=lambda i: "—" if i is None else f"#{i} {by_id[i].file_name}")
     if c2.button("Delete…", disabled=picked is None):
         st.session_state[_PENDING_DELETE] = picked
     pending = st.session_state.get(_PENDING_DELETE)
+    if pending is not None and pending not in by_id:
+        st.session_state.pop(_PENDING_DELETE, None)
+        pending = None
     if pending is None:
         return
     st.warning(f"Delete correction #{int(pending)}? This cannot be undone.")
@@ -95,10 +105,9 @@ def delete_controls(items: list[Correction], own: str | None = None) -> None:
             st.rerun()
         try:  # the store checks the session again: the page's list is not the authority
             gone = store().delete(int(pending), session_id=own)
-        except FeedbackError as exc:
-            st.error(str(exc))
-            return
-        st.toast(f"Deleted correction #{gone.id}.")
+            st.toast(f"Deleted correction #{gone.id}.")
+        except FeedbackError as exc:  # deleted by someone else meanwhile, or no longer this user's
+            st.session_state[_DELETE_ERROR] = str(exc)
         st.rerun()
     if no.button("Cancel"):
         st.session_state.pop(_PENDING_DELETE, None)

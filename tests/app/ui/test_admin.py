@@ -254,6 +254,24 @@ def test_the_admin_unlocks_sees_everything_and_locks_again(world: FeedbackStore,
     assert "Delete…" not in labels(at) and "Unlock" in labels(at)
 
 
+def test_locking_drops_a_pending_delete_of_someone_elses_correction(world: FeedbackStore, monkeypatch) -> None:
+    monkeypatch.setenv(ADMIN_TOKEN_ENV, TOKEN)
+    at = submit(open_page())  # this user has a correction of their own, so the delete controls stay
+    at.text_input[0].input(TOKEN)
+    next(b for b in at.button if b.label == "Unlock").click()
+    at.run()
+    theirs = next(c.id for c in world.list() if c.file_name == "other-0.wav")
+    at.selectbox(key="gl.fb.delete_pick").set_value(theirs).run()
+    next(b for b in at.button if b.label == "Delete…").click()
+    at.run()
+    assert any(f"Delete correction #{theirs}?" in w.value for w in at.warning)
+    next(b for b in at.button if b.label == "Lock").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not any(f"#{theirs}" in w.value for w in at.warning), "a locked user was asked about another's correction"
+    assert "Yes, delete it" not in labels(at) and world.get(theirs) is not None
+
+
 def test_the_page_locks_out_after_repeated_wrong_tokens(world: FeedbackStore, monkeypatch) -> None:
     monkeypatch.setenv(ADMIN_TOKEN_ENV, TOKEN)
     at = open_page()
