@@ -122,8 +122,12 @@ def validate_genres(genres: Iterable[str] | str) -> tuple[str, ...]:
     return tuple(g for g in GENRES if g in chosen)
 
 
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def validate_note(note: str | None) -> str | None:
-    """The note as given (verbatim), or None when empty; over-long or control-character notes are rejected."""
+    """The note as given (verbatim), or None when empty; over-long, control-character or direction-override
+    notes are rejected (right-to-left text itself, and the plain marks U+200E/U+200F, are fine)."""
     if note is None or not str(note).strip():
         return None
     note = str(note)
@@ -133,6 +137,9 @@ def validate_note(note: str | None) -> str | None:
         raise FeedbackError("The note contains control characters; only text, line breaks and tabs are allowed.")
     if any(unicodedata.category(c) == "Cs" for c in note):  # bytes that were not UTF-8 (a shell's stray \xff)
         raise FeedbackError("The note is not valid text (it holds bytes that are not UTF-8); retype it.")
+    if any(c in _BIDI_CONTROLS for c in note):  # they reorder what others read ("RTL" drawn as "LTR")
+        raise FeedbackError("The note contains invisible text-direction controls (U+202A-U+202E, U+2066-U+2069); "
+                            "retype it without them.")
     return note
 
 

@@ -107,12 +107,16 @@ def test_fields_validation_and_hostile_input(store: FeedbackStore) -> None:
         submit(store, note="x" * (MAX_NOTE_CHARS + 1))
     with pytest.raises(FeedbackError, match="control characters"):
         submit(store, note="bell \x07 and \x1b[31m escape")
+    with pytest.raises(FeedbackError, match="text-direction controls"):
+        submit(store, note="says \u202eLTR\u202c here")  # drawn reversed to whoever reads it
     with pytest.raises(FeedbackError, match="window"):
         submit(store, window=-5)
     with pytest.raises(FeedbackError, match="idempotency key contains control characters"):
         submit(store, key="nul\x00inside")  # PostgreSQL text cannot hold it: a clear error, not a driver one
     assert store.count() == 0
     assert submit(store, audio="max", note="y" * MAX_NOTE_CHARS).correction.note == "y" * MAX_NOTE_CHARS
+    rtl = "\u05e9\u05dc\u05d5\u05dd \u200fjazz"  # Hebrew text and a plain right-to-left mark are just text
+    assert submit(store, audio="rtl", note=rtl).correction.note == rtl
 
     hostile = "<script>alert('x')</script> **bold** [link](javascript:alert(1)) <img src=x onerror=alert(1)>\n" \
               "second line\twith tab; DROP TABLE corrections; --"
