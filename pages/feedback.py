@@ -24,7 +24,14 @@ import streamlit as st
 from app.analysis import Analysis
 from app.ui import admin_view, state
 from app.ui.feedback_views import browse, store
-from app.ui.upload_jobs import ACCEPTED, analyse_one, public_progress, show_upload_error, upload_job
+from app.ui.upload_jobs import (
+    ACCEPTED,
+    analyse_one,
+    known_audio_note,
+    public_progress,
+    show_upload_error,
+    upload_job,
+)
 from models.classifier.bundle import CheckpointError, current_version, read_card
 from models.embedders.base import EmbedderError
 from utils.audio import AudioError
@@ -64,7 +71,9 @@ def upload_track() -> None:
     data = f.getvalue()
     sha = hashlib.sha256(data).hexdigest()
     state.note_uploads(key, {f.file_id: (sha, f.name)})
-    if state.get_track(sha) is not None:
+    if (known := state.get_track(sha)) is not None:
+        if (note := known_audio_note(f.name, known.name)) is not None:  # else the new name appears nowhere
+            st.info(md(note), icon=":material/content_copy:")
         return
     try:
         engine = state.get_engine()

@@ -56,6 +56,14 @@ def same_audio_notes(held: dict[str, tuple[str | None, str]]) -> list[str]:
     return notes
 
 
+def known_audio_note(name: str, known_name: str) -> str | None:
+    """The sentence for an upload whose bytes this session already analysed under another name (None: same name)."""
+    if browser_file_name(name) == browser_file_name(known_name):
+        return None
+    return (f"{browser_file_name(name)} has the same audio as {browser_file_name(known_name)}, already analysed, "
+            "so it is shown under that name.")
+
+
 def public_progress(message: str) -> str:
     """A progress line that does not tell this user whether someone else already analysed the same bytes."""
     return "Done" if message.startswith("Done") else message

@@ -1,0 +1,40 @@
+"""The Feedback page's own uploader: bytes this session already analysed under another name say so."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.ui.upload_jobs import known_audio_note
+from tests.helpers.analyses import fake_analysis
+from tests.helpers.bundles import make_test_bundle
+from tests.helpers.data import ROOT, synth_music, wav_bytes
+from utils import settings
+
+
+def test_the_note_names_both_files_and_stays_quiet_for_the_same_name() -> None:
+    note = known_audio_note("feedback_name.flac", "analyze_name.flac")
+    assert note is not None and "feedback_name.flac" in note and "analyze_name.flac" in note
+    assert known_audio_note("same.flac", "same.flac") is None
+
+
+def test_a_second_name_for_analysed_bytes_is_not_silently_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_test_bundle(tmp_path / "ckpt")
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path / "ckpt"))
+    monkeypatch.setenv(settings.DB_URL_ENV, f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    data = wav_bytes(synth_music(3.0), 22050)
+    a = replace(fake_analysis(seed=2, name="analyze_name.wav"), sha256=hashlib.sha256(data).hexdigest())
+    at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=60)
+    at.session_state["gl.tracks"] = {a.sha256: a}
+    at.run()
+    at.file_uploader[0].upload("feedback_name.wav", data, "audio/wav").run()
+    assert not at.exception, at.exception
+    shown = [i.value.replace("\\", "") for i in at.info]  # markdown-escaped, drawn literally
+    assert any("feedback_name.wav has the same audio as analyze_name.wav" in i for i in shown), shown
+    assert len(at.session_state["gl.tracks"]) == 1, "analysed once"
