@@ -23,7 +23,9 @@ from app.ui.upload_jobs import (
     ACCEPTED,
     Job,
     analyse_one,
+    job_done,
     public_progress,
+    queue_batch,
     same_audio_notes,
     show_upload_error,
     upload_job,
@@ -120,20 +122,25 @@ def pending_jobs(engine: Engine, files: list[UploadedFile], key: str = UPLOADER)
 
 def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOADER) -> list[tuple[str, str]]:
     """Analyse every pending file with a progress bar, keep results in the session; returns (name, error) pairs."""
-    todo = pending_jobs(engine, files, key)
+    todo, left = queue_batch(pending_jobs(engine, files, key), engine)
+    if left:  # a page switch interrupted the last batch: its files were kept, not dropped
+        st.info(f"Analysing {plural(len(left), 'file')} left from before you switched pages.",
+                icon=":material/resume:")
     if todo:
         with st.status(f"Analysing {len(todo)} file{'s' if len(todo) > 1 else ''}…", expanded=True) as status:
             bar = st.progress(0.0)
             for i, job in enumerate(todo):
                 analyse_one(engine, job, lambda frac, msg, i=i, name=job.name: bar.progress(
                     min(1.0, (i + frac) / len(todo)), text=f"{md_escape(name)}: {public_progress(msg)}"))
+                job_done(job)
             failed = sum(state.upload_error(job.error_key) is not None for job in todo)
             label = f"Analysed {len(todo) - failed} of {plural(len(todo), 'file')} with model {engine.card.version}"
             status.update(label=label, state="error" if failed else "complete", expanded=False)
     for note in same_audio_notes(state.uploads_held(key)):
         st.info(md_escape(note), icon=":material/content_copy:")
     kept = [(a.name, msg) for a in state.analysed_tracks() if (msg := state.upload_error(a.sha256))]
-    return [(f.name, msg) for f in files if (msg := state.upload_error(f.file_id))] + kept
+    resumed = [(j.name, msg) for j in left if (msg := state.upload_error(j.error_key))]  # their chips are gone
+    return [(f.name, msg) for f in files if (msg := state.upload_error(f.file_id))] + kept + resumed
 
 
 def analyse_example(engine: Engine) -> None:

@@ -15,6 +15,7 @@ Session layout (all keys live under `st.session_state`, prefixed `gl.`):
     bad file is reported once per upload and not re-decoded on every rerun.
   - `gl.uploads`: {uploader key: {file id: (sha256 or None, name)}}: what each uploader held at its
     last run, so removing a file's chip removes its result (unless another chip holds the same bytes).
+  - `gl.queue`: {sha256: job} of a batch a page switch interrupted (resumed on the Analyze page).
   - `gl.selected_track`: sha256 of the track shown in detail; `gl.windows`: {sha256: window index}.
   - `gl.version`: the model version picked in the sidebar (None = follow the current one).
   - `threshold`: the sidebar slider (`app.ui.thresholds`); `gl.threshold_of`: the version it follows.
@@ -58,6 +59,7 @@ XSRF_COOKIE = "_streamlit_xsrf"  # the browser already holds it; its secret bind
 
 _TOKEN, _OWNER = "gl.session", "gl.session_owner"
 _TRACKS, _AUDIO, _ERRORS, _UPLOADS = "gl.tracks", "gl.audio", "gl.errors", "gl.uploads"
+QUEUE_KEY = "gl.queue"  # {sha256: upload job} of a batch not finished yet (app/ui/upload_jobs.py)
 _SELECTED, _WINDOWS, _VERSION = "gl.selected_track", "gl.windows", "gl.version"
 UPLOADER_GEN = "gl.uploader_gen"  # bumped by "Clear all": a fresh, empty uploader
 _THRESHOLD_OF = "gl.threshold_of"  # the version whose default the threshold was last set to follow
@@ -302,7 +304,7 @@ def remove_track(sha256: str) -> None:
 
 def clear_tracks() -> None:
     """Forget every track and upload error of this session, and empty the uploaders."""
-    for key in (_TRACKS, _AUDIO, _ERRORS, _WINDOWS, _UPLOADS):
+    for key in (_TRACKS, _AUDIO, _ERRORS, _WINDOWS, _UPLOADS, QUEUE_KEY):
         st.session_state[key] = {}
     st.session_state[_SELECTED] = None
     st.session_state[UPLOADER_GEN] = int(st.session_state.get(UPLOADER_GEN, 0)) + 1
@@ -340,6 +342,7 @@ def uploads_changed(key: str, file_ids: set[str]) -> None:
             continue
         st.session_state.get(_ERRORS, {}).pop(fid, None)
         if sha and sha not in held:
+            st.session_state.get(QUEUE_KEY, {}).pop(sha, None)  # a removed chip's file is not analysed later
             remove_track(sha)
         elif sha and (track := get_track(sha)) is not None and track.name != held[sha]:
             st.session_state[_TRACKS][sha] = dataclasses.replace(track, name=held[sha])  # the chip left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -62,6 +63,31 @@ def known_audio_note(name: str, known_name: str) -> str | None:
         return None
     return (f"{browser_file_name(name)} has the same audio as {browser_file_name(known_name)}, already analysed, "
             "so it is shown under that name.")
+
+
+def queue_batch(todo: list[Job], engine: Engine) -> tuple[list[Job], list[Job]]:
+    """(this run's jobs plus those an interrupted run left, the left ones); the whole batch is queued first.
+
+    A batch runs inside one script run. A page switch ends that run, and the uploader comes back empty,
+    so the files not analysed yet were lost without a word. Queued in the session, their bytes wait for
+    the next visit to the Analyze page (`job_done` takes each off as it ends, failed or not).
+    """
+    queue: dict[str, Job] = st.session_state.setdefault(state.QUEUE_KEY, {})
+    batch = {hashlib.sha256(job.data).hexdigest(): job for job in todo}
+    left = []
+    for sha, job in list(queue.items()):
+        known = state.get_track(sha)
+        if sha in batch or (known is not None and known.model.get("id") == engine.model_id):
+            continue  # queued again by this run, or done since
+        batch[sha] = job
+        left.append(job)
+    st.session_state[state.QUEUE_KEY] = dict(batch)
+    return list(batch.values()), left
+
+
+def job_done(job: Job) -> None:
+    """Take a job off the session's queue once it ended (analysed, or its failure recorded)."""
+    st.session_state.get(state.QUEUE_KEY, {}).pop(hashlib.sha256(job.data).hexdigest(), None)
 
 
 def public_progress(message: str) -> str:

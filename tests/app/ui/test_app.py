@@ -8,6 +8,7 @@ the bundle says so in its version name and notes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -92,6 +93,22 @@ def test_upload_shows_summary_timeline_spectrogram_and_attention(app: AppTest, m
     slider.set_value(0).run()
     no_exceptions(app)
     assert any("Window 1 · 0–15 s" in m.value for m in app.markdown)
+
+
+def test_a_batch_cut_short_by_a_page_switch_resumes_on_return(app: AppTest) -> None:
+    """What an interrupted batch leaves queued (its chips are gone: the uploader comes back empty)."""
+    from app.ui.upload_jobs import Job
+
+    name, data = clip()
+    app.session_state["gl.queue"] = {hashlib.sha256(data).hexdigest(): Job("left-" + name, data, "audio/flac",
+                                                                          "a-chip-that-is-gone")}
+    app.run()
+    no_exceptions(app)
+    assert [a.name for a in app.session_state["gl.tracks"].values()] == ["left-" + name]
+    assert any("1 file left from before you switched pages" in i.value for i in app.info)
+    assert app.session_state["gl.queue"] == {}, "done: nothing waits any more"
+    app.run()
+    assert not any("left from before" in i.value for i in app.info), "said once"
 
 
 def test_duplicate_upload_is_not_reanalysed_and_survives_page_switch(app: AppTest) -> None:
