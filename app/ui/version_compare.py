@@ -58,14 +58,28 @@ def recall_figure(metrics: dict[str, dict[str, Any]]) -> go.Figure:
     prefix = shared_prefix(versions)
     fig = go.Figure([go.Bar(name=v[len(prefix):], x=list(table.index), y=table[v],
                             hovertemplate=f"{v}<br>%{{x}}: %{{y:.0%}}<extra></extra>") for v in versions])
-    # short names ("v1"..) in one row above the bars: below them, a phone's slanted genre names ran into
-    # the legend, and full names wrapped into three rows over the title
-    fig.update_layout(barmode="group", height=350, margin={"l": 10, "r": 10, "t": 84, "b": 10},
+    # short names ("v1"..) above the bars: below them, a phone's slanted genre names ran into the legend.
+    # The top margin makes room for as many legend rows as a 400 px phone needs, else a sixth version
+    # (a retrain's "v5-r1") wrapped the legend onto the title
+    rows = legend_rows(prefix, [v[len(prefix):] for v in versions])
+    fig.update_layout(barmode="group", height=350 + 24 * (rows - 1),
+                      margin={"l": 10, "r": 10, "t": 60 + 24 * rows, "b": 10},
                       title="Recall per genre on the test split", yaxis={"range": [0, 1], "tickformat": ".0%"},
                       xaxis={"automargin": True},
                       legend={"orientation": "h", "y": 1.04, "yanchor": "bottom", "x": 0,
                               "title": {"text": prefix, "side": "left"}})
     return fig
+
+
+def legend_rows(title: str, names: list[str], width_px: float = 370.0) -> int:
+    """How many rows a horizontal legend takes on a 400 px phone (about 6 px a character, 40 px of swatch and gap)."""
+    rows, used = 1, 6.0 * len(title) + 10
+    for name in names:
+        entry = 6.0 * len(name) + 40
+        if used + entry > width_px and used > 0:
+            rows, used = rows + 1, 0.0
+        used += entry
+    return rows
 
 
 def shared_prefix(names: list[str]) -> str:

@@ -40,3 +40,9 @@ def test_every_evaluated_bundled_version_is_compared_with_its_own_numbers(tmp_pa
     assert version_compare.shared_prefix(["msd-musicnn-v1", "msd-musicnn-v2", "msd-musicnn-v2-r1"]) == "msd-musicnn-"
     assert tuple(fig.layout.yaxis.range) == (0, 1)
     assert fig.layout.legend.y >= 1.0  # above the bars, clear of a phone's slanted genre names
+    # a retrain's sixth version wraps the legend on a phone: the top margin grows by a row instead of the
+    # legend covering the title
+    assert version_compare.legend_rows("msd-musicnn-", ["v1", "v2", "v3", "v4", "v5"]) == 1
+    assert version_compare.legend_rows("msd-musicnn-", ["v1", "v2", "v3", "v4", "v5", "v5-r1"]) == 2
+    more = version_compare.recall_figure(metrics | {"msd-musicnn-v5-r1": metrics[shipped[-1]]})
+    assert more.layout.margin.t == fig.layout.margin.t + 24 and more.layout.height == fig.layout.height + 24
