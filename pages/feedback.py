@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -32,8 +33,9 @@ from app.ui.upload_jobs import (
     show_upload_error,
     upload_job,
 )
-from models.classifier.bundle import CheckpointError, current_version, read_card
+from models.classifier.bundle import CheckpointError, ModelCard, current_version, read_card
 from models.embedders.base import EmbedderError
+from models.trust import load_trust
 from utils.audio import AudioError
 from utils.constants import GENRES, NOT_MUSIC_LABEL
 from utils.feedback import MAX_NOTE_CHARS, FeedbackError
@@ -165,6 +167,24 @@ def correction_form(a: Analysis) -> None:
 
 
 # ------------------------------------------------------------------------------------ retraining
+def not_music_answers(folder: Path, card: ModelCard) -> None:
+    """For the admin: how many "not music" answers the current model's detector agrees with (they never train)."""
+    from app.jobs.trust import answers_flagged
+
+    detector = load_trust(folder).detector
+    if detector is None:
+        return
+    try:
+        flagged, measured, total = answers_flagged(detector, store(), str(card.embedder.get("id")))
+    except (FeedbackError, ValueError, OSError):  # an unreadable stored embedding: a figure, not worth a failure
+        log.warning("not-music answers could not be measured", exc_info=True)
+        return
+    if total:
+        st.caption(f"Users answered \"not music\" for {plural(total, 'audio')}; this model's not-music detector "
+                   f"flags {flagged} of the {measured} it can measure (the rest have no embeddings from its embedder). "
+                   "Answers it misses are where the detector could learn more; a retrain learns genres only.")
+
+
 def retrain_section() -> None:
     """Counts, the guard margin, 'Retrain now' (a background job, app/ui/retrain_views.py) and its live status."""
     from app.jobs.retrain import retrain_params
@@ -187,6 +207,7 @@ def retrain_section() -> None:
     new = [c for c in usable if c.id not in used]
     st.text(f"Current model: {version}. {plural(len(usable), 'correction applies', 'corrections apply')} to it; "
             f"{len(new)} not used by any version yet.")
+    not_music_answers(root / version, card)
     train_paths, valid_path = default_tables(card)
     if not all(p.is_file() for p in [*train_paths, *([valid_path] if valid_path else [])]):
         st.warning("The base training tables are not on this machine, so retraining runs from the command line: "

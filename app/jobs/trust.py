@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from models.classifier.bundle import load_bundle, update_card
-from models.novelty import fit_detector, track_mean
+from models.novelty import NoveltyDetector, fit_detector, track_mean
 from models.training.data import max_slice_frames, track_probabilities
 from models.training.evaluation import audio_folder_items
 from models.trust import save_trust
 from models.verdict import NOT_MUSIC, choose_threshold
 from utils.audio import AudioError
-from utils.constants import GENRES
+from utils.constants import GENRES, NOT_MUSIC_LABEL
+from utils.feedback import FeedbackStore
 from utils.nonmusic import espeak_path, nonmusic_clips, wav_bytes
 from utils.tables import EmbeddingTable
 
@@ -123,3 +124,21 @@ def _table_rate(detector, table: EmbeddingTable) -> dict[str, Any]:
     ids = [t.track_id for t in table.tracks()]
     return {"n": int(len(scores)), "flagged": int(far.sum()), "rate": float(far.mean()),
             "flagged_tracks": [ids[i] for i in np.flatnonzero(far)]}
+
+
+def answers_flagged(detector: NoveltyDetector, store: FeedbackStore, embedder_id: str) -> tuple[int, int, int]:
+    """(flagged, measured, answers): how many users' "not music" answers the detector agrees with.
+
+    An answer is measured when its audio's slice embeddings were stored with this embedder (the engine's
+    own, so the track mean is exactly what the detector scored at analysis time). The rest (made with another
+    model's embedder, or stored without embeddings) are only counted.
+    """
+    answers = store.list(genre=NOT_MUSIC_LABEL)
+    flagged = measured = 0
+    for sha in {c.audio_sha256 for c in answers}:  # one judgement per audio, however often it was reported
+        stored = store.embeddings(sha, embedder_id)
+        if stored is None or stored.embeddings.shape[-1] != detector.dim:
+            continue
+        measured += 1
+        flagged += detector.score(track_mean(stored.embeddings)) > detector.threshold
+    return flagged, measured, len({c.audio_sha256 for c in answers})
