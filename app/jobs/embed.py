@@ -5,37 +5,26 @@ as the published MSD-MusiCNN tables (taggrams: frame k starts at k * 0.976 s; po
 block k at k * 5.984 s). Per-track results are cached by
 (audio sha256, embedder id), so an interrupted run resumes where it stopped.
 
-A track's id is its file name without suffix (GTZAN's `blues.00012`), so a later run can only tell
-"already in" from "another file of the same name" by genre and audio: `.<table>.sources.json` beside
-the table records the audio sha256 of each track this job embedded (tables keep their format), and
-`.<table>.lock` makes two runs on one table take turns instead of dropping each other's tracks.
+A track's id is its file name without suffix; the lock and the audio record that tell "already in"
+from "another file of the same name" live beside the table (`app/jobs/table_files.py`).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from app.jobs.embed_pool import EmbedderSpec, embed_paths
+from app.jobs.table_files import name_clash, read_sources, save_table, table_lock
 from models.embedders.base import Embedder
 from models.training.evaluation import audio_folder_items
-from utils.atomic import atomic_write_text
 from utils.audio import AudioError
 from utils.constants import GENRES
 from utils.tables import EmbeddingTable, load_table
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; runs on one table must not overlap there
-    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -143,14 +132,14 @@ def build_table(
         table = load_table(out) if existed else EmbeddingTable.empty(meta)
         if len(table.vectors) and table.embedder_id != embedder.id:
             raise ValueError(f"{out} holds {table.embedder_id} embeddings, not {embedder.id}; choose another --out.")
-        shas = _read_sources(out, table)
+        shas = read_sources(out, table)
         known_audio = set(shas.values())
         genres = dict(zip(table.track_id.tolist(), table.genre.tolist(), strict=True))
         parts = [table]
         todo = []
         for tid, path, genre in items:
             if tid in genres:
-                clash = _name_clash(out, tid, path, genre, genres[tid], shas, known_audio)
+                clash = name_clash(out, tid, path, genre, genres[tid], shas, known_audio)
                 if clash:
                     report.failed.append((str(path), clash))
                 else:
@@ -175,9 +164,9 @@ def build_table(
             shas[tid] = audio_sha
             report.embedded.append(tid)
             if len(report.embedded) % save_every == 0:
-                _save(EmbeddingTable.concat(parts, meta), out, shas)
+                save_table(EmbeddingTable.concat(parts, meta), out, shas)
         if report.embedded:  # nothing new: the table stays as it was (and none is created)
-            _save(EmbeddingTable.concat(parts, meta), out, shas)
+            save_table(EmbeddingTable.concat(parts, meta), out, shas)
     if progress:
         progress(len(todo), len(todo), "done")
     if not report.embedded and not report.skipped:
@@ -186,80 +175,3 @@ def build_table(
         raise ValueError(f"none of the {len(items)} audio files of {source} could be embedded, so {out} was {kept} "
                          f"(first: {path}: {reason}).")
     return report
-
-
-def _sidecar(out: Path, kind: str) -> Path:
-    """`.<table name>.<kind>` beside the table (hidden: bookkeeping, not data)."""
-    return out.with_name(f".{out.name}.{kind}")
-
-
-@contextmanager
-def table_lock(out: Path, log: Callable[[str], None] | None = None) -> Iterator[float | None]:
-    """Hold an exclusive lock on `out` from reading it to its last save; yields the seconds waited (None: none).
-
-    Without it two runs each read the table, add their tracks and save: the later save drops the other's.
-    """
-    if fcntl is None:
-        yield None
-        return
-    lock = _sidecar(out, "lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        waited = None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if log is not None:
-                log(f"waiting for another embed run to finish writing {out} ...")
-            start = time.monotonic()
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            waited = time.monotonic() - start
-        try:
-            yield waited
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _save(table: EmbeddingTable, out: Path, shas: dict[str, str]) -> None:
-    """Write the table, then the audio hashes of its tracks (tied to this exact table by its fingerprint)."""
-    table.save(out)
-    sources = {"table_sha256": table.fingerprint(), "audio_sha256": shas}
-    atomic_write_text(_sidecar(out, "sources.json"), json.dumps(sources, indent=0, sort_keys=True))
-
-
-def _read_sources(out: Path, table: EmbeddingTable) -> dict[str, str]:
-    """Track id -> audio sha256 recorded with this very table; empty for older tables or a stale record."""
-    try:
-        sources = json.loads(_sidecar(out, "sources.json").read_text(encoding="utf-8"))
-        if sources.get("table_sha256") == table.fingerprint():
-            return {str(k): str(v) for k, v in sources["audio_sha256"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass  # no record, or one that cannot be trusted: genres alone tell tracks apart
-    return {}
-
-
-def _name_clash(out: Path, tid: str, path: Path, genre: str, old_genre: str, shas: dict[str, str],
-                known_audio: set[str]) -> str | None:
-    """Why a file whose id is already in the table is another track (None: it is the same one, skip it)."""
-    if shas:
-        try:
-            audio = _file_sha256(path)
-        except OSError as exc:
-            return f"could not read the file: {exc.strerror or exc}"
-        if audio in known_audio:  # this very audio is in the table (under this id or another)
-            return None
-    fix = "rename the file or write to another --out"
-    if genre and old_genre and genre != old_genre:
-        return f"{out.name} already holds another track named {tid!r} (genre {old_genre}, not {genre}); {fix}"
-    if tid in shas:
-        return f"{out.name} already holds a track named {tid!r} with different audio; {fix}"
-    return None
-
-
-def _file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes: the same hash `load_audio` gives the audio (and the cache uses)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

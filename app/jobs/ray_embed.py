@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from app.jobs.embed import EmbedReport, list_source, table_lock, table_meta
+from app.jobs.embed import EmbedReport, list_source, table_meta
 from app.jobs.ray_cluster import ActorPlan, plan_actors, ray_session, tracks_per_shard
+from app.jobs.table_files import table_lock
 from app.jobs.track import MAX_TRACK_S
 from models.embedders.base import Embedder, build_embedder
 from utils.atomic import atomic_write_text

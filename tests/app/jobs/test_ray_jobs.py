@@ -56,8 +56,9 @@ def test_a_namesake_of_another_genre_is_reported_and_runs_take_turns(tmp_path):
     """Decided on the driver, before Ray starts: nothing here needs a cluster."""
     import threading
 
-    from app.jobs.embed import table_lock, table_meta
+    from app.jobs.embed import table_meta
     from app.jobs.ray_embed import embed_with_ray
+    from app.jobs.table_files import table_lock
     from models.embedders.base import build_embedder
     from utils.tables.parquet import write_shard
 
