@@ -44,6 +44,12 @@ def test_a_session_deletes_only_its_own_unused_corrections(db_url: str) -> None:
         store.delete(used.id, session_id="sess-a")
     with pytest.raises(FeedbackError, match="session id is needed"):
         store.delete(mine.id, session_id="")
+    from utils.jobs import JobQueue
+
+    job = JobQueue(store).enqueue("retrain", {})  # a retrain may be reading it right now
+    with pytest.raises(FeedbackError, match="retrain is queued or running"):
+        store.delete(mine.id, session_id="sess-a")
+    JobQueue(store).cancel(job.id)
     assert store.delete(mine.id, session_id="sess-a").id == mine.id
     assert {c.file_name for c in store.list()} == {"used.wav", "theirs.wav", "cli.wav"}
     assert store.delete(used.id).id == used.id, "the admin (no session) still may"

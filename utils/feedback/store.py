@@ -28,6 +28,7 @@ from utils.feedback.db import (
     display_url,
     insert_if_absent,
     is_read_only,
+    jobs,
     make_engine,
     migrate,
     read,
@@ -216,7 +217,8 @@ class FeedbackStore:
         """Delete one correction (its usage records go with it; its embeddings too when nothing else uses them).
 
         With `session_id` (a user who is not the admin) only that session's own correction goes, and only
-        while no model has trained on it: a trained model's record of what it learned from stays whole.
+        while no model has trained on it and no retrain is queued or running (one may be training on it):
+        a trained model's record of what it learned from stays whole.
         """
         own = validate_session(session_id) if session_id is not None else None
         if session_id is not None and own is None:
@@ -231,6 +233,10 @@ class FeedbackStore:
                     correction_usage.c.correction_id == found["id"])).scalar():
                 raise FeedbackError(f"Correction #{correction_id} has trained a model already, so only the admin "
                                     "may delete it.")
+            if own is not None and conn.execute(select(func.count()).where(jobs.c.active_slot.is_not(None))).scalar():
+                # a retrain reads the corrections when it starts and records them when it ends, minutes later
+                raise FeedbackError("A retrain is queued or running and may be learning from this correction; "
+                                    "delete it once the retrain has finished.")
             conn.execute(delete(correction_usage).where(correction_usage.c.correction_id == found["id"]))
             conn.execute(delete(corrections).where(corrections.c.id == found["id"]))
             emb_id = found["embedding_id"]
