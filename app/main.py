@@ -18,6 +18,7 @@ import torch  # noqa: E402
 
 from app.ui import layout, retrain_views, state, thresholds  # noqa: E402
 from models.classifier.bundle import CheckpointError, read_card  # noqa: E402
+from models.trust import MAX_THRESHOLD, MIN_THRESHOLD  # noqa: E402
 from utils import settings  # noqa: E402
 
 PAGES = ROOT / "pages"
@@ -69,7 +70,7 @@ def sidebar() -> None:
     with st.sidebar:
         st.markdown("### :material/headphones: Genre Lens")
     model_picker()
-    st.sidebar.slider("Decision threshold", 0.05, 0.95, step=0.05, key=thresholds.THRESHOLD_KEY,
+    st.sidebar.slider("Decision threshold", MIN_THRESHOLD, MAX_THRESHOLD, step=0.05, key=thresholds.THRESHOLD_KEY,
                       help="A genre is named when its probability reaches this value (the model is multi-label); "
                       "below it the verdict is 'Not sure'. The default was chosen on validation tracks for this model.")
     st.sidebar.caption(device_line())

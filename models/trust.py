@@ -9,7 +9,9 @@ not-music detection.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from utils.atomic import atomic_write_text
 from utils.constants import DEFAULT_THRESHOLD
 
 TRUST_FILE = "trust.json"
+MIN_THRESHOLD, MAX_THRESHOLD = 0.05, 0.95  # the sidebar slider's range; a threshold outside it is refused
+log = logging.getLogger("genre_lens.trust")
 
 
 @dataclass(frozen=True)
@@ -30,18 +34,26 @@ class TrustSettings:
 
 
 def load_trust(folder: Path) -> TrustSettings:
-    """The bundle's trust settings, or the defaults when it has none (or they are unreadable)."""
+    """The bundle's trust settings, or the defaults when it has none (or they are unreadable or out of range).
+
+    A threshold must be a finite number in [MIN_THRESHOLD, MAX_THRESHOLD], the sidebar slider's range: NaN
+    made every verdict "Not sure", and 0 broke the slider on every page.
+    """
     path = Path(folder) / TRUST_FILE
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
         threshold = float(report["threshold"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return TrustSettings()
+    if not MIN_THRESHOLD <= threshold <= MAX_THRESHOLD:  # NaN fails this too
+        log.warning("ignoring %s: threshold %r is outside [%g, %g]", path, threshold, MIN_THRESHOLD, MAX_THRESHOLD)
         return TrustSettings()
     detector = None
     if (Path(folder) / NOVELTY_FILE).is_file():
         try:
             detector = NoveltyDetector.load(Path(folder) / NOVELTY_FILE)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a truncated or foreign file
+            log.warning("ignoring the unreadable not-music detector %s", Path(folder) / NOVELTY_FILE)
             detector = None
     return TrustSettings(threshold, detector, report)
 
@@ -60,11 +72,9 @@ def inherit_trust(parent: Path, child: Path) -> bool:
     best estimate there is, and `inherited_from` in trust.json says where it came from (`app trust` re-chooses
     both for the child).
     """
-    try:
-        report = json.loads((Path(parent) / TRUST_FILE).read_text(encoding="utf-8"))
-        float(report["threshold"])
-    except (OSError, ValueError, KeyError, TypeError):
+    if load_trust(parent).report is None:  # none, unreadable or out of range: the child gets the defaults too
         return False
+    report = json.loads((Path(parent) / TRUST_FILE).read_text(encoding="utf-8"))
     if (Path(parent) / NOVELTY_FILE).is_file():
         shutil.copy2(Path(parent) / NOVELTY_FILE, Path(child) / NOVELTY_FILE)
     report["inherited_from"] = report.get("inherited_from") or Path(parent).name

@@ -174,8 +174,10 @@ def read_card(folder: Path) -> ModelCard:
         return ModelCard.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise CheckpointError(f"No model card at {path}.") from None
-    except (json.JSONDecodeError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:  # bad JSON or bytes (UnicodeDecodeError), a list, ...
         raise CheckpointError(f"The model card {path} is not valid: {exc}") from exc
+    except OSError as exc:  # a folder named card.json, no permission
+        raise CheckpointError(f"The model card {path} could not be read: {exc.strerror or exc}") from exc
 
 
 def update_card(folder: Path, mutate: Callable[[ModelCard], None]) -> ModelCard:

@@ -1,0 +1,42 @@
+"""Damaged or out-of-range bundle files fall back to defaults (or one CheckpointError), never a page crash."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.classifier.bundle import CheckpointError, list_versions, read_card
+from models.novelty import NOVELTY_FILE, fit_detector
+from models.trust import TRUST_FILE, inherit_trust, load_trust, save_trust
+from utils.constants import DEFAULT_THRESHOLD
+
+
+@pytest.mark.parametrize("threshold", [math.nan, 0.0, -1.0, 1.2, "0.3x"])
+def test_a_threshold_outside_the_sliders_range_is_ignored(tmp_path: Path, threshold: object) -> None:
+    (tmp_path / TRUST_FILE).write_text(json.dumps({"threshold": threshold}))
+    trust = load_trust(tmp_path)
+    assert trust.threshold == DEFAULT_THRESHOLD and trust.report is None
+    assert not inherit_trust(tmp_path, tmp_path / "child"), "nothing unusable is passed on"
+
+
+def test_a_truncated_detector_is_ignored_and_the_threshold_kept(tmp_path: Path) -> None:
+    means = np.random.default_rng(0).normal(0, 1, (40, 4))
+    save_trust(tmp_path, fit_detector(means[:20], means[20:])[0], {"threshold": 0.3})
+    assert load_trust(tmp_path).detector is not None
+    data = (tmp_path / NOVELTY_FILE).read_bytes()
+    (tmp_path / NOVELTY_FILE).write_bytes(data[: len(data) // 2])
+    trust = load_trust(tmp_path)
+    assert trust.threshold == 0.3 and trust.detector is None
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not utf-8", b"[1, 2]", b"{\"version\": ", b"null"])
+def test_a_damaged_card_is_one_checkpoint_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "card.json").write_bytes(content)
+    with pytest.raises(CheckpointError, match="is not valid"):
+        read_card(tmp_path / "bad")
+    assert list_versions(tmp_path) == [], "skipped, not fatal to the version list every page reads"
