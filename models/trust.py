@@ -58,6 +58,18 @@ def load_trust(folder: Path) -> TrustSettings:
     return TrustSettings(threshold, detector, report)
 
 
+def trust_stamp(folder: Path) -> str:
+    """Size and modification time of the trust files: changes whenever `app trust` rewrites them in place."""
+    parts = []
+    for name in (TRUST_FILE, NOVELTY_FILE):
+        try:
+            st = (Path(folder) / name).stat()
+            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{name}:-")
+    return "|".join(parts)
+
+
 def save_trust(folder: Path, detector: NoveltyDetector, report: dict) -> None:
     """Write novelty.npz and trust.json (the report must hold the chosen `threshold`)."""
     detector.save(Path(folder) / NOVELTY_FILE)

@@ -42,6 +42,10 @@ def load_engine() -> Engine | None:
     """The shared engine, or None after telling the user why there is none and what to do."""
     try:
         return state.get_engine()
+    except ValueError as exc:  # a setting the engine refuses in one sentence (GENRE_LENS_DEVICE=cuda:7, ...)
+        log.warning("the engine refused its settings: %s", exc)
+        st.error(md_escape(exc), icon=":material/error:")
+        return None
     except (CheckpointError, EmbedderError):
         if state.available_versions():  # a bundle exists but is broken or its embedder is missing
             log.exception("the model could not be loaded")

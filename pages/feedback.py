@@ -23,7 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from app.analysis import Analysis
-from app.ui import admin_view, state
+from app.ui import admin_view, state, thresholds
 from app.ui.feedback_views import browse, store
 from app.ui.upload_jobs import (
     ACCEPTED,
@@ -103,7 +103,8 @@ def pick_track() -> Analysis | None:
     if not tracks:
         st.info("No analysed track in this session yet: drop a file above, or analyse one on the Analyze page.")
         return None
-    by_sha = {a.sha256: a for a in reversed(tracks)}  # newest first
+    by_sha = {a.sha256: thresholds.with_threshold(a) for a in reversed(tracks)}  # newest first, at the sidebar's
+    # threshold: Analyze may say "Sounds like rock" where the engine's default would say "Not sure"
     chosen = state.selected_track()
     st.session_state[PICK_KEY] = chosen.sha256 if chosen is not None and chosen.sha256 in by_sha else next(iter(by_sha))
     sha = st.selectbox("Track", list(by_sha), key=PICK_KEY,
@@ -223,7 +224,7 @@ def retrain_section() -> None:
 
 
 # ------------------------------------------------------------------------------------ page
-USER_ERRORS = (FeedbackError, CheckpointError, TableError, AudioError, ValueError)
+USER_ERRORS = (FeedbackError, CheckpointError, EmbedderError, TableError, AudioError, ValueError)
 
 
 def section(title: str, body: Callable[[], None]) -> None:

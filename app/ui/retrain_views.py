@@ -123,7 +123,11 @@ def _seen(job: Job | None) -> tuple[int, bool] | None:
 def _status() -> None:
     """The latest job; when it is not the one the page was drawn with (it ended, or another session started
     one), rerun the whole page so the button, the counts and the sidebar's versions follow."""
-    job = JobQueue(store()).latest(KIND)
+    try:  # this fragment reruns on its own, outside the page's error handling
+        job = JobQueue(store()).latest(KIND)
+    except FeedbackError as exc:  # a busy or unreachable database: say so, and look again at the next poll
+        st.caption(f"The retrain's status could not be read just now ({md_escape(exc)}); trying again.")
+        return
     show_job(job)
     if _seen(job) != st.session_state.get(_DRAWN):
         st.rerun(scope="app")

@@ -48,7 +48,7 @@ from models.classifier.bundle import (
     read_card,
     resolve_bundle,
 )
-from models.trust import load_trust
+from models.trust import load_trust, trust_stamp
 from utils import settings
 from utils.constants import DEFAULT_THRESHOLD
 from utils.settings import Settings
@@ -141,11 +141,11 @@ def bundle_dir(version: str | None = None) -> Path:
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=2)
-def _load_engine(folder: str, weights_sha256: str, device: str | None) -> Engine:
-    """Build an engine once per (bundle folder, weights hash, device) for the whole server.
+def _load_engine(folder: str, weights_sha256: str, device: str | None, trust: str = "") -> Engine:
+    """Build an engine once per (bundle folder, weights hash, device, trust files' stamp) for the whole server.
 
-    The hash is part of the key only so that a bundle rewritten in place (a promoted or retrained
-    model) gets a fresh engine without a restart; `Engine` re-checks it against model.pt anyway.
+    The hash and stamp are in the key only so that a bundle rewritten in place (a retrained model, or
+    `app trust` re-choosing its threshold and detector) gets a fresh engine without a restart.
     """
     return Engine(checkpoint=folder, device=device)
 
@@ -168,7 +168,7 @@ def get_engine(version: str | None = None) -> Engine:
     """The shared engine for a version (default: active); raises CheckpointError if no model exists."""
     folder = bundle_dir(version).resolve()
     card = read_card(folder)
-    return _load_engine(str(folder), card.weights_sha256, settings.load().device)
+    return _load_engine(str(folder), card.weights_sha256, settings.load().device, trust_stamp(folder))
 
 
 # --------------------------------------------------------------------------------- session identity

@@ -262,6 +262,36 @@ def test_engine_cache_follows_promotion_and_rewritten_weights(tmp_path: Path, mo
     save_bundle(ParallelCNN(ClassifierConfig(input_dim=50)), card, tmp_path)  # retrained in place
     rewritten = state.get_engine()
     assert rewritten is not promoted and rewritten.model_id != promoted.model_id
+    (tmp_path / "b" / "trust.json").write_text(json.dumps({"threshold": 0.35}))  # `app trust`, in place
+    trusted = state.get_engine()
+    assert trusted is not rewritten and trusted.trust.threshold == 0.35, "the old threshold stayed in use"
+
+
+def test_an_unusable_device_setting_is_said_in_its_own_words(app: AppTest, monkeypatch) -> None:
+    monkeypatch.setenv("GENRE_LENS_DEVICE", "cuda:7")
+    app.run()
+    no_exceptions(app)
+    errors = [e.value.replace("\\", "") for e in app.error]  # markdown-escaped, drawn literally
+    assert any("'cuda:7' was asked for" in e for e in errors), errors  # not "something went wrong"
+
+
+def test_the_feedback_pickers_verdicts_use_the_sidebar_threshold(bundle_root: Path, monkeypatch) -> None:
+    from tests.helpers.analyses import fake_analysis
+
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(bundle_root))
+    tracks = {}
+    for seed, name in ((1, "a.wav"), (2, "b.wav")):
+        a = fake_analysis(seed=seed, name=name)
+        a.probabilities = np.full(len(GENRES), 0.1)
+        a.probabilities[0] = 0.4  # under the engine's 0.5, over the sidebar's 0.3
+        tracks[a.sha256] = a
+    at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=TIMEOUT)
+    at.session_state["gl.tracks"] = tracks
+    at.session_state["threshold"] = 0.3
+    at.run()
+    no_exceptions(at)
+    labels = [o for s in at.selectbox if s.label == "Track" for o in s.options]
+    assert labels and all(f"Sounds like {GENRES[0]}" in o for o in labels), labels
 
 
 def test_feedback_upload_reports_a_bad_file_once_and_hides_the_cache(app: AppTest, monkeypatch) -> None:
