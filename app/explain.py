@@ -1,6 +1,6 @@
 """Engine glue for saliency: an analysed (or decoded) track in, a map over its display spectrogram out.
 
-No Streamlit here. The maths lives in `models.saliency`; this module re-creates exactly what the
+No Streamlit here. The maths lives in `models.classifier.saliency`; this module re-creates exactly what the
 engine fed the network (same decoding, windows and slices), runs the saliency under the engine's
 inference lock, and resamples the result onto the display spectrogram the Analyze page draws.
 An `Analysis` does not keep its samples, so explaining one needs the upload's bytes (the session
@@ -151,7 +151,7 @@ def feature_name(embedder_id: str) -> str:
 def reference_table_path(card: ModelCard) -> Path:
     """The test table of a model: $GENRE_LENS_REFERENCE_TABLE, else the `--test` table of the card's
     training command (relative to the project root), else the test table beside the card's training
-    tables (`models.retrain.test_table_of`). The file may not exist: callers say so."""
+    tables (`models.training.retrain.test_table_of`). The file may not exist: callers say so."""
     override = settings.load().reference_table
     if override:
         return override

@@ -1,6 +1,6 @@
 """Feedback: correct a prediction, browse / delete / export corrections, retrain the model with them.
 
-Thin by design: `utils.feedback.FeedbackStore` stores, `models.retrain.retrain` retrains (as a
+Thin by design: `utils.feedback.FeedbackStore` stores, `models.training.retrain.retrain` retrains (as a
 background job: app/ui/retrain_views.py queues it and shows its progress), and this file wires widgets
 to them. Everything a user typed or uploaded (notes, file names) is shown as
 plain text or in dataframe cells, never as markdown or HTML. Errors end as a friendly message.

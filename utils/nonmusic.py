@@ -111,7 +111,7 @@ def speech(voice: str, words_per_minute: int, seconds: float, sr: int = SAMPLE_R
     wav = subprocess.run([exe, "-v", voice, "-s", str(words_per_minute), "--stdout", SPEECH_TEXT],
                          capture_output=True, check=True, timeout=ESPEAK_TIMEOUT_S).stdout
     y, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=False)
-    import soxr  # the resampler utils/audio.py uses
+    import soxr  # the resampler utils/audio/load.py uses
 
     y = soxr.resample(y, rate, sr).astype(np.float32)
     n = int(seconds * sr)

@@ -3,7 +3,7 @@
 "Retrain now" (pages/feedback.py via app/ui/retrain_views.py) and `python -m app retrain` do the same
 thing: check the inputs, then `request_retrain`, which queues one "retrain" job or raises
 `JobBusyError` ("a retrain is already running (started …)") when one is queued or running anywhere.
-A worker (app/jobs/worker.py) then runs `run_retrain`, which is `models.retrain.retrain` itself with
+A worker (app/jobs/worker.py) then runs `run_retrain`, which is `models.training.retrain.retrain` itself with
 the tables the current model names: the real path, whoever asked. Parameters are plain JSON (paths
 as strings), so a job queued by one process can be run by another.
 """
@@ -64,7 +64,7 @@ def resolve_inputs(params: dict[str, Any]) -> RetrainInputs:
 
 
 def run_retrain(store: FeedbackStore, job: Job, progress: Progress) -> JobOutcome:
-    """The runner of "retrain" jobs: `models.retrain.retrain` on the resolved tables, progress passed on."""
+    """The runner of "retrain" jobs: `models.training.retrain.retrain` on the resolved tables, progress passed on."""
     params = job.params
     root = Path(params["root"])
     inputs = resolve_inputs(params)

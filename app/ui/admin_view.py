@@ -1,7 +1,8 @@
 """Roles on the Feedback page: the admin unlock panel and `is_admin()` (Streamlit glue over utils/admin.py).
 
 The token comes from $GENRE_LENS_ADMIN_TOKEN, else `admin_token` in `.streamlit/secrets.toml`.
-With one set, deleting corrections, retraining and promoting need this session to unlock; with
+With one set, deleting others' corrections, retraining and promoting need this session to unlock
+(anyone may delete their own until a model trains on it); with
 none (the local `make run` default) the one local user may do everything, and the page says so.
 The unlock lasts for this browser session only (a reload asks again) and ends if the token changes.
 """

@@ -1,7 +1,7 @@
 """Streamlit views for explanations, shared by pages: the saliency overlay, nearest tracks, and the
 cached reference data (test-table track vectors, 2-D maps) behind the Explore page.
 
-Like `app.ui.state`, this is Streamlit glue: the maths is in `models.saliency` and
+Like `app.ui.state`, this is Streamlit glue: the maths is in `models.classifier.saliency` and
 `utils.embedding_map`, the figures in `app.ui.explain_charts`. Render functions return what they
 showed, so callers (and tests) can use it.
 """

@@ -115,7 +115,7 @@ def delete_controls(items: list[Correction], own: str | None = None) -> None:
 
 
 def browse() -> None:
-    """Stored corrections with filters and CSV export; deletion for the admin."""
+    """Stored corrections with filters and CSV export; deletion for the admin, and of their own for others."""
     items = store().list(session_id=visible_session())
     if not items:
         st.caption("No corrections stored yet." if visible_session() is None

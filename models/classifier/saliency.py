@@ -40,7 +40,7 @@ class SaliencyError(ValueError):
 
 
 def combine_windows_torch(window_probabilities: torch.Tensor) -> torch.Tensor:
-    """Differentiable twin of `models.predict.combine_windows`: confidence-weighted mean of windows."""
+    """Differentiable twin of `models.classifier.predict.combine_windows`: confidence-weighted mean of windows."""
     weights = window_probabilities.amax(dim=1)
     weights = weights / weights.sum().clamp_min(1e-12)
     return (weights[:, None] * window_probabilities).sum(dim=0)

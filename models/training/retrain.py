@@ -10,7 +10,7 @@ Weighting: an audio's corrections count as `DEFAULT_CORRECTION_WEIGHT` (8) base 
 windows and copies; by default capped so that all together weigh at most `MAX_CORRECTION_SHARE` (25 %)
 of the base tracks, so hundreds cannot swamp the base data. An explicit weight is used as given.
 
-The new version becomes current only when `models.promotion.judge` finds it not worse, on the
+The new version becomes current only when `models.training.promotion.judge` finds it not worse, on the
 validation tracks or on held-out corrections, never on the test split (see that module). Either
 way the bundle stays on disk and selectable, its card records the parent, the corrections used and
 the decision, and the feedback store remembers which corrections it used (held-out corrections stay
@@ -253,7 +253,7 @@ def retrain(
     seed: int | None = None,
     progress: Progress | None = None,
 ) -> RetrainResult:
-    """Train a new version on base table + corrections; promote it if `models.promotion.judge` says so.
+    """Train a new version on base table + corrections; promote it if `models.training.promotion.judge` says so.
 
     `valid`: validation tracks the current model never trained on (None when it trained on all of
     them; then the newest corrections are held out instead). `test`, when given, only writes the new

@@ -118,8 +118,8 @@ class MusiCNN(nn.Module):
         """All activations of (N, T, 96) patches: taggram (N,50), penultimate (N,200, dense output
         before its BN), penultimate_bn (N,200, the original extractor's 'penultimate'), max_mean_pool
         (N,1506, before its BN, interleaved [max_0, mean_0, max_1, ...] like the reference's flatten),
-        max_pool and mean_pool (N,753), pool (N,753: `models.musicnn_pool`), timbral (N,T,408), temporal (N,T,153),
-        cnn1/2/3 (N,T,64)."""
+        max_pool and mean_pool (N,753), pool (N,753: `models.embedders.musicnn.pool`), timbral (N,T,408),
+        temporal (N,T,153), cnn1/2/3 (N,T,64)."""
         x = self.bn_input(x.unsqueeze(1))  # (N, 1, T, 96)
         return self._features(x, self._timbral(F.pad(x, (0, 0, 3, 3))))
 

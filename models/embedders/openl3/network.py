@@ -116,7 +116,7 @@ class OpenL3Model(nn.Module):
         return self.net.bn0.weight.device
 
     def load_weights(self, weights: LoadedWeights | dict[str, torch.Tensor]) -> OpenL3Model:
-        """Load a converted state dict (see `models.openl3_weights`) into the network."""
+        """Load a converted state dict (see `models.embedders.openl3.weights`) into the network."""
         state = weights.state_dict if isinstance(weights, LoadedWeights) else weights
         self.net.load_state_dict({k: v.to(self.dtype) if v.is_floating_point() else v for k, v in state.items()})
         self.weights_sha256 = weights.sha256 if isinstance(weights, LoadedWeights) else None
