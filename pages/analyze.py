@@ -77,7 +77,7 @@ def upload_widget() -> tuple[str, list[UploadedFile]]:
     files = st.file_uploader(
         "Drop audio files here", type=ACCEPTED, accept_multiple_files=True, key=key,
         on_change=_on_upload_change, args=(key,),
-        help="WAV, FLAC, OGG, MP3 or M4A. Each file is analysed in 15 s windows of three 5 s slices. "
+        help="WAV, FLAC, OGG/Opus, MP3, M4A/AAC or AIFF. Each file is analysed in 15 s windows of three 5 s slices. "
              "Removing a file here removes its result.",
     )
     return key, list(files or [])

@@ -12,11 +12,13 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from app.engine import Engine, Progress
 from app.ui import state
 from utils.audio import AudioError
+from utils.constants import AUDIO_EXTENSIONS
 from utils.text import browser_file_name, md_escape
 
 log = logging.getLogger("genre_lens.uploads")
-ACCEPTED = ["wav", "flac", "ogg", "mp3", "m4a"]  # the uploaders' file types
-MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg", "m4a": "audio/mp4"}
+ACCEPTED = sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS)  # what the decoder and the CLI take, no fewer
+MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "opus": "audio/ogg", "mp3": "audio/mpeg",
+        "m4a": "audio/mp4", "aac": "audio/aac", "aiff": "audio/aiff", "aif": "audio/aiff"}
 FRIENDLY_FAILURE = "Something went wrong while analysing this file. The problem was logged; please try another file."
 
 

@@ -38,3 +38,11 @@ def test_a_second_name_for_analysed_bytes_is_not_silently_dropped(
     shown = [i.value.replace("\\", "") for i in at.info]  # markdown-escaped, drawn literally
     assert any("feedback_name.wav has the same audio as analyze_name.wav" in i for i in shown), shown
     assert len(at.session_state["gl.tracks"]) == 1, "analysed once"
+
+
+def test_the_uploaders_take_every_type_the_decoder_and_the_cli_take() -> None:
+    from app.ui.upload_jobs import ACCEPTED, MIME, mime_of
+    from utils.constants import AUDIO_EXTENSIONS
+
+    assert {f".{t}" for t in ACCEPTED} == AUDIO_EXTENSIONS, "an .opus, .aac or .aiff file was refused at the door"
+    assert set(MIME) == set(ACCEPTED) and mime_of("x.AIF", None) == "audio/aiff"
