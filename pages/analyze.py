@@ -126,10 +126,13 @@ def pending_jobs(engine: Engine, files: list[UploadedFile], key: str = UPLOADER)
 
 def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOADER) -> list[tuple[str, str]]:
     """Analyse every pending file with a progress bar, keep results in the session; returns (name, error) pairs."""
-    todo, left = queue_batch(pending_jobs(engine, files, key), engine)
+    todo, left, unkept = queue_batch(pending_jobs(engine, files, key), engine)
     if left:  # a page switch interrupted the last batch: its files were kept, not dropped
         st.info(f"Analysing {plural(len(left), 'file')} left from before you switched pages.",
                 icon=":material/resume:")
+    if unkept:
+        st.caption(f"This batch is large: stay on this page until it finishes, or {plural(unkept, 'file')} "
+                   "will need uploading again.")
     if todo:
         with st.status(f"Analysing {len(todo)} file{'s' if len(todo) > 1 else ''}…", expanded=True) as status:
             bar = st.progress(0.0)

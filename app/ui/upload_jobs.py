@@ -11,6 +11,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from app.engine import Engine, Progress
 from app.ui import state
+from app.ui.session_store import DEFAULT_MAX_SESSION_BYTES
 from utils.audio import AudioError
 from utils.constants import AUDIO_EXTENSIONS
 from utils.text import browser_file_name, md_escape
@@ -19,6 +20,7 @@ log = logging.getLogger("genre_lens.uploads")
 ACCEPTED = sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS)  # what the decoder and the CLI take, no fewer
 MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "opus": "audio/ogg", "mp3": "audio/mpeg",
         "m4a": "audio/mp4", "aac": "audio/aac", "aiff": "audio/aiff", "aif": "audio/aiff"}
+QUEUE_MAX_BYTES = DEFAULT_MAX_SESSION_BYTES  # an interrupted batch's bytes kept per session (as its tracks)
 FRIENDLY_FAILURE = "Something went wrong while analysing this file. The problem was logged; please try another file."
 
 
@@ -67,12 +69,13 @@ def known_audio_note(name: str, known_name: str) -> str | None:
             "so it is shown under that name.")
 
 
-def queue_batch(todo: list[Job], engine: Engine) -> tuple[list[Job], list[Job]]:
-    """(this run's jobs plus those an interrupted run left, the left ones); the whole batch is queued first.
+def queue_batch(todo: list[Job], engine: Engine) -> tuple[list[Job], list[Job], int]:
+    """(this run's jobs plus those an interrupted run left, the left ones, how many could not be queued).
 
     A batch runs inside one script run. A page switch ends that run, and the uploader comes back empty,
     so the files not analysed yet were lost without a word. Queued in the session, their bytes wait for
-    the next visit to the Analyze page (`job_done` takes each off as it ends, failed or not).
+    the next visit to the Analyze page (`job_done` takes each off as it ends, failed or not). The queue
+    holds at most `QUEUE_MAX_BYTES`: the files past it are analysed now but would not survive a switch.
     """
     queue: dict[str, Job] = st.session_state.setdefault(state.QUEUE_KEY, {})
     batch = {hashlib.sha256(job.data).hexdigest(): job for job in todo}
@@ -83,8 +86,13 @@ def queue_batch(todo: list[Job], engine: Engine) -> tuple[list[Job], list[Job]]:
             continue  # queued again by this run, or done since
         batch[sha] = job
         left.append(job)
-    st.session_state[state.QUEUE_KEY] = dict(batch)
-    return list(batch.values()), left
+    kept, size = {}, 0
+    for sha, job in batch.items():
+        if size + len(job.data) <= QUEUE_MAX_BYTES:
+            kept[sha] = job
+            size += len(job.data)
+    st.session_state[state.QUEUE_KEY] = kept
+    return list(batch.values()), left, len(batch) - len(kept)
 
 
 def job_done(job: Job) -> None:

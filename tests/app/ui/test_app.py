@@ -111,6 +111,20 @@ def test_a_batch_cut_short_by_a_page_switch_resumes_on_return(app: AppTest) -> N
     assert not any("left from before" in i.value for i in app.info), "said once"
 
 
+def test_a_batch_too_large_to_queue_says_to_stay(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.ui import upload_jobs
+
+    first, second = (wav_bytes(synth_music(16.0, seed=s), 22050) for s in (3, 4))
+    monkeypatch.setattr(upload_jobs, "QUEUE_MAX_BYTES", len(first))  # room for one file's bytes only
+    app.run()
+    app.file_uploader[0].upload("one.wav", first).upload("two.wav", second).run()
+    no_exceptions(app)
+    assert len(app.session_state["gl.tracks"]) == 2, "both analysed all the same"
+    assert any("stay on this page until it finishes, or 1 file will need uploading again" in c.value
+               for c in app.caption)
+    assert app.session_state["gl.queue"] == {}
+
+
 def test_duplicate_upload_is_not_reanalysed_and_survives_page_switch(app: AppTest) -> None:
     app.run()
     name, data = clip()
