@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from utils.feedback import FeedbackStore
 from utils.feedback.db import FeedbackError, insert_if_absent, jobs, read, write_transaction
+from utils.feedback.records import validate_session
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 ACTIVE = (QUEUED, RUNNING)
@@ -132,15 +133,19 @@ class JobQueue:
                 parent_version: str | None = None, message: str = "Waiting for the worker") -> Job:
         """Queue a job, or raise JobBusyError (creating nothing) when one of this kind is queued or running."""
         payload = json.dumps(params, sort_keys=True)
+        requested_by = validate_session(requested_by)  # an opaque session id, like a correction's
 
         def work(conn: Connection) -> tuple[Job, bool]:
             self._fail_stale(conn)
             values = dict(kind=kind, state=QUEUED, active_slot=kind, progress=0.0, message=_short(message),
                           params=payload, parent_version=parent_version, requested_by=requested_by,
                           created_at=_now())
-            created = insert_if_absent(conn, jobs, values, unique=("active_slot",))  # loses a race quietly
-            holder = conn.execute(select(jobs).where(jobs.c.active_slot == kind)).mappings().one()
-            return _job(holder), created
+            for _ in range(3):  # the holder may end between our lost insert and the look (PostgreSQL, READ COMMITTED)
+                created = insert_if_absent(conn, jobs, values, unique=("active_slot",))  # loses a race quietly
+                holder = conn.execute(select(jobs).where(jobs.c.active_slot == kind)).mappings().first()
+                if holder is not None:
+                    return _job(holder), created
+            raise FeedbackError("The job queue kept changing under this request; ask again.")
 
         job, created = write_transaction(self.engine, work)
         if not created:

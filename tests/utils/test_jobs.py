@@ -278,3 +278,21 @@ def test_the_command_line_lists_and_cancels_a_queued_job(tmp_path: Path, capsys:
     assert JobQueue(FeedbackStore(db)).get(job.id).state == FAILED  # and the slot is free for the next retrain
     assert main(["jobs", "cancel", str(job.id), "--db", db]) == 2  # ended: nothing to withdraw
     assert "cannot be cancelled" in capsys.readouterr().err
+
+
+def test_a_request_that_lost_to_a_job_ending_meanwhile_queues_its_own(db_url: str, monkeypatch) -> None:
+    """On PostgreSQL the holder can end between a lost insert and the look that names it: ask again."""
+    import utils.jobs as jobs_mod
+
+    real = jobs_mod.insert_if_absent
+    calls: list[int] = []
+
+    def lose_once(*args, **kwargs):
+        calls.append(1)
+        return False if len(calls) == 1 else real(*args, **kwargs)  # lost to a job that is gone by the look
+
+    monkeypatch.setattr(jobs_mod, "insert_if_absent", lose_once)
+    job = JobQueue(FeedbackStore(db_url)).enqueue("retrain", PARAMS)
+    assert len(calls) == 2 and job.state == QUEUED
+    with pytest.raises(FeedbackError, match="1-64 letters"):
+        JobQueue(FeedbackStore(db_url)).enqueue("retrain", PARAMS, requested_by="x" * 65)
