@@ -31,16 +31,7 @@ NOT_MUSIC_LABEL = "not_music"  # a correction's answer for noise, speech or tone
 WINDOW_HOP_S = 5.0  # windows start every 5 s, so neighbours share two slices
 MIN_TAIL_S = 2.5  # an uncovered tail at least this long gets one extra end-aligned window
 
-DEFAULT_EMBEDDER = "musicnn-msd"
 DEFAULT_THRESHOLD = 0.5  # multi-label decision threshold on calibrated probabilities
-
-
-def genre_index(name: str) -> int:
-    """Index of a genre name; raises ValueError naming the valid labels."""
-    try:
-        return GENRES.index(name.strip().lower())
-    except ValueError:
-        raise ValueError(f"Unknown genre {name!r}; expected one of: {', '.join(GENRES)}.") from None
 
 # Feature columns whose training spread is below DEAD_STD are constant (470 of MusiCNN's 753 pooled
 # values on GTZAN); every standardisation divides them by DEAD_SCALE, i.e. maps them to ~0, instead of

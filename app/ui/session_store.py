@@ -179,11 +179,6 @@ class SessionStore:
             record.last_seen = self._clock()
             return True
 
-    def forget(self, token: object) -> None:
-        """Drop a session's record (nothing happens for an unknown token)."""
-        with self._lock:
-            self._records.pop(token, None)  # type: ignore[arg-type]
-
     # ------------------------------------------------------------------ internals (lock held)
     def _expire(self) -> None:
         """Drop records idle for longer than the TTL."""

@@ -138,8 +138,4 @@ def _import_builtin() -> None:
     import importlib
 
     for module in ("models.embedders.musicnn.embedder", "models.embedders.openl3.embedder"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # a module not written yet must not break the others
-            if exc.name != module:
-                raise
+        importlib.import_module(module)

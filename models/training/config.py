@@ -77,9 +77,6 @@ class TrainConfig:
         arch = {k: values[k] for k in ARCH_FIELDS if k in values}
         return cls(**{k: v for k, v in values.items() if k in own}, classifier=replace(_default_classifier(), **arch))
 
-    def with_values(self, **values: Any) -> TrainConfig:
-        """A copy with flat-form fields changed (architecture fields included)."""
-        return TrainConfig.from_dict(self.to_dict() | values)
 
 
 @dataclass

@@ -318,11 +318,6 @@ class FeedbackStore:
         """Number of stored corrections."""
         return int(read(self.engine, lambda c: c.execute(select(func.count()).select_from(corrections)).scalar()))
 
-    def model_versions(self) -> list[str]:
-        """Model versions that corrections were made against."""
-        return list(read(self.engine, lambda c: c.execute(
-            select(corrections.c.model_version).distinct().order_by(corrections.c.model_version)).scalars().all()))
-
     def embeddings(self, audio_sha256: str, embedder_id: str) -> SliceEmbeddings | None:
         """The stored slice embeddings of an audio for one embedder."""
         r = read(self.engine, lambda c: c.execute(select(slice_embeddings).where(
