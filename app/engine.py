@@ -139,7 +139,8 @@ class Engine:
         report = progress or (lambda fraction, message: None)
         # The display name belongs to the caller (one user's upload name must never reach another
         # user who sends the same bytes), so it is applied to every result, cached or not.
-        name = safe_display_name(filename or (None if isinstance(source, bytes) else Path(source).name))
+        in_memory = isinstance(source, bytes | bytearray | memoryview)
+        name = safe_display_name(filename or (None if in_memory else Path(source).name))
         key = (_content_sha256(source), self.model_id, self.embedder.id)
         with self._cache_lock:
             cached = self._cache.get(key) if key[0] else None

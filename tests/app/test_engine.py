@@ -59,6 +59,7 @@ def test_cache_shares_model_outputs_but_never_the_uploader_name(engine):
     assert second.timings_s == first.timings_s  # served from the cache, not recomputed
     assert second.probabilities is first.probabilities
     assert engine.analyze(data).name == "upload"
+    assert engine.analyze(bytearray(data)).name == engine.analyze(memoryview(data)).name == "upload"  # not a path
     assert all(a.name == "" for a in engine._cache.values())  # the cache holds no session's name
 
 
