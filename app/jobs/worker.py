@@ -128,7 +128,14 @@ class Worker:
                     pending.append((fraction, message))
                     return
                 pending.clear()
-                write(fraction, message)
+                try:
+                    write(fraction, message)
+                except JobLostError:
+                    raise
+                except Exception:  # the database hiccuped: the heartbeat thread writes it at its next beat, and
+                    # the job goes on (a lost progress line must not fail minutes of training)
+                    log.warning("progress of job #%s could not be written; retrying", job.id, exc_info=True)
+                    pending.append((fraction, message))
 
         heart = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
         heart.start()

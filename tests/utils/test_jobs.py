@@ -296,3 +296,26 @@ def test_a_request_that_lost_to_a_job_ending_meanwhile_queues_its_own(db_url: st
     assert len(calls) == 2 and job.state == QUEUED
     with pytest.raises(FeedbackError, match="1-64 letters"):
         JobQueue(FeedbackStore(db_url)).enqueue("retrain", PARAMS, requested_by="x" * 65)
+
+
+def test_a_database_hiccup_on_a_progress_line_does_not_fail_the_job(db_url: str, monkeypatch) -> None:
+    store = FeedbackStore(db_url)
+    queue = JobQueue(store)
+    queue.enqueue("retrain", PARAMS)
+    real = queue.report
+    failures: list[int] = []
+
+    def flaky(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise FeedbackError("The feedback database is busy.")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "report", flaky)
+
+    def work(_store, _job, progress):
+        progress(0.0, "Loading")  # written at once: this is the write that hiccups
+        return JobOutcome({}, "done")
+
+    ended = Worker(queue, {"retrain": work}).run_one()
+    assert failures == [1] and ended.state == DONE, ended.message
