@@ -13,7 +13,9 @@ tracks and streams the fingerprint), an `.npz` table, or an audio folder of genr
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -41,12 +43,16 @@ def bundle_files(folder: Path) -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in (CARD_FILE, WEIGHTS_FILE)}
 
 
-def materialise(files: dict[str, bytes]) -> Path:
-    """Write bundle files to a private temp folder on the worker's node."""
-    folder = Path(tempfile.mkdtemp(prefix="genre-lens-bundle-"))
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
-    return folder
+@contextmanager
+def materialise(files: dict[str, bytes]) -> Iterator[Path]:
+    """The bundle files in a private temp folder on the worker's node, removed once the actor has loaded them.
+
+    (One folder per actor per run was left behind in /tmp before.)
+    """
+    with tempfile.TemporaryDirectory(prefix="genre-lens-bundle-") as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        yield Path(tmp)
 
 
 def _objects(values: list[np.ndarray]) -> np.ndarray:
@@ -65,7 +71,8 @@ class ScoreActor:
 
     def __init__(self, files: dict[str, bytes], device: str, frame_s: float, max_frames: int,
                  wanted: set[str] | None = None) -> None:
-        self.model, _ = load_bundle(materialise(files), device)
+        with materialise(files) as folder:
+            self.model, _ = load_bundle(folder, device)
         self.frame_s, self.max_frames, self.wanted = frame_s, max_frames, wanted
 
     def __call__(self, batch: Batch) -> Batch:
@@ -97,7 +104,8 @@ class AnalyzeActor:
     def __init__(self, files: dict[str, bytes], device: str) -> None:
         from app.engine import Engine
 
-        self.engine = Engine(checkpoint=materialise(files), device=device)
+        with materialise(files) as folder:  # the engine holds everything it needs once built
+            self.engine = Engine(checkpoint=folder, device=device)
 
     def __call__(self, batch: Batch) -> Batch:
         """Probabilities and slice embeddings per file, or the reason it failed."""

@@ -266,3 +266,17 @@ def test_requirements_pin_the_installed_ray():
         import ray
 
         assert pins["ray[data]"] == ray.__version__
+
+
+def test_actors_leave_no_bundle_copy_behind(tmp_path, monkeypatch):
+    """Each actor wrote the bundle to a temp folder and never removed it: one per actor per run."""
+    import tempfile
+
+    from app.jobs.ray_evaluate import ScoreActor, bundle_files
+    from tests.helpers.bundles import make_test_bundle
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    folder = make_test_bundle(tmp_path / "ckpt")
+    actor = ScoreActor(bundle_files(folder), "cpu", 2.992, 3)
+    assert actor.model is not None and list((tmp_path / "tmp").iterdir()) == []
