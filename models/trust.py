@@ -20,7 +20,7 @@ from utils.atomic import atomic_write_text
 from utils.constants import DEFAULT_THRESHOLD
 
 TRUST_FILE = "trust.json"
-MIN_THRESHOLD, MAX_THRESHOLD = 0.05, 0.95  # the sidebar slider's range; a threshold outside it is refused
+MIN_THRESHOLD, MAX_THRESHOLD = 0.05, 0.95  # the sidebar slider's range; the dashboard clamps into it
 log = logging.getLogger("genre_lens.trust")
 
 
@@ -36,8 +36,8 @@ class TrustSettings:
 def load_trust(folder: Path) -> TrustSettings:
     """The bundle's trust settings, or the defaults when it has none (or they are unreadable or out of range).
 
-    A threshold must be a finite number in [MIN_THRESHOLD, MAX_THRESHOLD], the sidebar slider's range: NaN
-    made every verdict "Not sure", and 0 broke the slider on every page.
+    A threshold must be a probability above 0 and at most 1: NaN made every verdict "Not sure", and 0 broke
+    the sidebar slider on every page (the dashboard clamps a valid one into the slider's range).
     """
     path = Path(folder) / TRUST_FILE
     try:
@@ -45,8 +45,8 @@ def load_trust(folder: Path) -> TrustSettings:
         threshold = float(report["threshold"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return TrustSettings()
-    if not MIN_THRESHOLD <= threshold <= MAX_THRESHOLD:  # NaN fails this too
-        log.warning("ignoring %s: threshold %r is outside [%g, %g]", path, threshold, MIN_THRESHOLD, MAX_THRESHOLD)
+    if not 0.0 < threshold <= 1.0:  # NaN fails this too
+        log.warning("ignoring %s: threshold %r is not a probability in (0, 1]", path, threshold)
         return TrustSettings()
     detector = None
     if (Path(folder) / NOVELTY_FILE).is_file():

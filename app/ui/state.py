@@ -48,7 +48,7 @@ from models.classifier.bundle import (
     read_card,
     resolve_bundle,
 )
-from models.trust import load_trust, trust_stamp
+from models.trust import MAX_THRESHOLD, MIN_THRESHOLD, load_trust, trust_stamp
 from utils import settings
 from utils.constants import DEFAULT_THRESHOLD
 from utils.settings import Settings
@@ -254,7 +254,8 @@ def _persist() -> None:
 def default_threshold(version: str | None = None) -> float:
     """A model's decision threshold (default: the current one's), chosen on validation tracks (models/trust.py)."""
     try:
-        return load_trust(bundle_dir(version or current_version(checkpoint_root()))).threshold
+        t = load_trust(bundle_dir(version or current_version(checkpoint_root()))).threshold
+        return min(max(t, MIN_THRESHOLD), MAX_THRESHOLD)  # the slider's range (a CLI test may use 0.99)
     except (CheckpointError, OSError):
         return DEFAULT_THRESHOLD
 

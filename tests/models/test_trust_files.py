@@ -16,7 +16,7 @@ from utils.constants import DEFAULT_THRESHOLD
 
 
 @pytest.mark.parametrize("threshold", [math.nan, 0.0, -1.0, 1.2, "0.3x"])
-def test_a_threshold_outside_the_sliders_range_is_ignored(tmp_path: Path, threshold: object) -> None:
+def test_a_threshold_that_is_no_probability_is_ignored(tmp_path: Path, threshold: object) -> None:
     (tmp_path / TRUST_FILE).write_text(json.dumps({"threshold": threshold}))
     trust = load_trust(tmp_path)
     assert trust.threshold == DEFAULT_THRESHOLD and trust.report is None
@@ -40,3 +40,15 @@ def test_a_damaged_card_is_one_checkpoint_error(tmp_path: Path, content: bytes) 
     with pytest.raises(CheckpointError, match="is not valid"):
         read_card(tmp_path / "bad")
     assert list_versions(tmp_path) == [], "skipped, not fatal to the version list every page reads"
+
+
+def test_the_dashboard_clamps_a_valid_threshold_into_its_sliders_range(tmp_path: Path, monkeypatch) -> None:
+    from app.ui import state
+    from models.trust import MAX_THRESHOLD
+    from tests.helpers.bundles import make_test_bundle
+
+    folder = make_test_bundle(tmp_path)
+    (folder / TRUST_FILE).write_text(json.dumps({"threshold": 0.99}))
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path))
+    assert load_trust(folder).threshold == 0.99  # the CLI answers at it
+    assert state.default_threshold(folder.name) == MAX_THRESHOLD  # the slider cannot show 0.99
