@@ -84,9 +84,10 @@ def inherit_trust(parent: Path, child: Path) -> bool:
     best estimate there is, and `inherited_from` in trust.json says where it came from (`app trust` re-chooses
     both for the child).
     """
-    if load_trust(parent).report is None:  # none, unreadable or out of range: the child gets the defaults too
+    inherited = load_trust(parent).report
+    if inherited is None:  # none, unreadable or out of range: the child gets the defaults too
         return False
-    report = json.loads((Path(parent) / TRUST_FILE).read_text(encoding="utf-8"))
+    report = dict(inherited)
     if (Path(parent) / NOVELTY_FILE).is_file():
         shutil.copy2(Path(parent) / NOVELTY_FILE, Path(child) / NOVELTY_FILE)
     report["inherited_from"] = report.get("inherited_from") or Path(parent).name

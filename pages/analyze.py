@@ -114,13 +114,13 @@ def pending_jobs(engine: Engine, files: list[UploadedFile], key: str = UPLOADER)
         held[f.file_id] = (sha, f.name)
         known = state.get_track(sha)
         if sha not in jobs and (known is None or known.model.get("id") != engine.model_id):
-            jobs[sha] = upload_job(f, data)
+            jobs[sha] = upload_job(f, data, sha)
     state.note_uploads(key, held)
     for a in state.analysed_tracks():
         audio = state.track_audio(a.sha256)
         stale = a.model.get("id") != engine.model_id and state.upload_error(a.sha256) is None
         if stale and audio and a.sha256 not in jobs:
-            jobs[a.sha256] = Job(a.name, audio[0], audio[1], a.sha256)
+            jobs[a.sha256] = Job(a.name, audio[0], audio[1], a.sha256, a.sha256)
     return list(jobs.values())
 
 

@@ -38,7 +38,7 @@ from models.embedders.base import EmbedderError
 from models.trust import load_trust
 from utils.audio import AudioError
 from utils.constants import GENRES, NOT_MUSIC_LABEL
-from utils.feedback import MAX_NOTE_CHARS, FeedbackError
+from utils.feedback import MAX_NOTE_CHARS, FeedbackError, trainable
 from utils.tables import TableError
 from utils.text import md_escape, plural
 
@@ -83,7 +83,7 @@ def upload_track() -> None:
         st.error(md(exc))
         return
     bar = st.progress(0.0, text="Analysing")
-    analyse_one(engine, upload_job(f, data),
+    analyse_one(engine, upload_job(f, data, sha),
                 lambda x, m: bar.progress(min(1.0, x), text=md(public_progress(m))))
     bar.empty()
     if (failed := state.upload_error(f.file_id)) is not None:
@@ -203,7 +203,7 @@ def retrain_section() -> None:
                    "the admin (unlock above).")
         return
     card = read_card(root / version)
-    usable = [c for c in store().list() if c.embedder_id == card.embedder.get("id") and not c.not_music]
+    usable = trainable(store().list(), str(card.embedder.get("id")))
     used = store().usage()
     new = [c for c in usable if c.id not in used]
     st.text(f"Current model: {version}. {plural(len(usable), 'correction applies', 'corrections apply')} to it; "

@@ -27,11 +27,11 @@ N_GENRES = len(GENRES)
 SLICE_S = 5.0  # one slice of audio the embedder sees as a unit
 SLICES_PER_WINDOW = 3
 WINDOW_S = SLICE_S * SLICES_PER_WINDOW  # 15 s: the classifier's input
-NOT_MUSIC_LABEL = "not_music"  # a correction's answer for noise, speech or tones: stored alone, never trained on
 WINDOW_HOP_S = 5.0  # windows start every 5 s, so neighbours share two slices
 MIN_TAIL_S = 2.5  # an uncovered tail at least this long gets one extra end-aligned window
 
 DEFAULT_THRESHOLD = 0.5  # multi-label decision threshold on calibrated probabilities
+NOT_MUSIC_LABEL = "not_music"  # a correction's answer for noise, speech or tones: stored alone, never trained on
 
 # Feature columns whose training spread is below DEAD_STD are constant (470 of MusiCNN's 753 pooled
 # values on GTZAN); every standardisation divides them by DEAD_SCALE, i.e. maps them to ~0, instead of

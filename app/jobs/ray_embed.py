@@ -29,7 +29,7 @@ import numpy as np
 
 from app.jobs.embed import EmbedReport, list_source, table_meta
 from app.jobs.ray_cluster import ActorPlan, plan_actors, ray_session, tracks_per_shard
-from app.jobs.table_files import table_lock
+from app.jobs.table_files import name_clash, table_lock
 from app.jobs.track import MAX_TRACK_S
 from models.embedders.base import Embedder, build_embedder
 from utils.atomic import atomic_write_text
@@ -208,11 +208,12 @@ def _embed_missing(
     report = EmbedReport()
     rows = []
     for order, (tid, path, genre) in enumerate(list_source(Path(source).resolve())):
-        if tid in done and genre and done[tid] and genre != done[tid]:  # a name taken by another track
-            report.failed.append((str(path), f"{folder.name} already holds another track named {tid!r} (genre "
-                                             f"{done[tid]}, not {genre}); rename the file or write to another --out"))
-        elif tid in done:
-            report.skipped.append(tid)
+        if tid in done:  # shards keep no audio hash: the local table's rule, by genre alone
+            clash = name_clash(folder, tid, path, genre, done[tid], {}, set())
+            if clash:
+                report.failed.append((str(path), clash))
+            else:
+                report.skipped.append(tid)
         elif genre and genre not in GENRES:
             report.failed.append((str(path), f"unknown genre {genre!r}"))
         else:

@@ -18,7 +18,7 @@ from typing import Any
 import models.training.retrain as retrain_module
 from app.jobs.worker import JobOutcome, Progress, Runner, Worker
 from models.classifier.bundle import current_version, read_card, resolve_bundle
-from utils.feedback import FeedbackStore
+from utils.feedback import FeedbackStore, trainable
 from utils.jobs import ACTIVE, Job, JobQueue
 from utils.tables import load_table, load_tables
 
@@ -87,8 +87,7 @@ def check_new_corrections(store: FeedbackStore, params: dict[str, Any]) -> int:
     """How many stored genre corrections no version used yet; RetrainError when none and the request is not forced."""
     card = read_card(resolve_bundle(None, Path(params["root"])))
     used = store.usage()
-    new = [c for c in store.list()
-           if c.embedder_id == card.embedder.get("id") and c.id not in used and not c.not_music]
+    new = [c for c in trainable(store.list(), str(card.embedder.get("id"))) if c.id not in used]
     if not new and not params.get("force"):
         raise retrain_module.RetrainError("No new corrections since the last retrain (all stored ones are used "
                                           "already); add corrections first or force a retrain.")

@@ -9,13 +9,13 @@ other's tracks. Hidden files: bookkeeping, not data.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from models.classifier.bundle import sha256_file
 from utils.atomic import atomic_write_text
 from utils.tables import EmbeddingTable
 
@@ -80,7 +80,7 @@ def name_clash(out: Path, tid: str, path: Path, genre: str, old_genre: str, shas
     """Why a file whose id is already in the table is another track (None: it is the same one, skip it)."""
     if shas:
         try:
-            audio = file_sha256(path)
+            audio = sha256_file(path)  # the same hash `load_audio` gives the audio (and the cache uses)
         except OSError as exc:
             return f"could not read the file: {exc.strerror or exc}"
         if audio in known_audio:  # this very audio is in the table (under this id or another)
@@ -92,11 +92,3 @@ def name_clash(out: Path, tid: str, path: Path, genre: str, old_genre: str, shas
         return f"{out.name} already holds a track named {tid!r} with different audio; {fix}"
     return None
 
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes: the same hash `load_audio` gives the audio (and the cache uses)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -133,12 +133,12 @@ def answers_flagged(detector: NoveltyDetector, store: FeedbackStore, embedder_id
     own, so the track mean is exactly what the detector scored at analysis time). The rest (made with another
     model's embedder, or stored without embeddings) are only counted.
     """
-    answers = store.list(genre=NOT_MUSIC_LABEL)
-    flagged = measured = 0
-    for sha in {c.audio_sha256 for c in answers}:  # one judgement per audio, however often it was reported
+    audios = {c.audio_sha256 for c in store.list(genre=NOT_MUSIC_LABEL)}  # one judgement per audio, however
+    flagged = measured = 0  # often it was reported
+    for sha in audios:
         stored = store.embeddings(sha, embedder_id)
         if stored is None or stored.embeddings.shape[-1] != detector.dim:
             continue
         measured += 1
         flagged += detector.score(track_mean(stored.embeddings)) > detector.threshold
-    return flagged, measured, len({c.audio_sha256 for c in answers})
+    return flagged, measured, len(audios)

@@ -1,7 +1,7 @@
 """The dashboard's shared chart look: genre colours, the accent, margins and the common layout.
 
 Split out of `app.ui.charts` so the chart modules (`charts`, `window_charts`, ...) can share it
-without importing each other; `app.ui.charts` re-exports every name, so older imports keep working.
+without importing each other; import these names from here.
 """
 
 from __future__ import annotations

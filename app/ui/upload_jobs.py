@@ -32,6 +32,11 @@ class Job:
     data: bytes
     mime: str
     error_key: str  # where a failure is recorded: the upload's file id (a kept track's sha256)
+    sha256: str = ""  # of `data`: hashed here only when the caller has not already (the queue is keyed by it)
+
+    def __post_init__(self) -> None:
+        if not self.sha256:
+            object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
 
 
 def mime_of(name: str, fallback: str | None) -> str:
@@ -39,9 +44,9 @@ def mime_of(name: str, fallback: str | None) -> str:
     return MIME.get(name.rsplit(".", 1)[-1].lower(), fallback or "audio/wav")
 
 
-def upload_job(upload: UploadedFile, data: bytes) -> Job:
+def upload_job(upload: UploadedFile, data: bytes, sha256: str = "") -> Job:
     """The job for a browser upload, named as the user's file system names it (see `browser_file_name`)."""
-    return Job(browser_file_name(upload.name), data, mime_of(upload.name, upload.type), upload.file_id)
+    return Job(browser_file_name(upload.name), data, mime_of(upload.name, upload.type), upload.file_id, sha256)
 
 
 def same_audio_notes(held: dict[str, tuple[str | None, str]]) -> list[str]:
@@ -78,7 +83,7 @@ def queue_batch(todo: list[Job], engine: Engine) -> tuple[list[Job], list[Job], 
     holds at most `QUEUE_MAX_BYTES`: the files past it are analysed now but would not survive a switch.
     """
     queue: dict[str, Job] = st.session_state.setdefault(state.QUEUE_KEY, {})
-    batch = {hashlib.sha256(job.data).hexdigest(): job for job in todo}
+    batch = {job.sha256: job for job in todo}
     left = []
     for sha, job in list(queue.items()):
         known = state.get_track(sha)
@@ -97,7 +102,7 @@ def queue_batch(todo: list[Job], engine: Engine) -> tuple[list[Job], list[Job], 
 
 def job_done(job: Job) -> None:
     """Take a job off the session's queue once it ended (analysed, or its failure recorded)."""
-    st.session_state.get(state.QUEUE_KEY, {}).pop(hashlib.sha256(job.data).hexdigest(), None)
+    st.session_state.get(state.QUEUE_KEY, {}).pop(job.sha256, None)
 
 
 def public_progress(message: str) -> str:

@@ -1,8 +1,8 @@
 """One window's charts on the Analyze page: the attention per slice, and what each slice says alone.
 
-Pure plotly (no Streamlit), sharing `app.ui.chart_style` with the other chart modules; `app.ui.charts`
-re-exports both builders. `forced` (a not-music verdict) fades the genre marks and says they are
-forced picks, as the genre bars do, so no slice reads as a confident genre.
+Pure plotly (no Streamlit), sharing `app.ui.chart_style` with the other chart modules. `forced` (a
+not-music verdict) fades the genre marks and says they are forced picks, as the genre bars do, so no
+slice reads as a confident genre.
 """
 
 from __future__ import annotations

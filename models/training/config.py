@@ -78,7 +78,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in own}, classifier=replace(_default_classifier(), **arch))
 
 
-
 @dataclass
 class MemberResult:
     """One trained member: where its validation said to stop, and its calibration."""

@@ -51,7 +51,7 @@ from models.training.promotion import held_out_ids, judge
 from models.trust import inherit_trust
 from utils.atomic import atomic_write_text
 from utils.constants import GENRES, SLICE_S, SLICES_PER_WINDOW
-from utils.feedback import Correction, FeedbackError, FeedbackStore, SliceEmbeddings
+from utils.feedback import Correction, FeedbackError, FeedbackStore, SliceEmbeddings, trainable
 from utils.tables import SHARED_DATA, EmbeddingTable, TableError, TrackFrames
 from utils.text import plural
 
@@ -274,7 +274,7 @@ def retrain(
     report(0.03, "Collecting corrections")
     embedder_id = str(card.embedder.get("id"))
     everything = store.list()
-    usable = [c for c in everything if c.embedder_id == embedder_id and not c.not_music]  # no genre to learn
+    usable = trainable(everything, embedder_id)
     skipped = [f"correction #{c.id}: made with embedder {c.embedder_id}" for c in everything
                if c.embedder_id != embedder_id]
     used_before = store.usage()

@@ -13,10 +13,11 @@ from utils.feedback.records import (
     FeedbackError,
     SliceEmbeddings,
     idempotency_key,
+    trainable,
     validate_genres,
     validate_note,
 )
 from utils.feedback.store import FeedbackStore
 
 __all__ = ["MAX_NOTE_CHARS", "AddResult", "Correction", "FeedbackError", "FeedbackStore", "SliceEmbeddings",
-           "idempotency_key", "validate_genres", "validate_note"]
+           "idempotency_key", "trainable", "validate_genres", "validate_note"]

@@ -98,6 +98,12 @@ class AddResult:
     created: bool
 
 
+def trainable(corrections: Iterable[Correction], embedder_id: str) -> list[Correction]:
+    """The corrections a model on this embedder can learn from: made with it, and naming genres (a "not music"
+    answer names none). Retraining, its request check and the Feedback page's counts all use this one rule."""
+    return [c for c in corrections if c.embedder_id == embedder_id and not c.not_music]
+
+
 # ------------------------------------------------------------------------------------ validation
 def validate_genres(genres: Iterable[str] | str) -> tuple[str, ...]:
     """Corrected genres from the label set, deduplicated, in label order; or `NOT_MUSIC_LABEL` alone.
