@@ -96,6 +96,30 @@ def _nothing_listed(source: Path) -> str:
             f"genre one of {', '.join(GENRES)}{note}.")
 
 
+def triage(items: list[tuple[str, Path, str]], out: Path, held: dict[str, str], shas: dict[str, str],
+           report: EmbedReport) -> list[tuple[int, str, Path, str]]:
+    """The listed tracks still to embed, as (listing order, id, path, genre); the rest go into `report`:
+    already in `out` (skipped), another track under a name `out` holds, or an unknown genre (failed).
+
+    `held`: id -> genre of what `out` holds; `shas`: id -> audio sha256 where recorded (a shard folder
+    records none, so there the genre alone tells tracks apart). Shared by the local and the Ray job.
+    """
+    known_audio = set(shas.values())
+    todo = []
+    for order, (tid, path, genre) in enumerate(items):
+        if tid in held:
+            clash = name_clash(out, tid, path, genre, held[tid], shas, known_audio)
+            if clash:
+                report.failed.append((str(path), clash))
+            else:
+                report.skipped.append(tid)
+        elif genre and genre not in GENRES:
+            report.failed.append((str(path), f"unknown genre {genre!r}"))
+        else:
+            todo.append((order, tid, path, genre))
+    return todo
+
+
 def table_meta(embedder: Embedder) -> dict:
     """The meta block of a table written by this embedder."""
     return {
@@ -133,21 +157,9 @@ def build_table(
         if len(table.vectors) and table.embedder_id != embedder.id:
             raise ValueError(f"{out} holds {table.embedder_id} embeddings, not {embedder.id}; choose another --out.")
         shas = read_sources(out, table)
-        known_audio = set(shas.values())
-        genres = dict(zip(table.track_id.tolist(), table.genre.tolist(), strict=True))
+        held = dict(zip(table.track_id.tolist(), table.genre.tolist(), strict=True))
         parts = [table]
-        todo = []
-        for tid, path, genre in items:
-            if tid in genres:
-                clash = name_clash(out, tid, path, genre, genres[tid], shas, known_audio)
-                if clash:
-                    report.failed.append((str(path), clash))
-                else:
-                    report.skipped.append(tid)
-            elif genre and genre not in GENRES:
-                report.failed.append((str(path), f"unknown genre {genre!r}"))
-            else:
-                todo.append((tid, path, genre))
+        todo = [(tid, path, genre) for _, tid, path, genre in triage(items, out, held, shas, report)]
         results = embed_paths(embedder, [path for _, path, _ in todo], workers, spec)
         for i, ((tid, path, genre), result) in enumerate(zip(todo, results, strict=True)):
             if progress:

@@ -27,14 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from app.jobs.embed import EmbedReport, list_source, table_meta
+from app.jobs.embed import EmbedReport, list_source, table_meta, triage
 from app.jobs.ray_cluster import ActorPlan, plan_actors, ray_session, tracks_per_shard
-from app.jobs.table_files import name_clash, table_lock
+from app.jobs.table_files import table_lock
 from app.jobs.track import MAX_TRACK_S
 from models.embedders.base import Embedder, build_embedder
 from utils.atomic import atomic_write_text
 from utils.audio import AudioError, load_audio
-from utils.constants import GENRES
 from utils.tables import EmbeddingTable
 from utils.tables.parquet import shard_meta, shard_paths, shard_track_genres, write_shard
 
@@ -206,18 +205,9 @@ def _embed_missing(
     """The body of `embed_with_ray`, run while the folder's lock is held."""
     done = existing_tracks(folder, probe.id)
     report = EmbedReport()
-    rows = []
-    for order, (tid, path, genre) in enumerate(list_source(Path(source).resolve())):
-        if tid in done:  # shards keep no audio hash: the local table's rule, by genre alone
-            clash = name_clash(folder, tid, path, genre, done[tid], {}, set())
-            if clash:
-                report.failed.append((str(path), clash))
-            else:
-                report.skipped.append(tid)
-        elif genre and genre not in GENRES:
-            report.failed.append((str(path), f"unknown genre {genre!r}"))
-        else:
-            rows.append({"order": order, "track_id": tid, "path": str(Path(path).resolve()), "genre": genre})
+    listed = list_source(Path(source).resolve())  # shards keep no audio hashes: names are told apart by genre
+    rows = [{"order": order, "track_id": tid, "path": str(Path(path).resolve()), "genre": genre}
+            for order, tid, path, genre in triage(listed, folder, done, {}, report)]
     if rows:
         with ray_session(address) as ray:
             plan = plan_actors(ray.cluster_resources(), device)
