@@ -119,9 +119,9 @@ def test_network_reproduces_reference_activations(model: torch.nn.Module) -> Non
     with torch.inference_mode():
         out = model.features(torch.from_numpy(patches))
     pairs = (("taggram", "taggram"), ("penultimate", "penultimate"), ("max_mean_pool", "maxmeanpool"))
-    for ours, theirs in pairs:
-        err = np.abs(out[ours].numpy() - ref[f"synthetic_{theirs}"]).max()
-        assert err <= 1e-4, f"{ours}: max abs error {err:.2e}"
+    for ours, theirs in pairs:  # float32 rounding grows with the value (pooled features reach ~30), and the CPU's
+        # kernels (AVX2 vs AVX-512) change the summation order: 1e-4 plus 1e-5 of the value, far below a port bug
+        np.testing.assert_allclose(out[ours].numpy(), ref[f"synthetic_{theirs}"], rtol=1e-5, atol=1e-4, err_msg=ours)
     assert torch.equal(model(torch.from_numpy(patches)), out["taggram"])
 
 
