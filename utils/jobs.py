@@ -191,6 +191,28 @@ class JobQueue:
             values["parent_version"] = parent_version
         return self._end(job_id, worker, values)
 
+    def finish_late(self, job_id: int, worker: str, *, result: dict[str, Any], message: str,
+                    result_version: str | None = None, parent_version: str | None = None) -> Job | None:
+        """Record the real outcome of a job the stale check failed while `worker` was still finishing it.
+
+        Its work is done (a retrain may already have published and promoted its version), so "failed: stopped
+        responding" would be false. None when it is not such a job (ended otherwise, or another worker's).
+        """
+        values: dict[str, Any] = dict(state=DONE, progress=1.0, result=json.dumps(result), result_version=result_version,
+                                      message=_short(f"{message} (It finished after it had been reported as not "
+                                                     "responding.)"))
+        if parent_version is not None:
+            values["parent_version"] = parent_version
+
+        def work(conn: Connection) -> Job | None:
+            q = update(jobs).where(jobs.c.id == int(job_id), jobs.c.state == FAILED, jobs.c.worker == worker[:200],
+                                   jobs.c.result.is_(None))
+            if conn.execute(q.values(finished_at=_now(), **values)).rowcount != 1:
+                return None
+            return self._get(conn, job_id)
+
+        return write_transaction(self.engine, work)
+
     def fail(self, job_id: int, worker: str | None, message: str) -> Job:
         """Mark the job failed with one sentence (`worker` None: whoever holds it, e.g. a queued job)."""
         return self._end(job_id, worker, dict(state=FAILED, active_slot=None, message=_short(message)))

@@ -119,7 +119,8 @@ class Worker:
                     log.warning("heartbeat of job #%s failed", job.id, exc_info=True)
 
         def report(fraction: float, message: str) -> None:
-            if lost.is_set():
+            final = fraction >= 1.0  # nothing is left to stop: the outcome is recorded by finish or finish_late
+            if lost.is_set() and not final:
                 raise JobLostError(f"Job #{job.id} was taken away from this worker.")
             if progress is not None:
                 progress(fraction, message)
@@ -131,7 +132,9 @@ class Worker:
                 try:
                     write(fraction, message)
                 except JobLostError:
-                    raise
+                    lost.set()
+                    if not final:
+                        raise
                 except Exception:  # the database hiccuped: the heartbeat thread writes it at its next beat, and
                     # the job goes on (a lost progress line must not fail minutes of training)
                     log.warning("progress of job #%s could not be written; retrying", job.id, exc_info=True)
@@ -155,12 +158,13 @@ class Worker:
         finally:
             stopped.set()
             heart.join(timeout=PROGRESS_EVERY_S + 5)
+        ended = dict(result=outcome.result, message=outcome.message, result_version=outcome.result_version,
+                     parent_version=outcome.parent_version)
         try:
-            return self.queue.finish(job.id, self.name, result=outcome.result, message=outcome.message,
-                                     result_version=outcome.result_version, parent_version=outcome.parent_version)
-        except JobLostError:
+            return self.queue.finish(job.id, self.name, **ended)
+        except JobLostError:  # its work is done (a retrain may be promoted already): record that, not "failed"
             log.warning("job #%s finished after it had been marked failed as stale", job.id)
-            return self.queue.get(job.id) or job
+            return self.queue.finish_late(job.id, self.name, **ended) or self.queue.get(job.id) or job
 
     def _fail_quietly(self, job: Job, sentence: str) -> Job:
         """Mark a job failed; if even that fails (database gone), log it; the stale check fails it later."""

@@ -198,6 +198,31 @@ def test_a_worker_whose_job_went_stale_stops_working_on_it(db_url: str) -> None:
     assert later == [] and ended.id == job.id and ended.state == FAILED and "stopped responding" in ended.message
 
 
+def test_a_job_that_went_stale_after_its_last_step_records_its_real_outcome(db_url: str) -> None:
+    """A retrain that promoted its version and then lost its job must not read "failed" while CURRENT names it."""
+    store = FeedbackStore(db_url)
+    queue = JobQueue(store, stale_after_s=60)
+    job = queue.enqueue("retrain", PARAMS)
+
+    def promoted_then_slow(_store, j, progress):
+        progress(0.5, "training")
+        with store.engine.begin() as conn:  # the version is published and CURRENT set; then the heartbeat ages
+            conn.execute(update(jobs).where(jobs.c.id == j.id).values(
+                heartbeat_at=datetime.now(UTC) - timedelta(seconds=300)))
+        assert [s.id for s in queue.recover_stale()] == [j.id]
+        progress(1.0, "base-r1 is now current")  # the last word: no work is left to stop, so it does not raise
+        return JobOutcome({"version": "base-r1"}, "base-r1 is now current", result_version="base-r1")
+
+    ended = Worker(queue, {"retrain": promoted_then_slow}).run_one()
+    assert ended.id == job.id and ended.state == DONE and ended.result == {"version": "base-r1"}
+    assert ended.result_version == "base-r1" and ended.progress == 1.0
+    assert ended.message.startswith("base-r1 is now current") and "reported as not responding" in ended.message
+    assert queue.get(job.id).state == DONE
+    # Only the worker that held it may do this, and only once.
+    assert queue.finish_late(job.id, "someone-else", result={}, message="x") is None
+    assert queue.finish_late(job.id, ended.worker, result={}, message="x") is None
+
+
 def test_progress_is_visible_to_a_second_reader_while_the_job_runs(db_url: str) -> None:
     store = FeedbackStore(db_url)
     queue = JobQueue(store)
