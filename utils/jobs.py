@@ -198,9 +198,9 @@ class JobQueue:
         Its work is done (a retrain may already have published and promoted its version), so "failed: stopped
         responding" would be false. None when it is not such a job (ended otherwise, or another worker's).
         """
-        values: dict[str, Any] = dict(state=DONE, progress=1.0, result=json.dumps(result), result_version=result_version,
-                                      message=_short(f"{message} (It finished after it had been reported as not "
-                                                     "responding.)"))
+        late = f"{message} (It finished after it had been reported as not responding.)"
+        values: dict[str, Any] = dict(state=DONE, progress=1.0, result=json.dumps(result),
+                                      result_version=result_version, message=_short(late))
         if parent_version is not None:
             values["parent_version"] = parent_version
 

@@ -17,6 +17,7 @@ from models.classifier.bundle import checkpoint_root, resolve_bundle
 from models.embedders.base import Embedder, build_embedder
 from models.training.evaluation import record_in_card, summary_line
 from utils.atomic import atomic_write_text
+from utils.text import terminal_text
 
 _INVOCATION: list[list[str]] = []  # the arguments main() parsed last (empty: this process's own argv)
 
@@ -89,7 +90,7 @@ def finish_evaluation(report: dict, folder: Path, args: argparse.Namespace) -> N
                                                          "command": command_line()})
     print(summary_line(report))
     for src, reason in report.get("failed", []):
-        print(f"  skipped {src}: {reason}", file=sys.stderr)
+        print(f"  skipped {terminal_text(src)}: {terminal_text(reason)}", file=sys.stderr)
 
 
 def os_error_line(exc: OSError) -> str:

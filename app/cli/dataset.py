@@ -37,6 +37,7 @@ from models.training.loop import train as train_model
 from utils.atomic import atomic_write_text
 from utils.constants import GENRES
 from utils.tables import SHARED_DATA, load_table, load_tables, read_id_list
+from utils.text import terminal_text
 
 SEED_MAX = 2**32 - 1  # numpy's seed range
 MAX_MEMBERS = 1000
@@ -50,7 +51,7 @@ def track_bar(desc: str, disable: bool = False) -> tuple[tqdm, Callable[..., Non
         bar.total = total
         bar.n = done
         if track:
-            bar.set_postfix_str(track)
+            bar.set_postfix_str(terminal_text(track))
         bar.refresh()
 
     return bar, progress
@@ -138,9 +139,9 @@ def embed(args: argparse.Namespace) -> int:
           f"{len(report.failed)} failed"
           + (f" (waited {waited:.0f} s for another embed run writing {args.out})" if waited is not None else ""))
     for src, reason in report.failed:
-        print(f"  skipped {src}: {reason}", file=sys.stderr)
+        print(f"  skipped {terminal_text(src)}: {terminal_text(reason)}", file=sys.stderr)
     for src in report.repeated:
-        print(f"  note: {src} is listed more than once; embedded once", file=sys.stderr)
+        print(f"  note: {terminal_text(src)} is listed more than once; embedded once", file=sys.stderr)
     return 0
 
 

@@ -16,6 +16,7 @@ from models.classifier.bundle import CheckpointError
 from models.embedders.base import EmbedderError
 from utils.audio import AudioError
 from utils.tables import TableError
+from utils.text import terminal_text
 
 FAMILIES = (analyze, dataset, feedback, jobs, nuisance, trust)
 
@@ -40,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_went_away()
     except (AudioError, CheckpointError, EmbedderError, TableError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {terminal_text(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # unreadable, unwritable, a folder for a file, a full disk, a read-only mount
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        print(f"error: {terminal_text(os_error_line(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

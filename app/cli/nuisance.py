@@ -11,6 +11,7 @@ from app.cli.common import add_embedder_flags, command_line, make_embedder
 from utils.atomic import atomic_path
 from utils.everyday import CHANGES
 from utils.tables import read_id_list
+from utils.text import terminal_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +50,7 @@ def nuisance(args: argparse.Namespace) -> int:
     with atomic_path(args.out, suffix=".npz") as tmp:
         shifts.save(tmp)
     for clip_id, reason in failed:
-        print(f"  skipped {clip_id}: {reason}", file=sys.stderr)
+        print(f"  skipped {terminal_text(clip_id)}: {terminal_text(reason)}", file=sys.stderr)
     print(f"wrote {args.out}: {len(shifts.shifts)} shifts of {len(changes)} changes on "
           f"{len(set(shifts.clips.tolist()))} clips ({shifts.embedder_id}) in {time.perf_counter() - t0:.0f} s")
     return 0

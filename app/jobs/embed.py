@@ -45,13 +45,15 @@ def list_source(source: Path) -> list[tuple[str, Path, str]]:
 
 
 def source_items(source: Path) -> tuple[list[tuple[str, Path, str]], list[tuple[str, str]]]:
-    """list_source's items, and (path, reason) for each repeated input (the first listing wins).
+    """list_source's items, and (path, reason) for each repeated input (the first listing wins) or one that
+    cannot be read (a locked genre folder, a symlink loop); an empty reason means a plain repeat.
 
     A file listed twice is one track, not `a` and `a~1`; one listed with two genres is reported.
     """
     source = Path(source)
+    repeats: list[tuple[str, str]] = []
     if source.is_dir():
-        items = [(p.stem, p, g) for p, g in audio_folder_items(source)]
+        items = [(p.stem, p, g) for p, g in audio_folder_items(source, unreadable=repeats)]
     elif source.suffix.lower() == ".csv":
         items = []
         with open(source, newline="", encoding="utf-8") as f:
@@ -65,11 +67,14 @@ def source_items(source: Path) -> tuple[list[tuple[str, Path, str]], list[tuple[
     else:
         raise ValueError(f"{source} is neither a folder of genre sub-folders nor a .csv of path,label rows.")
     first: dict[Path, str] = {}  # resolved path -> its genre
-    repeats: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     out = []
     for tid, path, genre in items:
-        key = path.resolve()
+        try:
+            key = path.resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop is a RuntimeError on Python 3.11
+            repeats.append((str(path), f"could not follow the path ({exc})"))
+            continue
         if key in first:
             if first[key] != genre:
                 kept = first[key] or "unlabelled"
@@ -82,7 +87,9 @@ def source_items(source: Path) -> tuple[list[tuple[str, Path, str]], list[tuple[
         seen[tid] = n + 1
         out.append((tid if n == 0 else f"{tid}~{n}", path, genre))
     if not out:
-        raise ValueError(_nothing_listed(source))
+        unread = [f"{path}: {why}" for path, why in repeats if why]
+        raise ValueError(f"nothing in {source} could be read (first: {unread[0]})." if unread
+                         else _nothing_listed(source))
     return out, repeats
 
 
@@ -160,6 +167,7 @@ def build_table(
         held = dict(zip(table.track_id.tolist(), table.genre.tolist(), strict=True))
         parts = [table]
         todo = [(tid, path, genre) for _, tid, path, genre in triage(items, out, held, shas, report)]
+        owner = {sha: tid for tid, sha in shas.items()}  # audio -> the track that holds it
         results = embed_paths(embedder, [path for _, path, _ in todo], workers, spec)
         for i, ((tid, path, genre), result) in enumerate(zip(todo, results, strict=True)):
             if progress:
@@ -171,6 +179,12 @@ def build_table(
                 report.failed.append((str(path), f"could not read the file: {result.strerror or result}"))
                 continue
             vectors, starts, audio_sha = result
+            if (twin := owner.get(audio_sha)) is not None:  # one recording under two ids would sit in train and test
+                genres = dict(held) | {t: g for t, _, g in todo}
+                clash = f", which is {genres.get(twin)}, not {genre}" if genres.get(twin, genre) != genre else ""
+                report.failed.append((str(path), f"the same audio as track {twin!r}{clash}; not embedded twice"))
+                continue
+            owner[audio_sha] = tid
             n = len(vectors)
             parts.append(EmbeddingTable(vectors, np.full(n, tid), np.full(n, genre), starts, meta))
             shas[tid] = audio_sha

@@ -67,14 +67,16 @@ def _evaluate_audio(source: Path, bundle: Path, train_table: EmbeddingTable | No
     """Every file through the real engine (decode, loudness, windows, embedder, head), as users get it."""
     from app.engine import Engine
 
-    every = audio_folder_items(source)
+    unreadable: list[tuple[str, str]] = []
+    every = audio_folder_items(source, unreadable=unreadable)
     if not every:
-        raise ValueError(f"{source} has no audio files in genre sub-folders ({source}/<genre>/<file>).")
+        raise ValueError(f"{source} has no audio files in genre sub-folders ({source}/<genre>/<file>)" +
+                         (f"; {unreadable[0][0]} {unreadable[0][1]}." if unreadable else "."))
     items = [(p, g) for p, g in every if wanted is None or p.stem in wanted]
     if not items:
         raise ValueError(_matched_nothing(wanted or set(), list_name, source, [p.stem for p, _ in every]))
     engine = Engine(checkpoint=bundle, device=device)
-    rows, failed = [], []
+    rows, failed = [], list(unreadable)
     for i, (path, genre) in enumerate(items):
         try:
             rows.append((path.stem, genre, engine.analyze(path)))

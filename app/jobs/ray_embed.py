@@ -206,7 +206,7 @@ def _embed_missing(
     done = existing_tracks(folder, probe.id)
     report = EmbedReport()
     listed = list_source(Path(source).resolve())  # shards keep no audio hashes: names are told apart by genre
-    rows = [{"order": order, "track_id": tid, "path": str(Path(path).resolve()), "genre": genre}
+    rows = [{"order": order, "track_id": tid, "path": str(Path(path).absolute()), "genre": genre}
             for order, tid, path, genre in triage(listed, folder, done, {}, report)]
     if rows:
         with ray_session(address) as ray:

@@ -169,7 +169,7 @@ def evaluate_table_ray(
                                        "vectors": t.vectors, "frame_start_s": t.frame_start_s}
                                       for i, t in enumerate(head.tracks())])
         else:
-            ds = ray.data.from_items([{"part": i, "path": str(p.resolve())} for i, p in enumerate(paths)],
+            ds = ray.data.from_items([{"part": i, "path": str(p.absolute())} for i, p in enumerate(paths)],
                                      override_num_blocks=min(len(paths), 16 * plan.actors))
         ds = ds.map_batches(
             ScoreActor, fn_constructor_kwargs={"files": bundle_files(folder), "device": plan.device,
@@ -206,7 +206,7 @@ def evaluate_audio_ray(
     items = [(p, g) for p, g in audio_folder_items(source) if wanted is None or p.stem in wanted]
     if not items:
         raise ValueError("No audio could be evaluated.")
-    ds = ray.data.from_items([{"pos": i, "path": str(p.resolve())} for i, (p, _) in enumerate(items)],
+    ds = ray.data.from_items([{"pos": i, "path": str(p.absolute())} for i, (p, _) in enumerate(items)],
                              override_num_blocks=min(len(items), 16 * plan.actors))
     ds = ds.map_batches(
         AnalyzeActor, fn_constructor_kwargs={"files": bundle_files(folder), "device": plan.device},

@@ -89,15 +89,24 @@ def cross_validate(table: EmbeddingTable, cfg: TrainConfig, k: int, log: Callabl
     }
 
 
-def audio_folder_items(folder: Path) -> list[tuple[Path, str]]:
-    """(path, genre) for every audio file in `folder/<genre>/`, sorted; unknown genres skipped."""
+def audio_folder_items(folder: Path, unreadable: list[tuple[str, str]] | None = None) -> list[tuple[Path, str]]:
+    """(path, genre) for every audio file in `folder/<genre>/`, sorted; unknown genres skipped.
+
+    A genre folder that cannot be listed (permissions) goes into `unreadable` as (folder, reason), so one
+    locked folder costs its own files, not the run; without the list it raises, as before.
+    """
     items = []
     for genre_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
         if genre_dir.name.lower() not in GENRES:
             continue
-        for f in sorted(genre_dir.iterdir()):
-            if f.suffix.lower() in AUDIO_EXTENSIONS:
-                items.append((f, genre_dir.name.lower()))
+        try:
+            files = sorted(genre_dir.iterdir())
+        except OSError as exc:
+            if unreadable is None:
+                raise
+            unreadable.append((str(genre_dir), f"could not read the folder ({exc.strerror or exc})"))
+            continue
+        items += [(f, genre_dir.name.lower()) for f in files if f.suffix.lower() in AUDIO_EXTENSIONS]
     return items
 
 

@@ -146,3 +146,59 @@ def test_id_lists_take_ids_and_paths(tmp_path):
     """`blues.00012` (a bare id) became `blues`: only an audio suffix is a suffix."""
     (tmp_path / "ids.txt").write_text("blues.00012\nblues/blues.00013.wav\n\n/data/jazz.00001.au\n rock.00002.FLAC \n")
     assert read_id_list(tmp_path / "ids.txt") == ["blues.00012", "blues.00013", "jazz.00001", "rock.00002"]
+
+
+def test_a_symlink_loop_or_a_locked_genre_folder_costs_only_itself(tmp_path, capsys, monkeypatch):
+    """A symlink loop raised RuntimeError out of `Path.resolve` (a traceback, no table); a genre folder that
+    cannot be listed stopped the run with 'Permission denied', though the README says embed reports bad files."""
+    src = tmp_path / "src"
+    wav(src / "rock" / "good.wav", 0)
+    wav(src / "jazz" / "locked.wav", 1)
+    (src / "rock" / "loopA.wav").symlink_to("loopB.wav")
+    (src / "rock" / "loopB.wav").symlink_to("loopA.wav")
+    listdir = type(src).iterdir
+
+    def iterdir(self):
+        if self.name == "jazz":
+            raise PermissionError(13, "Permission denied", str(self))
+        return listdir(self)
+
+    monkeypatch.setattr(type(src), "iterdir", iterdir)
+    assert embed(src, tmp_path / "e.npz") == 0
+    captured = capsys.readouterr()
+    assert "1 embedded, 0 already in" in captured.out and "3 failed" in captured.out
+    assert "could not read the folder (Permission denied)" in captured.err and "jazz" in captured.err
+    assert captured.err.count("could not follow the path") == 2 and "Traceback" not in captured.err
+    assert load_table(tmp_path / "e.npz").track_ids() == ["good"]
+    shutil.rmtree(src / "rock")  # only the locked folder is left: one clear line, not "no audio"
+    assert embed(src, tmp_path / "f.npz") == 2
+    err = capsys.readouterr().err
+    assert "could be read (first: " in err and "jazz: could not read the folder (Permission denied)" in err
+
+
+def test_the_same_audio_under_two_names_is_embedded_once(tmp_path, capsys):
+    """Identical bytes under two ids (or two genres) became two tracks: one recording could sit in train and test."""
+    src = tmp_path / "src"
+    wav(src / "blues" / "copyA.wav", 0)
+    shutil.copy(src / "blues" / "copyA.wav", src / "blues" / "copyB.wav")
+    (src / "rock").mkdir()
+    shutil.copy(src / "blues" / "copyA.wav", src / "rock" / "again.wav")
+    wav(src / "rock" / "other.wav", 1)
+    assert embed(src, tmp_path / "e.npz") == 0
+    captured = capsys.readouterr()
+    assert "2 embedded, 0 already in" in captured.out and "2 failed" in captured.out
+    assert "copyB.wav: the same audio as track 'copyA'; not embedded twice" in captured.err
+    assert "again.wav: the same audio as track 'copyA', which is blues, not rock; not embedded twice" in captured.err
+    assert sorted(load_table(tmp_path / "e.npz").track_ids()) == ["copyA", "other"]
+    shutil.copy(src / "rock" / "other.wav", src / "rock" / "renamed.wav")  # a later run: the table's own record
+    assert embed(src, tmp_path / "e.npz") == 0
+    assert "renamed.wav: the same audio as track 'other'; not embedded twice" in capsys.readouterr().err
+
+
+def test_embed_shows_control_characters_in_names_as_escapes(tmp_path, capsys):
+    """A file name carrying an escape sequence cleared the terminal in the 'skipped' line."""
+    wav(tmp_path / "src" / "rock" / "good.wav", 0)
+    (tmp_path / "src" / "rock" / "evil\x1b[2J\nfake.wav").write_bytes(b"not audio")
+    assert embed(tmp_path / "src", tmp_path / "e.npz") == 0
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "evil\\x1b[2J\\nfake.wav" in err
