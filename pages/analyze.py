@@ -143,7 +143,8 @@ def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOAD
             failed = sum(state.upload_error(job.error_key) is not None for job in todo)
             label = f"Analysed {len(todo) - failed} of {plural(len(todo), 'file')} with model {engine.card.version}"
             status.update(label=label, state="error" if failed else "complete", expanded=False)
-    for note in same_audio_notes(state.uploads_held(key)):
+    held = state.uploads_held(key)
+    for note in same_audio_notes(held, {fid for fid in held if state.upload_error(fid) is not None}):
         st.info(md_escape(note), icon=":material/content_copy:")
     kept = [(a.name, msg) for a in state.analysed_tracks() if (msg := state.upload_error(a.sha256))]
     resumed = [(j.name, msg) for j in left if (msg := state.upload_error(j.error_key))]  # their chips are gone

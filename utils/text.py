@@ -16,15 +16,18 @@ import re
 import unicodedata
 
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character CommonMark can escape
+_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # controls, bidi marks
 
 
 def md_escape(text: object) -> str:
-    """Backslash-escape every ASCII punctuation character so markdown shows `text` literally.
+    """Backslash-escape every ASCII punctuation character so markdown shows `text` literally; control and
+    direction characters (escapes, U+202E) are dropped; a zero-width joiner stays, for emoji.
 
     Streamlit also expands emoji short codes (`:smile:`) after parsing; escaping cannot stop that,
     so names are drawn with `html_text` or as plain widgets/cells where exactness matters.
     """
-    return _MD_PUNCTUATION.sub(r"\\\1", str(text)).replace("\n", " ")
+    text = _HIDDEN.sub("", str(text).replace("\n", " "))  # a U+202E in a quoted name reversed the sentence
+    return _MD_PUNCTUATION.sub(r"\\\1", text)
 
 
 def plotly_text(text: object) -> str:

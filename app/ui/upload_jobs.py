@@ -14,7 +14,7 @@ from app.ui import state
 from app.ui.session_store import DEFAULT_MAX_SESSION_BYTES
 from utils.audio import AudioError
 from utils.constants import AUDIO_EXTENSIONS
-from utils.text import browser_file_name, md_escape
+from utils.text import browser_file_name, md_escape, safe_display_name
 
 log = logging.getLogger("genre_lens.uploads")
 ACCEPTED = sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS)  # what the decoder and the CLI take, no fewer
@@ -49,28 +49,37 @@ def upload_job(upload: UploadedFile, data: bytes, sha256: str = "") -> Job:
     return Job(browser_file_name(upload.name), data, mime_of(upload.name, upload.type), upload.file_id, sha256)
 
 
-def same_audio_notes(held: dict[str, tuple[str | None, str]]) -> list[str]:
+def shown_name(name: str) -> str:
+    """An upload's name as the page shows it: the browser's encoding undone, control and direction-override
+    characters dropped (a U+202E in a name reversed the rest of its error sentence), long names cut."""
+    return safe_display_name(browser_file_name(name))
+
+
+def same_audio_notes(held: dict[str, tuple[str | None, str]], failed: set[str] = frozenset()) -> list[str]:
     """A sentence for each chip whose audio another chip already holds ({file id: (sha256, name)}, chip
     order): the bytes are analysed and shown once, under the first name, and the second name appeared
-    nowhere, so it looked lost."""
-    first: dict[str, str] = {}
+    nowhere, so it looked lost. `failed`: file ids whose analysis failed, so their twins are not "shown"."""
+    first: dict[str, tuple[str, str]] = {}
     notes = []
-    for sha, name in held.values():
+    for file_id, (sha, name) in held.items():
         if sha is None:
             continue
-        if sha in first:
-            notes.append(f"{browser_file_name(name)} has the same audio as {browser_file_name(first[sha])}, "
-                         "so it is shown once, under that name.")
+        if sha not in first:
+            first[sha] = (file_id, name)
+        elif first[sha][0] in failed:
+            notes.append(f"{shown_name(name)} has the same bytes as {shown_name(first[sha][1])}, which could not "
+                         "be analysed (see the error above).")
         else:
-            first[sha] = name
+            notes.append(f"{shown_name(name)} has the same audio as {shown_name(first[sha][1])}, "
+                         "so it is shown once, under that name.")
     return notes
 
 
 def known_audio_note(name: str, known_name: str) -> str | None:
     """The sentence for an upload whose bytes this session already analysed under another name (None: same name)."""
-    if browser_file_name(name) == browser_file_name(known_name):
+    if shown_name(name) == shown_name(known_name):
         return None
-    return (f"{browser_file_name(name)} has the same audio as {browser_file_name(known_name)}, already analysed, "
+    return (f"{shown_name(name)} has the same audio as {shown_name(known_name)}, already analysed, "
             "so it is shown under that name.")
 
 
@@ -112,7 +121,7 @@ def public_progress(message: str) -> str:
 
 def show_upload_error(name: str, message: str) -> None:
     """A failed file as one error line: its name in bold, both shown literally (messages may quote the name)."""
-    st.error(f"**{md_escape(browser_file_name(name))}**: {md_escape(message)}", icon=":material/error:")
+    st.error(f"**{md_escape(shown_name(name))}**: {md_escape(message)}", icon=":material/error:")
 
 
 def analyse_one(engine: Engine, job: Job, progress: Progress) -> None:

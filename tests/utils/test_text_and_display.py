@@ -4,7 +4,7 @@ import numpy as np
 
 from tests.helpers.data import synth_music
 from utils.spectrogram import display_spectrogram
-from utils.text import plural
+from utils.text import md_escape, plural
 
 
 def test_silence_is_drawn_at_the_floor_not_as_the_loudest_colour() -> None:
@@ -21,3 +21,9 @@ def test_plural() -> None:
     assert [plural(n, "window") for n in (0, 1, 2)] == ["0 windows", "1 window", "2 windows"]
     assert plural(1, "upload was", "uploads were") == "1 upload was"
     assert plural(3, "correction applies", "corrections apply") == "3 corrections apply"
+
+
+def test_md_escape_drops_controls_and_direction_overrides_but_keeps_emoji_joiners() -> None:
+    assert md_escape("bad \u202eVAW.exe\x1b[2J\nx") == r"bad VAW\.exe\[2J x"
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert md_escape(family) == family

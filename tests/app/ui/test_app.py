@@ -143,6 +143,19 @@ def test_duplicate_upload_is_not_reanalysed_and_survives_page_switch(app: AppTes
     assert app.select_slider(key=window_key).value == 1, "the selected window survives a page switch"
 
 
+def test_a_direction_override_in_a_name_does_not_reverse_its_error(app: AppTest) -> None:
+    """A U+202E in a bad file's name reversed the rest of its error sentence; a byte-identical twin of the
+    failed file was said to be "shown once, under that name", though nothing was shown."""
+    app.run()
+    app.file_uploader[0].upload("bad \u202eVAW.exe.wav", b"").upload("twin.wav", b"").run()
+    no_exceptions(app)
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1 and "\u202e" not in errors[0] and "VAW.exe.wav" in errors[0].replace("\\", ""), errors
+    notes = [i.value.replace("\\", "") for i in app.info]
+    assert any("twin.wav has the same bytes as bad VAW.exe.wav, which could not be analysed" in n for n in notes), notes
+    assert not any("shown once" in n for n in notes), notes
+
+
 def test_threshold_changes_the_genres_listed(app: AppTest) -> None:
     app.run()
     app.file_uploader[0].upload("song.wav", wav_bytes(synth_music(16.0, seed=3), 22050)).run()

@@ -22,6 +22,15 @@ def test_the_note_names_both_files_and_stays_quiet_for_the_same_name() -> None:
     assert known_audio_note("same.flac", "same.flac") is None
 
 
+def test_twin_notes_show_names_safely_and_know_a_failed_first() -> None:
+    from app.ui.upload_jobs import same_audio_notes
+
+    held = {"f1": ("abc", "a\u202e.wav"), "f2": ("abc", "b%22.wav"), "f3": (None, "c.wav"), "f4": ("def", "d.wav")}
+    assert same_audio_notes(held) == ['b".wav has the same audio as a.wav, so it is shown once, under that name.']
+    assert same_audio_notes(held, {"f1"}) == [
+        'b".wav has the same bytes as a.wav, which could not be analysed (see the error above).']
+
+
 def test_a_second_name_for_analysed_bytes_is_not_silently_dropped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
