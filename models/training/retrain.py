@@ -218,6 +218,13 @@ def _parent_validation(card: ModelCard, cfg: TrainConfig, ids: set[str], warning
     return [list(v) for v in lists]
 
 
+def _fit_on_everything(card: ModelCard) -> bool:
+    """The parent was a final fit (`train --no-validation`): its card records empty validation lists."""
+    members = card.training.get("members")
+    lists = [m.get("val_tracks") for m in members] if members else [card.training.get("val_tracks")]
+    return all(v == [] for v in lists)
+
+
 def _check_tables(card: ModelCard, tables: dict[str, EmbeddingTable | None]) -> list[str]:
     """Tables must come from the model's embedder; a different base table is allowed with a warning."""
     want = card.embedder.get("id")
@@ -304,8 +311,8 @@ def retrain(
     if valid is not None:  # chosen on `valid`: train on the base table, validate on valid, as the parent did
         train_table = EmbeddingTable.concat([table, valid], table.meta)
         member_val, n_base = [valid.track_ids()] * cfg.members, len(ids)
-    elif not cfg.early_stopping:  # trained on every track for fixed epochs: so is the candidate
-        member_val, n_base = [[]] * cfg.members, len(ids)
+    elif not cfg.early_stopping or _fit_on_everything(card):  # the parent held no track out: neither does the
+        member_val, n_base = [[]] * cfg.members, len(ids)  # candidate (v5 lost 130 base tracks to a fresh split)
     elif member_val := _parent_validation(card, cfg, set(ids), warnings):
         n_base = round(float(np.mean([len(set(ids) - set(v)) for v in member_val])))
     else:
