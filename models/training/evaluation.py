@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from models.classifier.bundle import METRICS_FILE, load_bundle, update_card
+from models.classifier.bundle import METRICS_FILE, CheckpointError, load_bundle, read_card, update_card
 from models.classifier.ensemble import Classifier
 from models.training.baseline import baseline_probabilities, fit_baseline
 from models.training.config import TrainConfig
@@ -133,16 +133,36 @@ def evaluate_analyses(
 
 
 def evaluate_and_record(folder: Path, test_table: EmbeddingTable, train_table: EmbeddingTable | None, seed: int,
-                        command: str | None = None) -> dict[str, Any]:
-    """Evaluate a bundle on a test table (with baseline), write metrics.json and the card's summary."""
+                        command: str | None = None, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate a bundle on a test table (with baseline), write metrics.json and the card's summary.
+
+    `baseline`: the same-run baseline already measured on this train and test data (a retrain's parent's):
+    refitting it is minutes of grid search for identical numbers.
+    """
     model, card = load_bundle(folder)
-    report = evaluate_table(model, test_table, train_table, seed)
+    report = evaluate_table(model, test_table, None if baseline else train_table, seed)
+    if baseline:
+        report["baseline"] = baseline
     report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
     report["test_data"] = test_table.fingerprint()
     atomic_write_text(folder / METRICS_FILE, json.dumps(report, indent=1))
     record_in_card(folder, "test", report | ({"command": command} if command else {}))
     print("test: " + summary_line(report))
     return report
+
+
+def recorded_baseline(folder: Path, table: EmbeddingTable, test: EmbeddingTable, seed: int) -> dict | None:
+    """The parent's recorded same-run baseline when it was fitted on this base table, scored on this test
+    table with this seed: corrections never reach the baseline, so it is the same numbers. Else None."""
+    try:
+        card = read_card(folder)
+        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, CheckpointError):
+        return None
+    same = (card.training.get("data_sha256") == table.fingerprint() and metrics.get("test_data") == test.fingerprint()
+            and card.training.get("config", {}).get("seed", 0) == seed)
+    baseline = metrics.get("baseline") if same else None
+    return baseline if isinstance(baseline, dict) and "accuracy" in baseline else None
 
 
 def summary_line(report: dict) -> str:

@@ -45,7 +45,7 @@ from models.classifier.bundle import (
     update_card,
 )
 from models.training.config import TrainConfig
-from models.training.evaluation import evaluate_and_record
+from models.training.evaluation import evaluate_and_record, recorded_baseline
 from models.training.loop import train
 from models.training.promotion import held_out_ids, judge
 from models.trust import inherit_trust
@@ -369,8 +369,10 @@ def retrain(
                   "decided": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         update_card(staging, lambda c: c.training.__setitem__("promotion", record))  # weights and hash unchanged
         if test is not None:  # reported numbers for the Metrics page, after the decision and apart from it
-            report(0.92, "Recording the new version's test metrics (for reporting only)")
-            evaluate_and_record(staging, test, table, cfg.seed)
+            report(0.92, f"{'Promoting' if decision.promoted else 'Not promoting'} {version}; recording its test "
+                         "metrics (for reporting only)")
+            same = recorded_baseline(root / parent, table, test, cfg.seed)  # corrections never reach the baseline
+            evaluate_and_record(staging, test, table, cfg.seed, baseline=same)
         report(0.98, f"Saving {version}")
         if not decision.promoted and current_version(root, fallback=False) is None:
             set_current(parent, root)  # else the newest bundle, this rejected candidate, would become current

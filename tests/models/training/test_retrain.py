@@ -393,3 +393,28 @@ def test_a_final_fit_parent_retrains_on_every_base_track(world: dict, tmp_path: 
 
     new = read_card(res.folder).training
     assert new["val_tracks"] == [] and new["n_train_tracks"] == card.training["n_train_tracks"]
+
+
+def test_a_retrain_reuses_its_parents_baseline_only_when_the_data_are_the_same(
+        world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The baseline's grid search kept a retrain at "92 %" for minutes, to refit numbers the parent holds."""
+    from models.training import evaluation
+    from models.training.evaluation import evaluate_and_record
+
+    root, _, store = corrected_world(world, tmp_path, 4)
+    parent = evaluate_and_record(root / "base", world["test"], world["table"], world["cfg"].seed)
+    steps: list[str] = []
+
+    def no_refit(*_a, **_k):
+        raise AssertionError("the baseline was fitted again")
+
+    monkeypatch.setattr(evaluation, "fit_baseline", no_refit)
+    res = retrain(store, world["table"], None, test=world["test"], root=root, progress=lambda f, m: steps.append(m))
+    metrics = json.loads((res.folder / "metrics.json").read_text())
+    assert metrics["baseline"] == parent["baseline"]
+    assert any(m.startswith(("Promoting", "Not promoting")) and "test metrics" in m for m in steps), steps
+
+    other = world["table"].subset(world["table"].track_ids()[:-1])  # another base table: fitted afresh
+    assert evaluation.recorded_baseline(root / "base", other, world["test"], world["cfg"].seed) is None
+    assert evaluation.recorded_baseline(root / "base", world["table"], world["test"], world["cfg"].seed + 1) is None
+    assert evaluation.recorded_baseline(root / "base", world["table"], other, world["cfg"].seed) is None
