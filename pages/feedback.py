@@ -27,6 +27,7 @@ from app.ui import admin_view, state, thresholds
 from app.ui.feedback_views import browse, store
 from app.ui.upload_jobs import (
     ACCEPTED,
+    Job,
     analyse_one,
     known_audio_note,
     public_progress,
@@ -113,11 +114,35 @@ def pick_track() -> Analysis | None:
     return by_sha[sha]
 
 
+def up_to_date(a: Analysis) -> Analysis:
+    """The track as the current model sees it. After a promotion the session's analysis is another model's,
+    and a correction would record what that model said; only the Analyze page used to refresh it."""
+    try:
+        engine = state.get_engine()
+    except (CheckpointError, EmbedderError):
+        return a  # the page says why elsewhere; the stored analysis is still worth correcting
+    if a.model.get("id") == engine.model_id:
+        return a
+    audio = state.track_audio(a.sha256)
+    if audio is None:  # too large to keep in the session
+        st.caption(f"Analysed with {md(a.model.get('version'))}; the current model is {md(engine.card.version)}. "
+                   "Upload the file again to see the current model's answer.")
+        return a
+    bar = st.progress(0.0, text=f"Analysing again with {md(engine.card.version)}, the current model")
+    analyse_one(engine, Job(a.name, audio[0], audio[1], a.sha256, a.sha256),
+                lambda x, m: bar.progress(min(1.0, x), text=md(public_progress(m))))
+    bar.empty()
+    fresh = state.get_track(a.sha256)
+    return thresholds.with_threshold(fresh) if fresh is not None and fresh.model.get("id") == engine.model_id else a
+
+
 def show_prediction(a: Analysis) -> None:
-    """The file name (as text) and the model's top genres."""
-    st.text(f"File: {a.name}\nModel: {a.model.get('version')}")
+    """The file name (as text) and the model's top genres (forced picks, when its verdict names none)."""
+    st.text(f"File: {a.name}\nModel: {a.model.get('version')}\nVerdict: {a.verdict.text}")
     top = pd.DataFrame([{"genre": g, "probability": round(p, 3)} for g, p in a.ranking[:5]])
     st.dataframe(top, hide_index=True, width="content")
+    if a.verdict.kind != "genre":
+        st.caption("The model named no genre for this track; the table shows its closest genres all the same.")
 
 
 def embedder_geometry(a: Analysis) -> tuple[float, float]:
@@ -241,6 +266,7 @@ def correct() -> None:
     upload_track()
     track = pick_track()
     if track is not None:
+        track = up_to_date(track)
         show_prediction(track)
         correction_form(track)
 

@@ -116,11 +116,11 @@ def _plain(text: str | None, limit: int | None = None) -> str:
     return out if limit is None or len(out) <= limit else out[: limit - 1] + "…"
 
 
-def _describe(c: Correction) -> str:
-    """One line about a correction."""
+def _describe(c: Correction, model_said: str | None = None) -> str:
+    """One line about a correction (`model_said`: the analysis' own verdict, when it named no genre)."""
     window = f" window {c.window_start_s:g}-{c.window_end_s:g} s" if c.window_start_s is not None else ""
     said = "not music" if c.not_music else "+".join(c.genres)
-    return f"#{c.id} {_plain(c.file_name)}: {said} (model said {c.predicted}){window}"
+    return f"#{c.id} {_plain(c.file_name)}: {said} (model said {model_said or c.predicted}){window}"
 
 
 def add(args: argparse.Namespace) -> int:
@@ -143,7 +143,9 @@ def add(args: argparse.Namespace) -> int:
         note=args.note, window_start_s=args.window_start, key=args.key,
     )
     verb = "stored" if result.created else "already stored (nothing added)"
-    print(f"{verb}: {_describe(result.correction)} in {store.location}")
+    verdict = analysis.verdict  # "not music" said "model said classical", its forced pick
+    model_said = f"not music; closest {result.correction.predicted}" if verdict.kind == "not_music" else None
+    print(f"{verb}: {_describe(result.correction, model_said)} in {store.location}")
     return 0
 
 

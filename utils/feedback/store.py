@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from utils.atomic import atomic_write_text
+from utils.constants import NOT_MUSIC_LABEL
 from utils.feedback.blobs import check_embeddings, from_npy, to_npy
 from utils.feedback.db import (
     FeedbackError,
@@ -52,6 +53,8 @@ from utils.feedback.records import (
     validate_window,
 )
 from utils.text import safe_display_name
+
+SILENT_SHARE = 0.9  # of ~50 ms frames below -60 dBFS: the quality panel's "almost silent"
 
 
 def _utc(dt: datetime) -> datetime:
@@ -179,7 +182,16 @@ class FeedbackStore:
         note: str | None = None, window_start_s: float | None = None, key: str | None = None,
         session_id: str | None = None,
     ) -> AddResult:
-        """Store a correction of an engine `Analysis`, with its slice embeddings (hop/frame of the embedder)."""
+        """Store a correction of an engine `Analysis`, with its slice embeddings (hop/frame of the embedder).
+
+        A genre for silent audio is refused: nothing in it could teach a head that genre, yet a retrain
+        would learn it (a "not music" answer is kept, as it trains nothing).
+        """
+        quality = getattr(analysis, "quality", None) or {}
+        silent = quality.get("peak") == 0.0 or quality.get("silence_ratio", 0.0) >= SILENT_SHARE
+        if silent and validate_genres(genres) != (NOT_MUSIC_LABEL,):
+            raise FeedbackError(f"{safe_display_name(analysis.name)} is silent, so there is no music in it to learn "
+                                "a genre from; answer \"not music\" instead.")
         embedder_id = str(analysis.model.get("embedder", ""))
         embeddings = None
         if analysis.slice_embeddings is not None:

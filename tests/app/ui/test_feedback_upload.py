@@ -55,3 +55,28 @@ def test_the_uploaders_take_every_type_the_decoder_and_the_cli_take() -> None:
 
     assert {f".{t}" for t in ACCEPTED} == AUDIO_EXTENSIONS, "an .opus, .aac or .aiff file was refused at the door"
     assert set(MIME) == set(ACCEPTED) and mime_of("x.AIF", None) == "audio/aiff"
+
+
+def test_a_track_analysed_before_a_promotion_is_shown_as_the_current_model_sees_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a promotion the Feedback page showed (and a correction recorded) the old model's answer."""
+    make_test_bundle(tmp_path / "ckpt")
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path / "ckpt"))
+    monkeypatch.setenv(settings.DB_URL_ENV, f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    data = wav_bytes(synth_music(16.0), 22050)
+    old = replace(fake_analysis(seed=2, name="kept.wav"), sha256=hashlib.sha256(data).hexdigest(),
+                  model={"id": "an-older-model", "version": "old-v1"})
+    at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=60)
+    at.session_state["gl.tracks"] = {old.sha256: old}
+    at.session_state["gl.audio"] = {old.sha256: (data, "audio/wav")}
+    at.run()
+    assert not at.exception, at.exception
+    fresh = at.session_state["gl.tracks"][old.sha256]
+    assert fresh.model["id"] != "an-older-model" and fresh.name == "kept.wav"
+    assert any(f"Model: {fresh.model['version']}" in t.value for t in at.text)
+
+    at.session_state["gl.tracks"] = {old.sha256: old}  # its audio too large to keep: said, not hidden
+    at.session_state["gl.audio"] = {}
+    at.run()
+    assert any("Analysed with old-v1; the current model is" in c.value.replace("\\", "") for c in at.caption)

@@ -323,3 +323,26 @@ def test_page_filters_and_deletes_with_confirmation(
     at.run()
     assert not at.exception, at.exception
     assert [c.id for c in seed.list()] == [a.id]
+
+
+def test_a_genre_for_silent_audio_is_refused_and_not_music_is_said(
+        bundle_and_wav, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Silence was stored as "jazz (model said classical)", and a retrain would have learned it."""
+    import soundfile as sf
+
+    from app.cli.main import main
+
+    root, _, _ = bundle_and_wav
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(16000 * 20, dtype=np.float32), 16000)
+    db = ["--db", db_url, "--root", str(root)]
+    assert main(["feedback", "add", str(silent), "--genre", "jazz", *db]) == 2
+    assert "silence.wav is silent, so there is no music in it to learn a genre from" in capsys.readouterr().err
+    assert main(["feedback", "add", str(silent), "--genre", "not_music", *db]) == 0
+    assert "silence.wav: not music (model said " in capsys.readouterr().out  # this bundle has no detector
+    stored = FeedbackStore(db_url).list()
+    assert [c.label for c in stored] == ["not music"]
+    from app.cli.feedback import _describe  # a bundle with a detector: its verdict, not the forced pick
+
+    assert f"(model said not music; closest {stored[0].predicted})" in _describe(
+        stored[0], f"not music; closest {stored[0].predicted}")
