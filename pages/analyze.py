@@ -127,9 +127,10 @@ def pending_jobs(engine: Engine, files: list[UploadedFile], key: str = UPLOADER)
 def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOADER) -> list[tuple[str, str]]:
     """Analyse every pending file with a progress bar, keep results in the session; returns (name, error) pairs."""
     todo, left, unkept = queue_batch(pending_jobs(engine, files, key), engine)
+    notice = st.empty()
     if left:  # a page switch interrupted the last batch: its files were kept, not dropped
-        st.info(f"Analysing {plural(len(left), 'file')} left from before you switched pages.",
-                icon=":material/resume:")
+        notice.info(f"Analysing {plural(len(left), 'file')} left from before you switched pages.",
+                    icon=":material/resume:")
     if unkept:
         st.caption(f"This batch is large: stay on this page until it finishes, or {plural(unkept, 'file')} "
                    "will need uploading again.")
@@ -143,6 +144,9 @@ def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOAD
             failed = sum(state.upload_error(job.error_key) is not None for job in todo)
             label = f"Analysed {len(todo) - failed} of {plural(len(todo), 'file')} with model {engine.card.version}"
             status.update(label=label, state="error" if failed else "complete", expanded=False)
+        if left:  # said as done, not as still running
+            notice.info(f"Analysed {plural(len(left), 'file')} left from before you switched pages.",
+                        icon=":material/resume:")
     held = state.uploads_held(key)
     for note in same_audio_notes(held, {fid for fid in held if state.upload_error(fid) is not None}):
         st.info(md_escape(note), icon=":material/content_copy:")

@@ -29,8 +29,10 @@ from app.ui.upload_jobs import (
     ACCEPTED,
     Job,
     analyse_one,
+    job_done,
     known_audio_note,
     public_progress,
+    queue_batch,
     show_upload_error,
     upload_job,
 )
@@ -64,31 +66,50 @@ def upload_track() -> None:
     key = state.uploader_key(UPLOADER)
     f = st.file_uploader("Analyse a file to correct", type=ACCEPTED, key=key, on_change=_on_upload_change,
                          args=(key,))
+    todo: list[Job] = []
     if f is None:
         state.note_uploads(key, {})
-        return
-    if (failed := state.upload_error(f.file_id)) is not None:  # recorded once: not decoded again on every rerun
+    elif (failed := state.upload_error(f.file_id)) is not None:  # recorded once: not decoded again on every rerun
         state.note_uploads(key, {f.file_id: (None, f.name)})
         show_upload_error(f.name, failed)
-        return
-    data = f.getvalue()
-    sha = hashlib.sha256(data).hexdigest()
-    state.note_uploads(key, {f.file_id: (sha, f.name)})
-    if (known := state.get_track(sha)) is not None:
-        if (note := known_audio_note(f.name, known.name)) is not None:  # else the new name appears nowhere
+    else:
+        data = f.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        state.note_uploads(key, {f.file_id: (sha, f.name)})
+        if (known := state.get_track(sha)) is None:
+            todo.append(upload_job(f, data, sha))
+        elif (note := known_audio_note(f.name, known.name)) is not None:  # else the new name appears nowhere
             st.info(md(note), icon=":material/content_copy:")
+    run_queued(todo)
+
+
+def run_queued(todo: list[Job]) -> None:
+    """Analyse `todo` and whatever an interrupted run left in the session's queue (`gl.queue`, shared with the
+    Analyze page): a page switch in the middle of an analysis came back to an empty uploader, the file lost."""
+    if not todo and not st.session_state.get(state.QUEUE_KEY):
         return
     try:
         engine = state.get_engine()
     except (CheckpointError, EmbedderError) as exc:
         st.error(md(exc))
         return
+    batch, left, _ = queue_batch(todo, engine)
+    notice = st.empty()
+    if left:
+        notice.info(f"Analysing {plural(len(left), 'file')} left from before you switched pages.",
+                    icon=":material/resume:")
     bar = st.progress(0.0, text="Analysing")
-    analyse_one(engine, upload_job(f, data, sha),
-                lambda x, m: bar.progress(min(1.0, x), text=md(public_progress(m))))
+    for i, job in enumerate(batch):
+        analyse_one(engine, job, lambda x, m, i=i: bar.progress(min(1.0, (i + x) / len(batch)),
+                                                                text=md(public_progress(m))))
+        job_done(job)
     bar.empty()
-    if (failed := state.upload_error(f.file_id)) is not None:
-        show_upload_error(f.name, failed)
+    if left:
+        notice.info(f"Analysed {plural(len(left), 'file')} left from before you switched pages: pick it below.",
+                    icon=":material/resume:")
+    for job in batch:
+        if (failed := state.upload_error(job.error_key)) is not None:
+            show_upload_error(job.name, failed)
 
 
 PICK_KEY = "gl.fb.pick_track"
@@ -206,8 +227,9 @@ def not_music_answers(folder: Path, card: ModelCard) -> None:
         log.warning("not-music answers could not be measured", exc_info=True)
         return
     if total:
+        rest = "" if measured == total else " (the rest have no embeddings from its embedder)"
         st.caption(f"Users answered \"not music\" for {plural(total, 'audio')}; this model's not-music detector "
-                   f"flags {flagged} of the {measured} it can measure (the rest have no embeddings from its embedder). "
+                   f"flags {flagged} of {'them' if measured == total else f'the {measured} it can measure'}{rest}. "
                    "Answers it misses are where the detector could learn more; a retrain learns genres only.")
 
 
@@ -241,9 +263,11 @@ def retrain_section() -> None:
         return
     st.caption("A new version is judged on " + ("the validation tracks the current model never trained on"
                if valid_path else "held-out corrections (the newest quarter, kept out of its training)")
-               + ", with no genre allowed to lose more than 10 points of recall. The test split is only for "
-                 "the numbers reported on the Metrics page; it never decides a promotion.")
-    margin = st.number_input("Promote when validation accuracy drops by at most (points)", 0.0, 20.0, 1.0, 0.5)
+               + ", with no genre allowed to lose more than 10 points of recall on "
+               + ("them" if valid_path else "the base tracks (which it trains on too, so this check is lenient)")
+               + ". The test split is only for the numbers reported on the Metrics page; it never decides a promotion.")
+    judged = "validation" if valid_path else "held-out correction"
+    margin = st.number_input(f"Promote when {judged} accuracy drops by at most (points)", 0.0, 20.0, 1.0, 0.5)
     force = st.checkbox("Retrain even without new corrections") if not new else False
     retrain_views.job_panel(retrain_params(root, margin=margin, force=force), can_start=bool(new or force))
 

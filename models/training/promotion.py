@@ -112,7 +112,7 @@ def judge(
     else:
         accuracy_ok = new_acc >= floor - 1e-9
         accuracy_text = (f"accuracy on {judged_on} {new_acc:.1%} vs {cur_acc:.1%} for {parent_version} "
-                         f"({(new_acc - cur_acc) * 100:+.1f} points; at least {floor:.1%} needed)")
+                         f"({(new_acc - cur_acc) * 100:+.1f} points; at least {max(floor, 0.0):.1%} needed)")
     recall_ok = worst[1] <= max_recall_drop + 1e-9
     recall_text = (f"no genre lost more than {max_recall_drop:g} points of recall" if recall_ok else
                    f"{worst[0]} recall fell {worst[1]:.1f} points (at most {max_recall_drop:g} allowed)")

@@ -105,7 +105,8 @@ def test_a_batch_cut_short_by_a_page_switch_resumes_on_return(app: AppTest) -> N
     app.run()
     no_exceptions(app)
     assert [a.name for a in app.session_state["gl.tracks"].values()] == ["left-" + name]
-    assert any("1 file left from before you switched pages" in i.value for i in app.info)
+    assert any(i.value.startswith("Analysed 1 file left from before you switched pages") for i in app.info)
+    assert not any(i.value.startswith("Analysing") for i in app.info), "said as done once it is"
     assert app.session_state["gl.queue"] == {}, "done: nothing waits any more"
     app.run()
     assert not any("left from before" in i.value for i in app.info), "said once"

@@ -80,3 +80,22 @@ def test_a_track_analysed_before_a_promotion_is_shown_as_the_current_model_sees_
     at.session_state["gl.audio"] = {}
     at.run()
     assert any("Analysed with old-v1; the current model is" in c.value.replace("\\", "") for c in at.caption)
+
+
+def test_a_file_left_by_a_page_switch_is_analysed_on_return(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file dropped on Feedback and left mid-analysis by a page switch was gone on return, without a word."""
+    from app.ui.upload_jobs import Job
+
+    make_test_bundle(tmp_path / "ckpt")
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path / "ckpt"))
+    monkeypatch.setenv(settings.DB_URL_ENV, f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    data = wav_bytes(synth_music(16.0, seed=5), 22050)
+    sha = hashlib.sha256(data).hexdigest()
+    at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=60)
+    at.session_state["gl.queue"] = {sha: Job("left.wav", data, "audio/wav", "a-chip-that-is-gone", sha)}
+    at.run()
+    assert not at.exception, at.exception
+    assert [a.name for a in at.session_state["gl.tracks"].values()] == ["left.wav"]
+    assert any(i.value.startswith("Analysed 1 file left from before you switched pages") for i in at.info)
+    assert at.session_state["gl.queue"] == {}
+    assert at.selectbox(key="gl.fb.pick_track").value == sha, "offered for correction"

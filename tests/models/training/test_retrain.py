@@ -113,6 +113,7 @@ def test_corrections_teach_the_retrained_model_and_are_recorded(world: dict, tmp
     assert (res.new_accuracy, res.current_accuracy) == (1.0, 0.0)
     assert res.promoted and current_version(root) == "base-r1", res.reason
     assert "now current" in res.reason and "test split was not used" in res.reason
+    assert "at least 0.0% needed" in res.reason, "a floor below 0 % (-1.0 %) read as nonsense"
     assert sorted(res.correction_ids) == sorted(ids[:3])
     assert res.correction_weight == pytest.approx(min(8.0, 0.25 * card.training["n_train_tracks"] / 3))
     assert card.training["parent_version"] == "base" and card.training["corrections"]["ids"] == ids[:3]
