@@ -12,7 +12,7 @@ from tqdm import tqdm
 from app.cli.common import add_precision_flag
 from utils.audio import AudioError
 from utils.constants import AUDIO_EXTENSIONS
-from utils.text import terminal_text
+from utils.text import plural, terminal_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +37,11 @@ def expand_inputs(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]
         if not path.is_dir():
             items.append((path, path.name))
             continue
+        try:  # rglob skips what it cannot list, so a locked folder read as "no audio files in it"
+            next(path.iterdir(), None)
+        except OSError as exc:
+            problems.append(f"{terminal_text(path)}: could not read the folder ({exc.strerror or exc}).")
+            continue
         found = sorted(f for f in path.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
         if not found:
             problems.append(f"{terminal_text(path)}: a folder with no audio files in it "
@@ -46,36 +51,42 @@ def expand_inputs(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]
 
 
 def analyze(args: argparse.Namespace) -> int:
-    """Print the verdict (or full JSON) of each file; exit 2 (a problem you can fix) when every file failed."""
+    """Print the verdict (or full JSON) of each file; exit 2 (a problem you can fix) when every file failed.
+
+    With --json, stdout is always JSON: one object for one file named alone, else a list, with a
+    {"path", "error"} record for each file that failed (also said on stderr).
+    """
     from app.engine import Engine
 
     inputs, problems = expand_inputs(args.files)
     for line in problems:
         print(line, file=sys.stderr)
+    one_file = len(args.files) == 1 and len(inputs) == 1 and not args.files[0].is_dir()
     if not inputs:
+        if args.json:
+            print("[]")
         return 2
     engine = Engine(checkpoint=args.checkpoint, device=args.device, precision=args.precision)
-    results, failures = [], len(problems)
+    docs, ok, failures = [], 0, len(problems)
     files = tqdm(inputs, desc="analysing", unit="file", file=sys.stderr, disable=len(inputs) < 2)
     for path, label in files:
         try:
             analysis = engine.analyze(path, filename=label)
-        except AudioError as exc:
+        except (AudioError, OSError) as exc:
             failures += 1
-            print(f"{terminal_text(label)}: {exc}", file=sys.stderr)
+            why = str(exc) if isinstance(exc, AudioError) else f"could not read the file ({exc.strerror or exc})."
+            tqdm.write(f"{terminal_text(label)}: {why}", file=sys.stderr)  # above the bar, not glued to it
+            docs.append({"path": str(path), "error": why})
             continue
-        except OSError as exc:
-            failures += 1
-            print(f"{terminal_text(label)}: could not read the file ({exc.strerror or exc}).", file=sys.stderr)
+        ok += 1
+        if args.json:
+            docs.append({"path": str(path)} | analysis.to_dict())
             continue
-        results.append((path, analysis))
-        if not args.json:
-            print(f"{terminal_text(label)}: {analysis.verdict.text}  ({len(analysis.windows)} windows, "
-                  f"{analysis.timings_s['total']:.2f} s)")
-            for w in analysis.warnings:
-                print(f"  note: {w}")
+        tqdm.write(f"{terminal_text(label)}: {analysis.verdict.text}  ({plural(len(analysis.windows), 'window')}, "
+                   f"{analysis.timings_s['total']:.2f} s)", file=sys.stdout)
+        for w in analysis.warnings:
+            tqdm.write(f"  note: {w}", file=sys.stdout)
+    files.close()
     if args.json:
-        docs = [{"path": str(path)} | a.to_dict() for path, a in results]
-        one_file = len(args.files) == 1 and len(inputs) == 1 and not args.files[0].is_dir()
-        print(json.dumps(docs[0] if one_file and docs else docs, indent=2))  # the shape follows the input
-    return 2 if failures and not results else 0
+        print(json.dumps(docs[0] if one_file else docs, indent=2))  # the shape follows the input
+    return 2 if failures and not ok else 0

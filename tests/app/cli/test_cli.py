@@ -1,6 +1,7 @@
 """The command line: analyze, train and evaluate on small generated data."""
 
 import json
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -123,8 +124,28 @@ def test_analyze_json_is_a_list_whenever_more_than_one_file_was_asked_for(tmp_pa
     sf.write(good, synth_music(16.0), 22050)
     bad.write_text("not audio")
     assert main(["analyze", str(good), str(bad), "--json", "--device", "cpu"]) == 0
-    docs = json.loads(capsys.readouterr().out)
-    assert isinstance(docs, list) and [d["path"] for d in docs] == [str(good)]
+    captured = capsys.readouterr()
+    docs = json.loads(captured.out)
+    assert isinstance(docs, list) and [d["path"] for d in docs] == [str(good), str(bad)]
+    assert docs[0]["verdict"] and "error" not in docs[0]
+    assert docs[1]["error"] and docs[1]["error"] in captured.err and "verdict" not in docs[1]
+    # stdout stays JSON when nothing could be analysed: a failed file alone is its error object, a folder []
+    assert main(["analyze", str(bad), "--json", "--device", "cpu"]) == 2
+    assert set(json.loads(capsys.readouterr().out)) == {"path", "error"}
+    (tmp_path / "empty").mkdir()
+    assert main(["analyze", str(tmp_path / "empty"), "--json", "--device", "cpu"]) == 2
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_analyze_says_a_locked_folder_cannot_be_read(tmp_path, capsys, monkeypatch):
+    """rglob skips what it cannot list, so a locked folder was reported as having no audio in it."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    listdir = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+                        if self == locked else listdir(self))
+    assert main(["analyze", str(locked), "--device", "cpu"]) == 2
+    assert "locked: could not read the folder (Permission denied)." in capsys.readouterr().err
 
 
 def test_a_mistyped_db_for_a_read_only_command_is_refused_not_created(tmp_path, capsys):
