@@ -105,8 +105,8 @@ def _check_layout(sr: float, channels: int) -> None:
         raise AudioError(f"The audio has {channels} channels; at most {MAX_CHANNELS} are supported.")
     if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
         raise AudioError(
-            f"The file's header gives a sample rate of {sr:,.0f} Hz, which is not plausible for music "
-            f"(we support {MIN_SAMPLE_RATE // 1000} kHz to {MAX_SAMPLE_RATE // 1000} kHz); the file is damaged."
+            f"The file's header gives a sample rate of {sr:,.0f} Hz, outside the {MIN_SAMPLE_RATE // 1000}-"
+            f"{MAX_SAMPLE_RATE // 1000} kHz that music is recorded at; the file is damaged or holds no music audio."
         )
 
 

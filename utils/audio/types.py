@@ -38,7 +38,7 @@ SOUNDFILE_FORMATS = frozenset({"WAV", "RF64", "W64", "AIFF", "CAF", "FLAC", "OGG
 FFMPEG_FORMATS = {"M4A": "mov", "AAC": "aac", "WEBM": "matroska", "WMA": "asf", "MP3": "mp3"}
 
 
-ACCEPTED = "WAV, FLAC, OGG/Opus, MP3, or M4A with ffmpeg installed"
+ACCEPTED = "WAV, FLAC, AIFF, OGG/Opus, MP3, or M4A/AAC with ffmpeg installed"
 
 
 class AudioError(Exception):
@@ -96,7 +96,12 @@ def _damaged(fmt: str) -> AudioError:
 
 
 def _fmt_duration(s: float) -> str:
-    """Human duration: '3.0 s', '4 min 5 s', '6 h 12 min' (rounded down, so limits read honestly)."""
+    """Human duration: '3.0 s', '4 min 5 s', '6 h 12 min' (rounded down, so limits read honestly); '45 ms',
+    'under 1 ms' below a tenth of a second, where '0.0 s' said nothing."""
+    if s < 0.001:
+        return "under 1 ms"
+    if s < 0.1:
+        return f"{math.floor(s * 1000)} ms"
     if s < 60:
         return f"{math.floor(s * 10) / 10:.1f} s"
     m, sec = int(s // 60), int(s % 60)

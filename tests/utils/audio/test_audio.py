@@ -96,7 +96,7 @@ def test_zero_bytes_is_a_clear_error():
 def test_random_bytes_named_wav_are_rejected_with_the_accepted_formats():
     data = np.random.default_rng(1).bytes(50_000)
     msg = assert_audio_error(data, filename="song.wav")
-    assert "WAV, FLAC, OGG/Opus, MP3" in msg
+    assert "WAV, FLAC, AIFF, OGG/Opus, MP3" in msg
 
 
 def test_text_file_is_rejected(tmp_path: Path):
@@ -437,6 +437,17 @@ def test_six_channels_are_downmixed_by_mean():
 def test_half_second_is_too_short():
     msg = assert_audio_error(wav_bytes(tone(seconds=0.5), SR))
     assert msg == "The audio is only 0.5 s long; at least 1 s is needed."
+
+
+def test_a_few_samples_are_said_in_milliseconds():
+    """'only 0.0 s long' said nothing."""
+    assert assert_audio_error(wav_bytes(tone(seconds=0.05), SR)).startswith("The audio is only 50 ms long")
+    assert assert_audio_error(wav_bytes(tone(seconds=1 / SR), SR)).startswith("The audio is only under 1 ms long")
+
+
+def test_an_implausible_rate_is_not_called_damage_alone():
+    msg = assert_audio_error(wav_bytes(tone(seconds=3.0, sr=1000), 1000))
+    assert "1,000 Hz, outside the 4-384 kHz that music is recorded at" in msg and "no music audio" in msg
 
 
 def test_three_seconds_are_repeat_padded_to_fifteen():
