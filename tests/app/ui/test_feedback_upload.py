@@ -16,6 +16,14 @@ from tests.helpers.data import ROOT, synth_music, wav_bytes
 from utils import settings
 
 
+@pytest.fixture
+def page_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test bundle as the current model and a SQLite feedback store, both under tmp_path."""
+    make_test_bundle(tmp_path / "ckpt")
+    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path / "ckpt"))
+    monkeypatch.setenv(settings.DB_URL_ENV, f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+
+
 def test_the_note_names_both_files_and_stays_quiet_for_the_same_name() -> None:
     note = known_audio_note("feedback_name.flac", "analyze_name.flac")
     assert note is not None and "feedback_name.flac" in note and "analyze_name.flac" in note
@@ -31,12 +39,7 @@ def test_twin_notes_show_names_safely_and_know_a_failed_first() -> None:
         'b".wav has the same bytes as a.wav, which could not be analysed (see the error above).']
 
 
-def test_a_second_name_for_analysed_bytes_is_not_silently_dropped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    make_test_bundle(tmp_path / "ckpt")
-    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path / "ckpt"))
-    monkeypatch.setenv(settings.DB_URL_ENV, f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+def test_a_second_name_for_analysed_bytes_is_not_silently_dropped(page_env: None) -> None:
     data = wav_bytes(synth_music(3.0), 22050)
     a = replace(fake_analysis(seed=2, name="analyze_name.wav"), sha256=hashlib.sha256(data).hexdigest())
     at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=60)
@@ -57,13 +60,8 @@ def test_the_uploaders_take_every_type_the_decoder_and_the_cli_take() -> None:
     assert set(MIME) == set(ACCEPTED) and mime_of("x.AIF", None) == "audio/aiff"
 
 
-def test_a_track_analysed_before_a_promotion_is_shown_as_the_current_model_sees_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_track_analysed_before_a_promotion_is_shown_as_the_current_model_sees_it(page_env: None) -> None:
     """After a promotion the Feedback page showed (and a correction recorded) the old model's answer."""
-    make_test_bundle(tmp_path / "ckpt")
-    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path / "ckpt"))
-    monkeypatch.setenv(settings.DB_URL_ENV, f"sqlite:///{tmp_path / 'fb.sqlite3'}")
     data = wav_bytes(synth_music(16.0), 22050)
     old = replace(fake_analysis(seed=2, name="kept.wav"), sha256=hashlib.sha256(data).hexdigest(),
                   model={"id": "an-older-model", "version": "old-v1"})
@@ -82,13 +80,10 @@ def test_a_track_analysed_before_a_promotion_is_shown_as_the_current_model_sees_
     assert any("Analysed with old-v1; the current model is" in c.value.replace("\\", "") for c in at.caption)
 
 
-def test_a_file_left_by_a_page_switch_is_analysed_on_return(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_left_by_a_page_switch_is_analysed_on_return(page_env: None) -> None:
     """A file dropped on Feedback and left mid-analysis by a page switch was gone on return, without a word."""
     from app.ui.upload_jobs import Job
 
-    make_test_bundle(tmp_path / "ckpt")
-    monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path / "ckpt"))
-    monkeypatch.setenv(settings.DB_URL_ENV, f"sqlite:///{tmp_path / 'fb.sqlite3'}")
     data = wav_bytes(synth_music(16.0, seed=5), 22050)
     sha = hashlib.sha256(data).hexdigest()
     at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=60)
