@@ -105,7 +105,7 @@ def run_queued(todo: list[Job]) -> None:
         job_done(job)
     bar.empty()
     if left:
-        notice.info(f"Analysed {plural(len(left), 'file')} left from before you switched pages: pick it below.",
+        notice.info(f"Analysed {plural(len(left), 'file')} left from before you switched pages.",
                     icon=":material/resume:")
     for job in batch:
         if (failed := state.upload_error(job.error_key)) is not None:
@@ -144,6 +144,9 @@ def up_to_date(a: Analysis) -> Analysis:
         return a  # the page says why elsewhere; the stored analysis is still worth correcting
     if a.model.get("id") == engine.model_id:
         return a
+    if (failed := state.upload_error(a.sha256)) is not None:  # tried once: not decoded again on every rerun
+        show_upload_error(a.name, failed)
+        return a
     audio = state.track_audio(a.sha256)
     if audio is None:  # too large to keep in the session
         st.caption(f"Analysed with {md(a.model.get('version'))}; the current model is {md(engine.card.version)}. "
@@ -153,6 +156,8 @@ def up_to_date(a: Analysis) -> Analysis:
     analyse_one(engine, Job(a.name, audio[0], audio[1], a.sha256, a.sha256),
                 lambda x, m: bar.progress(min(1.0, x), text=md(public_progress(m))))
     bar.empty()
+    if (failed := state.upload_error(a.sha256)) is not None:
+        show_upload_error(a.name, failed)
     fresh = state.get_track(a.sha256)
     return thresholds.with_threshold(fresh) if fresh is not None and fresh.model.get("id") == engine.model_id else a
 

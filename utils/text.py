@@ -16,6 +16,7 @@ import re
 import unicodedata
 
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character CommonMark can escape
+_BREAKS = re.compile("[\t\n\r\v\f\u2028\u2029]")  # white space that markdown would break on: a space
 _HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # controls, bidi marks
 
 
@@ -26,7 +27,7 @@ def md_escape(text: object) -> str:
     Streamlit also expands emoji short codes (`:smile:`) after parsing; escaping cannot stop that,
     so names are drawn with `html_text` or as plain widgets/cells where exactness matters.
     """
-    text = _HIDDEN.sub("", str(text).replace("\n", " "))  # a U+202E in a quoted name reversed the sentence
+    text = _HIDDEN.sub("", _BREAKS.sub(" ", str(text)))  # a U+202E in a quoted name reversed the sentence
     return _MD_PUNCTUATION.sub(r"\\\1", text)
 
 

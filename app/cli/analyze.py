@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from app.cli.common import add_precision_flag
 from utils.audio import AudioError
 from utils.constants import AUDIO_EXTENSIONS
 from utils.text import plural, terminal_text
+
+log = logging.getLogger("genre_lens.cli")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,8 +56,8 @@ def expand_inputs(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]
 def analyze(args: argparse.Namespace) -> int:
     """Print the verdict (or full JSON) of each file; exit 2 (a problem you can fix) when every file failed.
 
-    With --json, stdout is always JSON: one object for one file named alone, else a list, with a
-    {"path", "error"} record for each file that failed (also said on stderr).
+    With --json, stdout is JSON once the model is loaded: one object for one file named alone, else a list,
+    with a {"path", "error"} record for each file that failed (also said on stderr).
     """
     from app.engine import Engine
 
@@ -72,9 +75,15 @@ def analyze(args: argparse.Namespace) -> int:
     for path, label in files:
         try:
             analysis = engine.analyze(path, filename=label)
-        except (AudioError, OSError) as exc:
+        except Exception as exc:  # one file's failure, whatever it is, costs that file only
             failures += 1
-            why = str(exc) if isinstance(exc, AudioError) else f"could not read the file ({exc.strerror or exc})."
+            if isinstance(exc, AudioError):
+                why = str(exc)
+            elif isinstance(exc, OSError):
+                why = f"could not read the file ({exc.strerror or exc})."
+            else:
+                log.exception("analysis of %s failed", label)
+                why = f"could not be analysed ({exc.__class__.__name__}: {exc})."
             tqdm.write(f"{terminal_text(label)}: {why}", file=sys.stderr)  # above the bar, not glued to it
             docs.append({"path": str(path), "error": why})
             continue

@@ -31,11 +31,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def nuisance(args: argparse.Namespace) -> int:
     """Measure every (clip, change) shift and write the file."""
-    from app.jobs.embed import list_source
+    from app.jobs.embed import source_items
     from app.jobs.nuisance import measure_shifts
 
     wanted = set(read_id_list(args.list))
-    clips = [(tid, path) for tid, path, _ in list_source(args.source) if tid in wanted]
+    listed, unread = source_items(args.source)
+    for path, why in unread:  # a locked genre folder or a symlink loop: said, not silently left out
+        if why:
+            print(f"  skipped {terminal_text(path)}: {terminal_text(why)}", file=sys.stderr)
+    clips = [(tid, path) for tid, path, _ in listed if tid in wanted]
     if not clips:
         raise ValueError(f"No clip of {args.source} is named in {args.list}.")
     changes = {name: CHANGES[name] for name in (args.changes or CHANGES)}

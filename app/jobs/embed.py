@@ -167,7 +167,8 @@ def build_table(
         held = dict(zip(table.track_id.tolist(), table.genre.tolist(), strict=True))
         parts = [table]
         todo = [(tid, path, genre) for _, tid, path, genre in triage(items, out, held, shas, report)]
-        owner = {sha: tid for tid, sha in shas.items()}  # audio -> the track that holds it
+        owner = {sha: tid for tid, sha in shas.items()}  # audio -> the track that holds it (where recorded)
+        genre_of = held | {t: g for t, _, g in todo}
         results = embed_paths(embedder, [path for _, path, _ in todo], workers, spec)
         for i, ((tid, path, genre), result) in enumerate(zip(todo, results, strict=True)):
             if progress:
@@ -180,8 +181,8 @@ def build_table(
                 continue
             vectors, starts, audio_sha = result
             if (twin := owner.get(audio_sha)) is not None:  # one recording under two ids would sit in train and test
-                genres = dict(held) | {t: g for t, _, g in todo}
-                clash = f", which is {genres.get(twin)}, not {genre}" if genres.get(twin, genre) != genre else ""
+                theirs = genre_of.get(twin, genre)
+                clash = f", which is {theirs or 'unlabelled'}, not {genre or 'unlabelled'}" if theirs != genre else ""
                 report.failed.append((str(path), f"the same audio as track {twin!r}{clash}; not embedded twice"))
                 continue
             owner[audio_sha] = tid

@@ -6,7 +6,7 @@ cluster without GPUs the CPU actors decode too (one actor per CPU, no audio in t
 
 Identical to `--engine local` by construction: the tasks call the same `load_audio` with the same
 arguments as `app.jobs.track.embed_track`, the actors the same `embed` / `frame_starts`, and the
-driver lists and filters tracks with the same `list_source` and genre check as `build_table`.
+driver lists and filters tracks with the same `source_items` and genre check as `build_table`.
 Resumable: shards are written atomically (temp file + rename) and hold whole tracks, so a re-run
 reads the track ids (and genres) already in the folder and only embeds the rest. A file whose name is
 taken by a track of another genre is reported, not skipped; shards keep no audio hash, so a same-genre
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from app.jobs.embed import EmbedReport, list_source, table_meta, triage
+from app.jobs.embed import EmbedReport, source_items, table_meta, triage
 from app.jobs.ray_cluster import ActorPlan, plan_actors, ray_session, tracks_per_shard
 from app.jobs.table_files import table_lock
 from app.jobs.track import MAX_TRACK_S
@@ -204,8 +204,8 @@ def _embed_missing(
 ) -> EmbedReport:
     """The body of `embed_with_ray`, run while the folder's lock is held."""
     done = existing_tracks(folder, probe.id)
-    report = EmbedReport()
-    listed = list_source(Path(source).resolve())  # shards keep no audio hashes: names are told apart by genre
+    listed, repeats = source_items(Path(source).resolve())  # shards keep no audio hashes: names by genre
+    report = EmbedReport(repeated=[p for p, why in repeats if not why], failed=[(p, w) for p, w in repeats if w])
     rows = [{"order": order, "track_id": tid, "path": str(Path(path).absolute()), "genre": genre}
             for order, tid, path, genre in triage(listed, folder, done, {}, report)]
     if rows:

@@ -4,6 +4,8 @@ One `Worker` claims a job atomically (utils/jobs.py), runs its kind's runner wit
 and ends the job done (with its result) or failed (with one sentence, never a traceback; the traceback
 goes to the log). While a runner works, a heartbeat thread tells the database the worker is alive, so a
 worker that dies leaves a job that the next reader marks failed instead of a queue stuck forever.
+A runner's progress call raises JobLostError once its job was taken away, except the last one (fraction
+1.0): a runner reports 1.0 only when nothing is left to stop, and its outcome is then recorded even so.
 
 It runs as a daemon thread of the Streamlit server (app/ui/retrain_views.py starts one per server
 process), as `python -m app worker`, or inside `python -m app retrain`, which claims its own job when

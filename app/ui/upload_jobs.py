@@ -77,7 +77,7 @@ def same_audio_notes(held: dict[str, tuple[str | None, str]], failed: set[str] =
 
 def known_audio_note(name: str, known_name: str) -> str | None:
     """The sentence for an upload whose bytes this session already analysed under another name (None: same name)."""
-    if shown_name(name) == shown_name(known_name):
+    if browser_file_name(name) == browser_file_name(known_name):  # compared whole: shown names are cut at 120
         return None
     return (f"{shown_name(name)} has the same audio as {shown_name(known_name)}, already analysed, "
             "so it is shown under that name.")

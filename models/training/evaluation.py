@@ -159,8 +159,11 @@ def recorded_baseline(folder: Path, table: EmbeddingTable, test: EmbeddingTable,
         metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, CheckpointError):
         return None
+    config = card.training.get("config")
+    if not isinstance(metrics, dict) or not isinstance(config, dict):  # damaged: fit it afresh, never fail here
+        return None
     same = (card.training.get("data_sha256") == table.fingerprint() and metrics.get("test_data") == test.fingerprint()
-            and card.training.get("config", {}).get("seed", 0) == seed)
+            and config.get("seed", 0) == seed)
     baseline = metrics.get("baseline") if same else None
     return baseline if isinstance(baseline, dict) and "accuracy" in baseline else None
 

@@ -27,3 +27,8 @@ def test_md_escape_drops_controls_and_direction_overrides_but_keeps_emoji_joiner
     assert md_escape("bad \u202eVAW.exe\x1b[2J\nx") == r"bad VAW\.exe\[2J x"
     family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
     assert md_escape(family) == family
+
+
+def test_md_escape_keeps_tabs_and_line_breaks_as_spaces() -> None:
+    """Dropping them merged words: 'a\\tb' became 'ab' in card notes and error texts."""
+    assert md_escape("a\tb\r\nc\u2028d") == "a b  c d"

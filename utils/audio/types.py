@@ -97,9 +97,9 @@ def _damaged(fmt: str) -> AudioError:
 
 def _fmt_duration(s: float) -> str:
     """Human duration: '3.0 s', '4 min 5 s', '6 h 12 min' (rounded down, so limits read honestly); '45 ms',
-    'under 1 ms' below a tenth of a second, where '0.0 s' said nothing."""
+    '0.045 ms' below a tenth of a second, where '0.0 s' said nothing."""
     if s < 0.001:
-        return "under 1 ms"
+        return f"{s * 1000:.2g} ms"
     if s < 0.1:
         return f"{math.floor(s * 1000)} ms"
     if s < 60:

@@ -184,14 +184,19 @@ class FeedbackStore:
     ) -> AddResult:
         """Store a correction of an engine `Analysis`, with its slice embeddings (hop/frame of the embedder).
 
-        A genre for silent audio is refused: nothing in it could teach a head that genre, yet a retrain
-        would learn it (a "not music" answer is kept, as it trains nothing).
+        A genre for silent audio, or for the whole of almost silent audio, is refused: nothing in it could
+        teach a head that genre, yet a retrain would learn it (a "not music" answer is kept: it trains nothing).
         """
         quality = getattr(analysis, "quality", None) or {}
-        silent = quality.get("peak") == 0.0 or quality.get("silence_ratio", 0.0) >= SILENT_SHARE
-        if silent and validate_genres(genres) != (NOT_MUSIC_LABEL,):
-            raise FeedbackError(f"{safe_display_name(analysis.name)} is silent, so there is no music in it to learn "
-                                "a genre from; answer \"not music\" instead.")
+        if validate_genres(genres) != (NOT_MUSIC_LABEL,):
+            name = safe_display_name(analysis.name)
+            if quality.get("peak") == 0.0:
+                raise FeedbackError(f"{name} is silent, so there is no music in it to learn a genre from; answer "
+                                    "\"not music\" instead.")
+            if window_start_s is None and quality.get("silence_ratio", 0.0) >= SILENT_SHARE:
+                raise FeedbackError(f"{name} is {quality['silence_ratio']:.0%} silence, so a genre for all of it "
+                                    "would teach silence; correct the window where the music is, or answer "
+                                    "\"not music\".")
         embedder_id = str(analysis.model.get("embedder", ""))
         embeddings = None
         if analysis.slice_embeddings is not None:

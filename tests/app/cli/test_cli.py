@@ -155,3 +155,24 @@ def test_a_mistyped_db_for_a_read_only_command_is_refused_not_created(tmp_path, 
         assert main([*args, "--db", f"sqlite:///{typo}"]) == 2
         assert "There is no feedback database" in capsys.readouterr().err
     assert not typo.parent.exists() and not (tmp_path / "x.csv").exists()
+
+
+def test_an_unexpected_failure_costs_one_file_not_the_batch(tmp_path, capsys, monkeypatch):
+    """Only audio and OS errors were caught per file: anything else lost the rest of the batch in a traceback."""
+    from app.engine import Engine
+
+    good, odd = tmp_path / "a.wav", tmp_path / "b.wav"
+    for f in (good, odd):
+        sf.write(f, synth_music(16.0), 22050)
+    real = Engine.analyze
+
+    def analyze(self, source, filename=None, **kw):
+        if filename == "b.wav":
+            raise RuntimeError("a kernel failed")
+        return real(self, source, filename=filename, **kw)
+
+    monkeypatch.setattr(Engine, "analyze", analyze)
+    assert main(["analyze", str(odd), str(good), "--json", "--device", "cpu"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert docs[0] == {"path": str(odd), "error": "could not be analysed (RuntimeError: a kernel failed)."}
+    assert docs[1]["path"] == str(good) and docs[1]["verdict"]

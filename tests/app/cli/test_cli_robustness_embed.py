@@ -202,3 +202,11 @@ def test_embed_shows_control_characters_in_names_as_escapes(tmp_path, capsys):
     assert embed(tmp_path / "src", tmp_path / "e.npz") == 0
     err = capsys.readouterr().err
     assert "\x1b" not in err and "evil\\x1b[2J\\nfake.wav" in err
+
+
+def test_a_twin_in_a_csv_without_labels_reads_unlabelled(tmp_path, capsys):
+    wav(tmp_path / "audio" / "a.wav", 0)
+    shutil.copy(tmp_path / "audio" / "a.wav", tmp_path / "audio" / "b.wav")
+    (tmp_path / "list.csv").write_text("path,label\naudio/a.wav,rock\naudio/b.wav,\n")
+    assert embed(tmp_path / "list.csv", tmp_path / "e.npz") == 0
+    assert "the same audio as track 'a', which is rock, not unlabelled; not embedded twice" in capsys.readouterr().err

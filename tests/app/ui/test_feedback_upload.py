@@ -94,3 +94,25 @@ def test_a_file_left_by_a_page_switch_is_analysed_on_return(page_env: None) -> N
     assert any(i.value.startswith("Analysed 1 file left from before you switched pages") for i in at.info)
     assert at.session_state["gl.queue"] == {}
     assert at.selectbox(key="gl.fb.pick_track").value == sha, "offered for correction"
+
+
+def test_a_failed_second_analysis_is_said_once_and_not_retried(page_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A track whose new analysis failed was decoded again at every rerun of the page, its error never shown."""
+    from app.engine import Engine
+
+    calls: list[str] = []
+    real = Engine.analyze
+    monkeypatch.setattr(Engine, "analyze", lambda self, *a, **k: (calls.append("x"), real(self, *a, **k))[1])
+    data = b"RIFF\x00\x00\x00\x00WAVEnot audio any more"
+    old = replace(fake_analysis(seed=3, name="broken.wav"), sha256=hashlib.sha256(data).hexdigest(),
+                  model={"id": "an-older-model", "version": "old-v1"})
+    at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=60)
+    at.session_state["gl.tracks"] = {old.sha256: old}
+    at.session_state["gl.audio"] = {old.sha256: (data, "audio/wav")}
+    at.run()
+    assert not at.exception, at.exception
+    shown = [e.value.replace("\\", "") for e in at.error]
+    assert len(calls) == 1 and any("broken.wav" in e for e in shown), shown
+    at.run()
+    assert len(calls) == 1, "tried once, not at every rerun"
+    assert any("broken.wav" in e.value.replace("\\", "") for e in at.error)

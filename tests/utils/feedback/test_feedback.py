@@ -326,23 +326,36 @@ def test_page_filters_and_deletes_with_confirmation(
 
 
 def test_a_genre_for_silent_audio_is_refused_and_not_music_is_said(
-        bundle_and_wav, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+        bundle_and_wav, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Silence was stored as "jazz (model said classical)", and a retrain would have learned it."""
+    from dataclasses import replace
+
     import soundfile as sf
 
     from app.cli.main import main
+    from app.engine import Engine
 
     root, _, _ = bundle_and_wav
+    db = ["--db", db_url, "--root", str(root)]
     silent = tmp_path / "silence.wav"
     sf.write(silent, np.zeros(16000 * 20, dtype=np.float32), 16000)
-    db = ["--db", db_url, "--root", str(root)]
     assert main(["feedback", "add", str(silent), "--genre", "jazz", *db]) == 2
     assert "silence.wav is silent, so there is no music in it to learn a genre from" in capsys.readouterr().err
-    assert main(["feedback", "add", str(silent), "--genre", "not_music", *db]) == 0
-    assert "silence.wav: not music (model said " in capsys.readouterr().out  # this bundle has no detector
-    stored = FeedbackStore(db_url).list()
-    assert [c.label for c in stored] == ["not music"]
-    from app.cli.feedback import _describe  # a bundle with a detector: its verdict, not the forced pick
+    # mostly silence: the whole of it is refused, the window where the music is is taken
+    mostly = tmp_path / "intro.wav"
+    y = np.zeros(16000 * 20, dtype=np.float32)
+    y[: 16000 * 1] = 0.3 * np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000)
+    sf.write(mostly, y, 16000)
+    assert main(["feedback", "add", str(mostly), "--genre", "jazz", *db]) == 2
+    assert "intro.wav is 95% silence" in capsys.readouterr().err
+    assert main(["feedback", "add", str(mostly), "--genre", "jazz", "--window-start", "0", *db]) == 0
+    capsys.readouterr()
 
-    assert f"(model said not music; closest {stored[0].predicted})" in _describe(
-        stored[0], f"not music; closest {stored[0].predicted}")
+    real = Engine.analyze  # a bundle with a detector that calls it not music: the CLI says so, not its forced pick
+    monkeypatch.setattr(Engine, "analyze", lambda self, *a, **k: replace(real(self, *a, **k), novelty=9.0,
+                                                                          novelty_threshold=1.0))
+    assert main(["feedback", "add", str(silent), "--genre", "not_music", *db]) == 0
+    out = capsys.readouterr().out
+    stored = [c for c in FeedbackStore(db_url).list() if c.not_music]
+    assert len(stored) == 1 and f"silence.wav: not music (model said not music; closest {stored[0].predicted})" in out
