@@ -170,7 +170,7 @@ def test_a_bundle_is_invisible_until_complete_and_a_crash_leaves_nothing(
     res = retrain_module.retrain(store, world["table"], None, test=world["test"], root=root, cfg=world["cfg"],
                                  progress=watch)
     assert [m for m, *_ in seen][:2] == ["Judging base-r1 against base on held-out corrections",
-                                         "Recording the new version's test metrics (for reporting only)"]
+                                         "Promoting base-r1; recording its test metrics (for reporting only)"]
     assert all(versions == ["base"] and not final and staged for _, versions, final, staged in seen[:-1])
     assert res.folder == root / "base-r1" and (res.folder / "metrics.json").is_file()
     assert not (root / ".base-r1.partial").exists() and current_version(root) == "base-r1"
