@@ -68,10 +68,11 @@ def filtered_corrections(items: list[Correction]) -> list[Correction]:
 def corrections_table(items: list[Correction], usage: dict[int, list[str]]) -> None:
     """The corrections as dataframe cells (text, never markup); the admin also sees each one's session."""
     with_session = admin_view.enabled() and admin_view.is_admin()
-    rows = [{"id": c.id, "created (UTC)": c.created_at.strftime("%Y-%m-%d %H:%M"), "file": c.file_name,
-             "corrected to": c.label, "model said": c.predicted,
+    rows = [{"id": c.id, "file": c.file_name, "corrected to": c.label, "model said": c.predicted,  # what a narrow
+             "used by": ", ".join(usage.get(c.id, [])),  # screen shows first; "used by" says why Delete is not offered
              "window (s)": "" if c.window_start_s is None else f"{c.window_start_s:g}–{c.window_end_s:g}",
-             "note": c.note or "", "model version": c.model_version, "used by": ", ".join(usage.get(c.id, []))}
+             "note": c.note or "", "created (UTC)": c.created_at.strftime("%Y-%m-%d %H:%M"),
+             "model version": c.model_version}
             | ({"session": (c.session_id or "local")[:8]} if with_session else {})
             for c in items]
     st.dataframe(pd.DataFrame(rows), hide_index=True)

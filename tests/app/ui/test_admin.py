@@ -239,6 +239,7 @@ def test_the_admin_unlocks_sees_everything_and_locks_again(world: FeedbackStore,
     assert corrections_shown(at) == ["other-0.wav", "other-1.wav"]
     table = next(d.value for d in at.dataframe if "corrected to" in d.value)
     assert list(table["session"]) == ["someone-", "local"]  # who made each one (opaque id prefix)
+    assert list(table.columns[:5]) == ["id", "file", "corrected to", "model said", "used by"], "first at 400 px"
     victim = world.list()[0].id
     at.selectbox(key="gl.fb.delete_pick").set_value(victim).run()
     next(b for b in at.button if b.label == "Delete…").click()
