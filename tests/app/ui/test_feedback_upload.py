@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.analysis import Analysis
 from app.ui.upload_jobs import known_audio_note
 from tests.helpers.analyses import fake_analysis
 from tests.helpers.bundles import make_test_bundle
@@ -60,15 +61,19 @@ def test_the_uploaders_take_every_type_the_decoder_and_the_cli_take() -> None:
     assert set(MIME) == set(ACCEPTED) and mime_of("x.AIF", None) == "audio/aiff"
 
 
-def test_a_track_analysed_before_a_promotion_is_shown_as_the_current_model_sees_it(page_env: None) -> None:
-    """After a promotion the Feedback page showed (and a correction recorded) the old model's answer."""
-    data = wav_bytes(synth_music(16.0), 22050)
-    old = replace(fake_analysis(seed=2, name="kept.wav"), sha256=hashlib.sha256(data).hexdigest(),
+def older_models_track(data: bytes, name: str) -> tuple[AppTest, Analysis]:
+    """The Feedback page run once with a session track (and its audio) that an older model analysed."""
+    old = replace(fake_analysis(seed=2, name=name), sha256=hashlib.sha256(data).hexdigest(),
                   model={"id": "an-older-model", "version": "old-v1"})
     at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=60)
     at.session_state["gl.tracks"] = {old.sha256: old}
     at.session_state["gl.audio"] = {old.sha256: (data, "audio/wav")}
-    at.run()
+    return at.run(), old
+
+
+def test_a_track_analysed_before_a_promotion_is_shown_as_the_current_model_sees_it(page_env: None) -> None:
+    """After a promotion the Feedback page showed (and a correction recorded) the old model's answer."""
+    at, old = older_models_track(wav_bytes(synth_music(16.0), 22050), "kept.wav")
     assert not at.exception, at.exception
     fresh = at.session_state["gl.tracks"][old.sha256]
     assert fresh.model["id"] != "an-older-model" and fresh.name == "kept.wav"
@@ -103,13 +108,7 @@ def test_a_failed_second_analysis_is_said_once_and_not_retried(page_env: None, m
     calls: list[str] = []
     real = Engine.analyze
     monkeypatch.setattr(Engine, "analyze", lambda self, *a, **k: (calls.append("x"), real(self, *a, **k))[1])
-    data = b"RIFF\x00\x00\x00\x00WAVEnot audio any more"
-    old = replace(fake_analysis(seed=3, name="broken.wav"), sha256=hashlib.sha256(data).hexdigest(),
-                  model={"id": "an-older-model", "version": "old-v1"})
-    at = AppTest.from_file(str(ROOT / "pages" / "feedback.py"), default_timeout=60)
-    at.session_state["gl.tracks"] = {old.sha256: old}
-    at.session_state["gl.audio"] = {old.sha256: (data, "audio/wav")}
-    at.run()
+    at, _ = older_models_track(b"RIFF\x00\x00\x00\x00WAVEnot audio any more", "broken.wav")
     assert not at.exception, at.exception
     shown = [e.value.replace("\\", "") for e in at.error]
     assert len(calls) == 1 and any("broken.wav" in e for e in shown), shown
