@@ -24,6 +24,8 @@ from app.ui.upload_jobs import (
     Job,
     analyse_one,
     job_done,
+    kept_track_job,
+    left_note,
     public_progress,
     queue_batch,
     same_audio_notes,
@@ -120,7 +122,7 @@ def pending_jobs(engine: Engine, files: list[UploadedFile], key: str = UPLOADER)
         audio = state.track_audio(a.sha256)
         stale = a.model.get("id") != engine.model_id and state.upload_error(a.sha256) is None
         if stale and audio and a.sha256 not in jobs:
-            jobs[a.sha256] = Job(a.name, audio[0], audio[1], a.sha256, a.sha256)
+            jobs[a.sha256] = kept_track_job(a, audio)
     return list(jobs.values())
 
 
@@ -129,8 +131,7 @@ def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOAD
     todo, left, unkept = queue_batch(pending_jobs(engine, files, key), engine)
     notice = st.empty()
     if left:  # a page switch interrupted the last batch: its files were kept, not dropped
-        notice.info(f"Analysing {plural(len(left), 'file')} left from before you switched pages.",
-                    icon=":material/resume:")
+        notice.info(left_note(left, done=False), icon=":material/resume:")
     if unkept:
         st.caption(f"This batch is large: stay on this page until it finishes, or {plural(unkept, 'file')} "
                    "will need uploading again.")
@@ -145,8 +146,7 @@ def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOAD
             label = f"Analysed {len(todo) - failed} of {plural(len(todo), 'file')} with model {engine.card.version}"
             status.update(label=label, state="error" if failed else "complete", expanded=False)
         if left:  # said as done, not as still running
-            notice.info(f"Analysed {plural(len(left), 'file')} left from before you switched pages.",
-                        icon=":material/resume:")
+            notice.info(left_note(left, done=True), icon=":material/resume:")
     held = state.uploads_held(key)
     for note in same_audio_notes(held, {fid for fid in held if state.upload_error(fid) is not None}):
         st.info(md_escape(note), icon=":material/content_copy:")

@@ -30,7 +30,9 @@ from app.ui.upload_jobs import (
     Job,
     analyse_one,
     job_done,
+    kept_track_job,
     known_audio_note,
+    left_note,
     public_progress,
     queue_batch,
     show_upload_error,
@@ -83,7 +85,7 @@ def upload_track() -> None:
     run_queued(todo)
 
 
-def run_queued(todo: list[Job]) -> None:
+def run_queued(todo: list[Job], text: str = "Analysing") -> None:
     """Analyse `todo` and whatever an interrupted run left in the session's queue (`gl.queue`, shared with the
     Analyze page): a page switch in the middle of an analysis came back to an empty uploader, the file lost."""
     if not todo and not st.session_state.get(state.QUEUE_KEY):
@@ -96,17 +98,15 @@ def run_queued(todo: list[Job]) -> None:
     batch, left, _ = queue_batch(todo, engine)
     notice = st.empty()
     if left:
-        notice.info(f"Analysing {plural(len(left), 'file')} left from before you switched pages.",
-                    icon=":material/resume:")
-    bar = st.progress(0.0, text="Analysing")
+        notice.info(left_note(left, done=False), icon=":material/resume:")
+    bar = st.progress(0.0, text=text)
     for i, job in enumerate(batch):
         analyse_one(engine, job, lambda x, m, i=i: bar.progress(min(1.0, (i + x) / len(batch)),
                                                                 text=md(public_progress(m))))
         job_done(job)
     bar.empty()
     if left:
-        notice.info(f"Analysed {plural(len(left), 'file')} left from before you switched pages.",
-                    icon=":material/resume:")
+        notice.info(left_note(left, done=True), icon=":material/resume:")
     for job in batch:
         if (failed := state.upload_error(job.error_key)) is not None:
             show_upload_error(job.name, failed)
@@ -152,12 +152,7 @@ def up_to_date(a: Analysis) -> Analysis:
         st.caption(f"Analysed with {md(a.model.get('version'))}; the current model is {md(engine.card.version)}. "
                    "Upload the file again to see the current model's answer.")
         return a
-    bar = st.progress(0.0, text=f"Analysing again with {md(engine.card.version)}, the current model")
-    analyse_one(engine, Job(a.name, audio[0], audio[1], a.sha256, a.sha256),
-                lambda x, m: bar.progress(min(1.0, x), text=md(public_progress(m))))
-    bar.empty()
-    if (failed := state.upload_error(a.sha256)) is not None:
-        show_upload_error(a.name, failed)
+    run_queued([kept_track_job(a, audio)], text=f"Analysing again with {md(engine.card.version)}, the current model")
     fresh = state.get_track(a.sha256)
     return thresholds.with_threshold(fresh) if fresh is not None and fresh.model.get("id") == engine.model_id else a
 

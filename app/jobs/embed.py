@@ -38,6 +38,11 @@ class EmbedReport:
     repeated: list[str] = field(default_factory=list)  # inputs listed more than once (embedded once)
     waited_s: float | None = None  # how long another run writing the same table held it
 
+    @classmethod
+    def of_listing(cls, repeats: list[tuple[str, str]]) -> EmbedReport:
+        """A report that starts with `source_items`' repeats: plain ones noted, unreadable ones failed."""
+        return cls(repeated=[p for p, why in repeats if not why], failed=[(p, why) for p, why in repeats if why])
+
 
 def list_source(source: Path) -> list[tuple[str, Path, str]]:
     """(track id, path, genre) from a folder of genre sub-folders or a CSV of path,label; each file once."""
@@ -156,7 +161,7 @@ def build_table(
     out = Path(out)
     items, repeats = source_items(source)
     meta = table_meta(embedder)
-    report = EmbedReport(repeated=[p for p, why in repeats if not why], failed=[(p, w) for p, w in repeats if w])
+    report = EmbedReport.of_listing(repeats)
     with table_lock(out, log) as waited:
         report.waited_s = waited
         existed = out.exists()

@@ -205,7 +205,7 @@ def _embed_missing(
     """The body of `embed_with_ray`, run while the folder's lock is held."""
     done = existing_tracks(folder, probe.id)
     listed, repeats = source_items(Path(source).resolve())  # shards keep no audio hashes: names by genre
-    report = EmbedReport(repeated=[p for p, why in repeats if not why], failed=[(p, w) for p, w in repeats if w])
+    report = EmbedReport.of_listing(repeats)
     rows = [{"order": order, "track_id": tid, "path": str(Path(path).absolute()), "genre": genre}
             for order, tid, path, genre in triage(listed, folder, done, {}, report)]
     if rows:

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from app.analysis import Analysis
 from app.engine import Engine, Progress
 from app.ui import state
 from app.ui.session_store import DEFAULT_MAX_SESSION_BYTES
 from utils.audio import AudioError
 from utils.constants import AUDIO_EXTENSIONS
-from utils.text import browser_file_name, md_escape, safe_display_name
+from utils.text import browser_file_name, md_escape, plural, safe_display_name
 
 log = logging.getLogger("genre_lens.uploads")
 ACCEPTED = sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS)  # what the decoder and the CLI take, no fewer
@@ -47,6 +48,16 @@ def mime_of(name: str, fallback: str | None) -> str:
 def upload_job(upload: UploadedFile, data: bytes, sha256: str = "") -> Job:
     """The job for a browser upload, named as the user's file system names it (see `browser_file_name`)."""
     return Job(browser_file_name(upload.name), data, mime_of(upload.name, upload.type), upload.file_id, sha256)
+
+
+def kept_track_job(a: Analysis, audio: tuple[bytes, str]) -> Job:
+    """The job that analyses a session track again (another model now) from its kept (bytes, mime)."""
+    return Job(a.name, audio[0], audio[1], a.sha256, a.sha256)
+
+
+def left_note(left: list[Job], done: bool) -> str:
+    """The line about files an interrupted run left: said while they run, and as done once they are."""
+    return f"{'Analysed' if done else 'Analysing'} {plural(len(left), 'file')} left from before you switched pages."
 
 
 def shown_name(name: str) -> str:

@@ -17,6 +17,7 @@ DB_FLOOR = -120.0  # what "minus infinity" dB is reported as
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped
 TRUE_PEAK_LIMIT = 10.0 ** (0.1 / 20.0)  # +0.1 dBTP: above it the waveform between samples clips
 SILENCE_DB = -60.0  # frames whose RMS is below this (dBFS) count as silent
+ALMOST_SILENT_SHARE = 0.9  # of frames below SILENCE_DB: "almost silent" (the warning, and feedback's refusal)
 FRAME_S = 0.05  # analysis frame length, rounded to a power of two in samples
 MAX_SPECTRAL_FRAMES = 512  # frames the SNR estimate looks at, evenly spread; bounds the cost
 _CHUNK_FRAMES = 4096  # frames per chunk when computing frame energies, to bound temporary memory
@@ -142,7 +143,7 @@ def quality_warnings(q: AudioQuality) -> list[str]:
         ]
     if q.peak == 0.0:
         out.append("The audio is completely silent, so any genre prediction for it is meaningless.")
-    elif q.silence_ratio >= 0.9 or q.rms_db < SILENCE_DB:
+    elif q.silence_ratio >= ALMOST_SILENT_SHARE or q.rms_db < SILENCE_DB:
         out.append(f"The audio is almost silent (average level {q.rms_db:.0f} dBFS); predictions may be unreliable.")
     elif q.silence_ratio >= 0.5:
         out.append(f"{q.silence_ratio:.0%} of the audio is silence; predictions rest on the rest of it.")

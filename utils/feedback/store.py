@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from utils.atomic import atomic_write_text
+from utils.audio.quality import ALMOST_SILENT_SHARE
 from utils.constants import NOT_MUSIC_LABEL
 from utils.feedback.blobs import check_embeddings, from_npy, to_npy
 from utils.feedback.db import (
@@ -53,8 +54,6 @@ from utils.feedback.records import (
     validate_window,
 )
 from utils.text import safe_display_name
-
-SILENT_SHARE = 0.9  # of ~50 ms frames below -60 dBFS: the quality panel's "almost silent"
 
 
 def _utc(dt: datetime) -> datetime:
@@ -193,7 +192,7 @@ class FeedbackStore:
             if quality.get("peak") == 0.0:
                 raise FeedbackError(f"{name} is silent, so there is no music in it to learn a genre from; answer "
                                     "\"not music\" instead.")
-            if window_start_s is None and quality.get("silence_ratio", 0.0) >= SILENT_SHARE:
+            if window_start_s is None and quality.get("silence_ratio", 0.0) >= ALMOST_SILENT_SHARE:
                 raise FeedbackError(f"{name} is {quality['silence_ratio']:.0%} silence, so a genre for all of it "
                                     "would teach silence; correct the window where the music is, or answer "
                                     "\"not music\".")
