@@ -11,7 +11,7 @@ import soundfile as sf
 
 import utils.audio.ffmpeg as ffmpeg
 from utils.audio.decode_ffmpeg import _decode_ffmpeg
-from utils.audio.sniff import _check_layout, _head, _id3_size, _mpeg_scan, _wav_claimed_frames
+from utils.audio.sniff import _check_layout, _head, _id3_size, _mpeg_scan, _mpeg_tag_samples, _wav_claimed_frames
 from utils.audio.types import _BLOCK_SAMPLES, AudioError, _Accumulator, _damaged, _fmt_duration, _Raw, _Source, log
 
 # soundfile's read()/buffer_read_into() re-seek after every read, which fails on FLAC streams whose
@@ -27,6 +27,13 @@ def _read_block(f: sf.SoundFile, out: np.ndarray) -> int:
         ptr = _FFI.cast("float *", _FFI.from_buffer(out))
         return int(_SND.sf_readf_float(f._file, ptr, out.shape[0]))
     return f.buffer_read_into(out, "float32")  # pragma: no cover - older/newer soundfile
+
+
+def _cut_short(promised_s: float, read_s: float) -> str:
+    return (
+        f"The file seems to be cut short: its header promises {_fmt_duration(promised_s)} of audio "
+        f"but only {_fmt_duration(read_s)} could be read, so that part was used."
+    )
 
 
 def _decode_soundfile(src: _Source, fmt: str, max_s: float) -> _Raw:
@@ -67,15 +74,16 @@ def _decode_soundfile(src: _Source, fmt: str, max_s: float) -> _Raw:
                 f"{_fmt_duration(scanned / sr)} long) could be decoded, because its length header is "
                 "missing or wrong; the rest was skipped."
             )
+        promised = _mpeg_tag_samples(src.file, start)
+        held = max(scanned, acc.frames)
+        if not truncated and promised is not None and promised - held > max(4 * 1152, promised // 100):
+            warnings.append(_cut_short(promised / sr, acc.frames / sr))
         claimed = max(scanned, sf_frames)
     elif claimed is None and sf_frames < 1 << 62:  # libsndfile's "unknown" is a huge count
         claimed = sf_frames
     if not truncated and claimed is not None and claimed - acc.frames > max(16, claimed // 200):
         if fmt != "MP3":
-            warnings.append(
-                f"The file seems to be cut short: its header promises {_fmt_duration(claimed / sr)} of audio "
-                f"but only {_fmt_duration(acc.frames / sr)} could be read, so that part was used."
-            )
+            warnings.append(_cut_short(claimed / sr, acc.frames / sr))
         claimed = acc.frames
     if present is not None and claimed is not None:
         claimed = min(claimed, present)  # a PCM header cannot promise more than the bytes hold

@@ -165,6 +165,26 @@ def _mpeg_scan(f: BinaryIO, start: int, size: int, limit: int) -> int:
     return total
 
 
+def _mpeg_tag_samples(f: BinaryIO, start: int) -> int | None:
+    """Samples a Xing/Info or VBRI tag in the first MPEG frame says the file holds (None without one).
+
+    Encoders write the tag after the whole stream, so it still promises the full length when the file
+    was cut short in a download; libsndfile then reads what is there without saying so.
+    """
+    h = _head(f, start)
+    frame = _mpeg_frame(h)
+    if frame is None:
+        return None
+    v1, mono = ((h[1] >> 3) & 3) == 3, (h[3] >> 6) == 3
+    xing = 4 + (17 if mono else 32) if v1 else 4 + (9 if mono else 17)
+    if h[xing : xing + 4] in (b"Xing", b"Info") and len(h) >= xing + 12:
+        flags = struct.unpack_from(">I", h, xing + 4)[0]
+        return struct.unpack_from(">I", h, xing + 8)[0] * frame[1] if flags & 1 else None
+    if h[36:40] == b"VBRI" and len(h) >= 36 + 18:
+        return struct.unpack_from(">I", h, 36 + 14)[0] * frame[1]
+    return None
+
+
 def _head(f: BinaryIO, pos: int) -> bytes:
     f.seek(pos)
     return f.read(_HEAD)

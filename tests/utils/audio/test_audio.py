@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import shutil
 import struct
 import subprocess
@@ -308,6 +309,23 @@ def test_vbr_mp3_without_length_header_is_not_silently_cut(monkeypatch: pytest.M
     monkeypatch.setattr(ffmpeg, "ffmpeg_path", lambda: None)
     d = load(data)
     assert d.duration_s > seconds - 0.2 or any("length header" in w for w in d.warnings)
+
+
+def test_mp3_cut_short_in_a_download_says_so():
+    """The Xing/Info tag still promises the whole song; libsndfile alone would read the half silently."""
+    data = mp3_bytes(synth_music(10.0, sr=SR), SR)
+    whole = load(data, pad_to_s=None)
+    assert not any("cut short" in w for w in whole.warnings)
+    half = load(data[: len(data) // 2], pad_to_s=None)
+    assert half.duration_s == pytest.approx(5.0, abs=0.5)
+    note = next(w for w in half.warnings if "cut short" in w)
+    said = re.search(r"promises ([\d.]+) s of audio but only ([\d.]+) s", note)
+    assert said and float(said[1]) == 10.0 and 0 <= half.duration_s - float(said[2]) < 0.1  # rounded down
+
+
+def test_mp3_without_a_length_tag_is_not_called_cut_short():
+    data, _ = _vbr_mp3_without_length_header()
+    assert not any("cut short" in w for w in load(data[: len(data) // 2], pad_to_s=None).warnings)
 
 
 @needs_ffmpeg
