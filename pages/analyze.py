@@ -23,11 +23,14 @@ from app.ui.upload_jobs import (
     ACCEPTED,
     Job,
     analyse_one,
+    dismiss_failures,
     job_done,
     kept_track_job,
     left_note,
+    loose_failures,
     public_progress,
     queue_batch,
+    remember_failure,
     same_audio_notes,
     show_upload_error,
     upload_job,
@@ -126,8 +129,11 @@ def pending_jobs(engine: Engine, files: list[UploadedFile], key: str = UPLOADER)
     return list(jobs.values())
 
 
-def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOADER) -> list[tuple[str, str]]:
-    """Analyse every pending file with a progress bar, keep results in the session; returns (name, error) pairs."""
+def analyse_uploads(
+    engine: Engine, files: list[UploadedFile], key: str = UPLOADER,
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Analyse every pending file with a progress bar, keep results in the session; returns the (name, error)
+    pairs to show and the keys of those whose chip is gone (for `dismiss_button`)."""
     todo, left, unkept = queue_batch(pending_jobs(engine, files, key), engine)
     notice = st.empty()
     if left:  # a page switch interrupted the last batch: its files were kept, not dropped
@@ -141,6 +147,7 @@ def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOAD
             for i, job in enumerate(todo):
                 analyse_one(engine, job, lambda frac, msg, i=i, name=job.name: bar.progress(
                     min(1.0, (i + frac) / len(todo)), text=f"{md_escape(name)}: {public_progress(msg)}"))
+                remember_failure(job)
                 job_done(job)
             failed = sum(state.upload_error(job.error_key) is not None for job in todo)
             label = f"Analysed {len(todo) - failed} of {plural(len(todo), 'file')} with model {engine.card.version}"
@@ -152,7 +159,18 @@ def analyse_uploads(engine: Engine, files: list[UploadedFile], key: str = UPLOAD
         st.info(md_escape(note), icon=":material/content_copy:")
     kept = [(a.name, msg) for a in state.analysed_tracks() if (msg := state.upload_error(a.sha256))]
     resumed = [(j.name, msg) for j in left if (msg := state.upload_error(j.error_key))]  # their chips are gone
-    return [(f.name, msg) for f in files if (msg := state.upload_error(f.file_id))] + kept + resumed
+    listed = {f.file_id for f in files} | {a.sha256 for a in state.analysed_tracks()} | {j.error_key for j in left}
+    loose = loose_failures(listed)  # failed before a page switch emptied the upload box: said until dismissed
+    errors = [(f.name, msg) for f in files if (msg := state.upload_error(f.file_id))] + kept + resumed
+    return errors + [(name, msg) for _, name, msg in loose], [k for k, _, _ in loose]
+
+
+def dismiss_button(keys: list[str]) -> None:
+    """Hides the errors of files no longer in the upload box (removing a chip hides the others)."""
+    if keys:
+        st.button(f"Dismiss {'this error' if len(keys) == 1 else 'these errors'}", key="gl.dismiss_failures",
+                  icon=":material/close:", on_click=dismiss_failures, args=(keys,),
+                  help="The files are no longer in the upload box; their errors stay listed until dismissed.")
 
 
 def analyse_example(engine: Engine) -> None:
@@ -338,8 +356,10 @@ def page() -> None:
     if engine is None:
         return
     key, files = upload_widget()
-    for name, message in analyse_uploads(engine, files, key):
+    errors, loose = analyse_uploads(engine, files, key)
+    for name, message in errors:
         show_upload_error(name, message)
+    dismiss_button(loose)
     tracks = [thresholds.with_threshold(t) for t in state.analysed_tracks()]
     if not tracks:
         st.info("Upload one or more songs to begin. Longer files are analysed window by window; the first "

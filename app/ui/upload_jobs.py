@@ -22,6 +22,7 @@ ACCEPTED = sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS)  # what the decod
 MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "opus": "audio/ogg", "mp3": "audio/mpeg",
         "m4a": "audio/mp4", "aac": "audio/aac", "aiff": "audio/aiff", "aif": "audio/aiff"}
 QUEUE_MAX_BYTES = DEFAULT_MAX_SESSION_BYTES  # an interrupted batch's bytes kept per session (as its tracks)
+FAILED_KEY = "gl.failed"  # {error key: name} of the Analyze page's failed files, shown until dismissed
 FRIENDLY_FAILURE = "Something went wrong while analysing this file. The problem was logged; please try another file."
 
 
@@ -56,8 +57,38 @@ def kept_track_job(a: Analysis, audio: tuple[bytes, str]) -> Job:
 
 
 def left_note(left: list[Job], done: bool) -> str:
-    """The line about files an interrupted run left: said while they run, and as done once they are."""
-    return f"{'Analysed' if done else 'Analysing'} {plural(len(left), 'file')} left from before you switched pages."
+    """The line about files an interrupted run left: said while they run, and as done once they are
+    (with how many failed: "Analysed 3 files" was said when one of the three had failed)."""
+    if not done:
+        return f"Analysing {plural(len(left), 'file')} left from before you switched pages."
+    failed = sum(state.upload_error(job.error_key) is not None for job in left)
+    if not failed:
+        return f"Analysed {plural(len(left), 'file')} left from before you switched pages."
+    return (f"Analysed {len(left) - failed} of {plural(len(left), 'file')} left from before you switched pages; "
+            f"{failed} could not be analysed (see below).")
+
+
+def remember_failure(job: Job) -> None:
+    """Keep a failed file's name with its error, so the error outlives its chip: a page switch empties the
+    upload box, and a file that failed before the switch then appeared nowhere (no error, no track)."""
+    if state.upload_error(job.error_key) is not None:
+        st.session_state.setdefault(FAILED_KEY, {})[job.error_key] = job.name
+
+
+def loose_failures(listed: set[str]) -> list[tuple[str, str, str]]:
+    """(key, name, error) of failed files not in `listed` (their chip is gone), until dismissed. An error
+    forgotten since (its chip removed by the user, "Clear all") drops its entry here."""
+    failed: dict[str, str] = st.session_state.get(FAILED_KEY, {})
+    for key in [k for k in failed if state.upload_error(k) is None]:
+        del failed[key]
+    return [(k, name, msg) for k, name in failed.items() if k not in listed and (msg := state.upload_error(k))]
+
+
+def dismiss_failures(keys: list[str]) -> None:
+    """Stop showing these errors (the files stay recorded as failed, so they are not analysed again)."""
+    failed = st.session_state.get(FAILED_KEY, {})
+    for key in keys:
+        failed.pop(key, None)
 
 
 def shown_name(name: str) -> str:

@@ -112,6 +112,47 @@ def test_a_batch_cut_short_by_a_page_switch_resumes_on_return(app: AppTest) -> N
     assert not any("left from before" in i.value for i in app.info), "said once"
 
 
+def test_a_resumed_batch_says_which_of_its_files_failed(app: AppTest) -> None:
+    """"Analysed 2 files left from before" was said when one of the two had failed."""
+    from app.ui.upload_jobs import Job
+
+    name, data = clip()
+    app.session_state["gl.queue"] = {
+        hashlib.sha256(data).hexdigest(): Job(name, data, "audio/flac", "gone-1"),
+        hashlib.sha256(b"junk").hexdigest(): Job("junk.wav", b"junk", "audio/wav", "gone-2"),
+    }
+    app.run()
+    no_exceptions(app)
+    assert any(i.value.startswith("Analysed 1 of 2 files left from before you switched pages; 1 could not be "
+                                  "analysed (see below)") for i in app.info), [i.value for i in app.info]
+    assert said(app, "junk.wav")
+
+
+def said(app: AppTest, name: str) -> bool:
+    """Whether an error line names this file (names are markdown-escaped there)."""
+    return any(name in e.value.replace("\\", "") for e in app.error)
+
+
+def test_an_error_outlives_the_page_switch_that_empties_the_upload_box(app: AppTest) -> None:
+    """A file that failed before a page switch appeared nowhere afterwards: no error, no track."""
+    from app.ui import upload_jobs
+
+    app.run()
+    name, data = clip()
+    app.file_uploader[0].upload("broken.wav", b"not audio at all").upload(name, data).run()
+    assert said(app, "broken.wav")
+    assert list(app.session_state[upload_jobs.FAILED_KEY].values()) == ["broken.wav"]
+    app.switch_page("../pages/metrics.py").run()
+    app.switch_page("../pages/analyze.py").run()
+    no_exceptions(app)
+    assert not app.file_uploader[0].value
+    assert said(app, "broken.wav"), "still said after the switch"
+    app.button(key="gl.dismiss_failures").click().run()
+    no_exceptions(app)
+    assert not said(app, "broken.wav"), "dismissed"
+    assert len(app.session_state["gl.tracks"]) == 1, "and not analysed again"
+
+
 def test_a_batch_too_large_to_queue_says_to_stay(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
     from app.ui import upload_jobs
 
