@@ -120,17 +120,18 @@ class Analysis:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def window_rows(self) -> list[dict[str, Any]]:
-        """One flat row per window (for CSV export and tables)."""
+        """One flat row per window (the CSV export): windows and slices numbered from 1, as the page numbers
+        them ("Window 1", "slice 1"); the JSON keeps 0-based indices for programs."""
         rows = []
         for w in self.windows:
             row: dict[str, Any] = {
-                "window": w.index,
+                "window": w.index + 1,
                 "start_s": round(float(w.start_s), 3),
                 "end_s": round(float(w.end_s), 3),
                 "top_genre": self.labels[int(np.argmax(w.probabilities))],
             }
             row.update({f"p_{g}": round(float(p), 4) for g, p in zip(self.labels, w.probabilities, strict=True)})
-            row.update({f"attention_{j}": round(float(a), 4) for j, a in enumerate(w.attention)})
+            row.update({f"attention_slice_{j}": round(float(a), 4) for j, a in enumerate(w.attention, 1)})
             rows.append(row)
         return rows
 

@@ -35,6 +35,8 @@ def test_analysis_is_complete_and_json_serialisable(engine):
     doc = json.loads(a.to_json())
     assert doc["model"]["version"] == "random-test" and len(doc["windows"]) == 4
     assert set(doc["probabilities"]) == set(GENRES) and len(a.window_rows()) == 4
+    first = a.window_rows()[0]  # numbered as the page numbers them
+    assert first["window"] == 1 and {"attention_slice_1", "attention_slice_3"} <= set(first)
 
 
 def test_track_probabilities_combine_windows_by_confidence(engine):
