@@ -220,13 +220,15 @@ class JobQueue:
     def cancel(self, job_id: int) -> Job:
         """Withdraw a job that no worker has started (say, the server runs no worker); FeedbackError otherwise."""
 
-        def work(conn: Connection) -> Job | None:
+        def work(conn: Connection) -> tuple[bool, Job | None]:
             done = conn.execute(update(jobs).where(jobs.c.id == int(job_id), jobs.c.state == QUEUED).values(
                 state=FAILED, active_slot=None, message="Cancelled before it started.", finished_at=_now())).rowcount
-            return self._get(conn, job_id) if done == 1 else None
+            return done == 1, self._get(conn, job_id)
 
-        job = write_transaction(self.engine, work)
+        cancelled, job = write_transaction(self.engine, work)
         if job is None:
+            raise FeedbackError(f"There is no job #{job_id}; `jobs list` shows the jobs there are.")
+        if not cancelled:
             raise FeedbackError(f"Job #{job_id} is not waiting to start any more, so it cannot be cancelled.")
         return job
 

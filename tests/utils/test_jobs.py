@@ -287,6 +287,8 @@ def test_a_queued_job_can_be_cancelled_but_a_running_one_cannot(db_url: str) -> 
     with pytest.raises(FeedbackError, match="cannot be cancelled"):
         queue.cancel(running.id)
     assert queue.get(running.id).state == RUNNING and queue.claim("w2") is None
+    with pytest.raises(FeedbackError, match="There is no job #999"):  # not "not waiting to start any more"
+        queue.cancel(999)
 
 
 def test_the_command_line_lists_and_cancels_a_queued_job(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
