@@ -151,7 +151,9 @@ class Worker:
             if isinstance(exc, JobLostError) or lost.is_set():
                 log.warning("job #%s was marked failed while running (stale heartbeat); its work was dropped", job.id)
                 return self.queue.get(job.id) or job
-            if not isinstance(exc, USER_ERRORS):
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C: the user knows why; no traceback for it
+                log.warning("job #%s (%s) was interrupted", job.id, job.kind)
+            elif not isinstance(exc, USER_ERRORS):
                 log.error("job #%s (%s) failed", job.id, job.kind, exc_info=exc)
             ended = self._fail_quietly(job, failure_sentence(job, exc))
             if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: the job is marked, then stop

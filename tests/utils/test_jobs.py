@@ -145,6 +145,21 @@ def test_a_crash_marks_the_job_failed_with_one_sentence_and_frees_the_slot(db_ur
     assert ended.message == "No new corrections since the last retrain; add corrections first."
 
 
+def test_ctrl_c_marks_the_job_failed_without_a_traceback(db_url: str, caplog) -> None:
+    """Ctrl-C during `retrain` printed the KeyboardInterrupt's whole traceback above "interrupted"."""
+    queue = JobQueue(FeedbackStore(db_url))
+
+    def interrupted(_store, _job, progress):
+        progress(0.2, "Training")
+        raise KeyboardInterrupt
+
+    job = queue.enqueue("retrain", PARAMS)
+    with pytest.raises(KeyboardInterrupt):  # the command still stops
+        Worker(queue, {"retrain": interrupted}).run_one()
+    assert queue.get(job.id).state == FAILED
+    assert "interrupted" in caplog.text and "Traceback" not in caplog.text
+
+
 def test_a_dead_workers_job_is_failed_once_its_heartbeat_is_stale(db_url: str) -> None:
     store = FeedbackStore(db_url)
     queue = JobQueue(store, stale_after_s=60)
