@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -316,6 +317,9 @@ def render_window(a: Analysis, index: int) -> None:
         player_view.play_window_button(a, index)
     kind = a.verdict.kind
     st.info(window_text.explain_window(w, a.labels, kind, a.threshold), icon=":material/lightbulb:")
+    if a.source.get("padded") and (real := float(a.source.get("duration_s") or 0.0)) < w.end_s:
+        st.caption(f"The clip is only {math.floor(real * 10) / 10:.1f} s long and was repeated to fill the window: "
+                   f"the seconds after {math.floor(real * 10) / 10:.1f} s are the clip again, not more of the song.")
     forced = kind == NOT_MUSIC
     left, right = st.columns(2, gap="large")
     left.plotly_chart(window_charts.attention_bars(w, a.labels, forced), key=f"att-{a.sha256[:16]}")

@@ -153,6 +153,15 @@ def test_an_error_outlives_the_page_switch_that_empties_the_upload_box(app: AppT
     assert len(app.session_state["gl.tracks"]) == 1, "and not analysed again"
 
 
+def test_a_short_clip_says_its_window_is_the_clip_repeated(app: AppTest) -> None:
+    """A 4 s clip's window text spoke of "the 10–15 s slice" as if the song went on there."""
+    app.run()
+    app.file_uploader[0].upload("short.wav", wav_bytes(synth_music(4.0, seed=5), 22050)).run()
+    no_exceptions(app)
+    assert any("only 4.0 s long and was repeated to fill the window" in c.value for c in app.caption), \
+        [c.value for c in app.caption]
+
+
 def test_a_batch_too_large_to_queue_says_to_stay(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
     from app.ui import upload_jobs
 
