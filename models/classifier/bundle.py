@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -203,12 +205,31 @@ def load_bundle(folder: Path, device: str | torch.device = "cpu") -> tuple[Class
         )
     if list(card.labels) != list(GENRES):
         raise CheckpointError(f"The bundle {folder} predicts {card.labels}, not the GTZAN genres.")
+    state = _read_weights(weights)
     try:
         model = build_classifier(card.classifier)
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        model.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as exc:  # card and weights disagree on the architecture
         raise CheckpointError(f"The weights of {folder} do not fit the classifier its card describes: {exc}") from exc
     return model.to(device).eval(), card
+
+
+def _read_weights(weights: Path) -> dict[str, Any]:
+    """model.pt's state_dict, or one CheckpointError when the file is not one (empty, truncated, foreign bytes).
+
+    The sha256 only proves the file is the one the card was written for, not that it is a state_dict: an
+    empty file gave an EOFError traceback, random bytes a misleading "do not fit the classifier".
+    """
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except (EOFError, OSError, RuntimeError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"The weights file {weights} is damaged (not a saved state_dict: "
+                              f"{exc.__class__.__name__}); rebuild or restore the bundle.") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"The weights file {weights} is damaged (it holds a {type(state).__name__}, "
+                              "not a saved state_dict); rebuild or restore the bundle.")
+    return state
 
 
 def list_versions(root: Path | None = None) -> list[str]:

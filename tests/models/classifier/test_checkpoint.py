@@ -74,3 +74,16 @@ def test_sweep_removes_only_stale_staging_folders(tmp_path):
         os.utime(path, (old, old))
     assert sweep_staging(tmp_path) == [".v-r1.partial"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.partial", ".v-r2.partial", "v"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\x00random bytes" * 50, b"PK\x03\x04truncated zip"])
+def test_damaged_weights_with_a_matching_hash_are_one_checkpoint_error(tmp_path, content):
+    """An empty model.pt (card re-hashed) gave an EOFError traceback; random bytes 'do not fit ... utf-8 codec'."""
+    from models.classifier.bundle import sha256_file, update_card
+
+    folder = save_bundle(ParallelCNN(ClassifierConfig(input_dim=4)), _card("v1"), tmp_path)
+    (folder / "model.pt").write_bytes(content)
+    update_card(folder, lambda card: setattr(card, "weights_sha256", sha256_file(folder / "model.pt")))
+    with pytest.raises(CheckpointError, match=r"The weights file .*model\.pt is damaged") as caught:
+        load_bundle(folder)
+    assert "do not fit" not in str(caught.value) and "\n" not in str(caught.value)
