@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from app.analysis import Analysis, WindowResult
-from models.classifier.bundle import load_bundle, resolve_bundle, sha256_file
+from models.classifier.bundle import CheckpointError, load_bundle, resolve_bundle, sha256_file
 from models.classifier.predict import combine_windows, predict_windows
 from models.embedders.base import Embedder, base_id, build_embedder
 from models.embedders.slices import embed_slices
@@ -105,6 +105,11 @@ class Engine:
                 f"The model was trained on {self.card.embedder.get('id')} embeddings, "
                 f"but the embedder is {self.embedder.id}."
             )
+        head_dim = getattr(getattr(self.model, "config", None), "input_dim", None)
+        if head_dim is not None and int(head_dim) != self.embedder.dim:  # else every file fails with a traceback
+            raise CheckpointError(f"The model card of {self.bundle_dir} names the {self.embedder.id} embedder "
+                                  f"({self.embedder.dim}-d), but its classifier takes {head_dim}-d embeddings; "
+                                  "the card does not describe these weights.")
         self.trust = load_trust(self.bundle_dir)  # decision threshold and not-music detector, chosen on valid
         detector = self.trust.detector
         if detector is not None and detector.dim != self.embedder.dim:
