@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from app.analysis import Analysis, WindowResult
-from models.classifier.bundle import load_bundle, resolve_bundle, sha256_file
+from models.classifier.bundle import CheckpointError, load_bundle, resolve_bundle, sha256_file
 from models.classifier.predict import combine_windows, predict_windows
 from models.embedders.base import Embedder, base_id, build_embedder
 from models.embedders.slices import embed_slices
 from models.novelty import track_mean
-from models.trust import load_trust
+from models.trust import TrustSettings, load_trust
 from utils.analysis_gate import analysis_slot
 from utils.audio import DecodedAudio, load_audio
 from utils.constants import SLICE_S, WINDOW_S
@@ -90,7 +90,9 @@ class Engine:
         slice_batch: int = 32,
         normalise_loudness: bool = True,
         precision: str | None = None,
+        trust: TrustSettings | None = None,
     ) -> None:
+        """`trust` replaces the bundle's trust files: `app trust` measures its new settings before writing them."""
         self.device = resolve_device(device)
         self.bundle_dir = resolve_bundle(checkpoint, root)
         self.model, self.card = load_bundle(self.bundle_dir, self.device)
@@ -105,7 +107,12 @@ class Engine:
                 f"The model was trained on {self.card.embedder.get('id')} embeddings, "
                 f"but the embedder is {self.embedder.id}."
             )
-        self.trust = load_trust(self.bundle_dir)  # decision threshold and not-music detector, chosen on valid
+        head_dim = getattr(getattr(self.model, "config", None), "input_dim", None)
+        if head_dim is not None and int(head_dim) != self.embedder.dim:  # else every file fails with a traceback
+            raise CheckpointError(f"The model card of {self.bundle_dir} names the {self.embedder.id} embedder "
+                                  f"({self.embedder.dim}-d), but its classifier takes {head_dim}-d embeddings; "
+                                  "the card does not describe these weights.")
+        self.trust = trust or load_trust(self.bundle_dir)  # decision threshold and not-music detector, chosen on valid
         detector = self.trust.detector
         if detector is not None and detector.dim != self.embedder.dim:
             raise ValueError(f"The not-music detector of {self.bundle_dir.name} expects {detector.dim}-d "

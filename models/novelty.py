@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.atomic import atomic_path
 from utils.constants import DEAD_STD
 
 SHRINKAGES = (0.5, 0.9, 1.0)  # 1.0: a diagonal covariance (standardised Euclidean distance)
@@ -56,11 +57,13 @@ class NoveltyDetector:
         return float(self.scores(track_mean)[0])
 
     def save(self, path: Path) -> None:
-        """Plain arrays in an .npz (no pickle), written by the bundle recipe."""
+        """Plain arrays in an .npz (no pickle), written by the bundle recipe; atomically, so an interrupted
+        write leaves the old detector, never half a file."""
         identity = self.shrinkage >= 1.0
-        np.savez_compressed(path, mean=self.mean, std=self.std, live=self.live,
-                            precision=np.zeros((0, 0)) if identity else self.precision,
-                            shrinkage=np.float64(self.shrinkage), threshold=np.float64(self.threshold))
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez_compressed(tmp, mean=self.mean, std=self.std, live=self.live,
+                                precision=np.zeros((0, 0)) if identity else self.precision,
+                                shrinkage=np.float64(self.shrinkage), threshold=np.float64(self.threshold))
 
     @classmethod
     def load(cls, path: Path) -> NoveltyDetector:

@@ -36,14 +36,20 @@ class TrustSettings:
 def load_trust(folder: Path) -> TrustSettings:
     """The bundle's trust settings, or the defaults when it has none (or they are unreadable or out of range).
 
+    Unreadable or out-of-range settings are logged: silently losing the not-music detector would hide it.
+
     A threshold must be a probability above 0 and at most 1: NaN made every verdict "Not sure", and 0 broke
     the sidebar slider on every page (the dashboard clamps a valid one into the slider's range).
     """
     path = Path(folder) / TRUST_FILE
+    if not path.exists():  # v1, v2: no trust files, the documented defaults, nothing to say
+        return TrustSettings()
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
         threshold = float(report["threshold"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged: say so, as for novelty.npz
+        log.warning("ignoring the unreadable trust settings %s: using the default threshold and no "
+                    "not-music detector", path)
         return TrustSettings()
     if not 0.0 < threshold <= 1.0:  # NaN fails this too
         log.warning("ignoring %s: threshold %r is not a probability in (0, 1]", path, threshold)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import shlex
 import sys
 import tempfile
@@ -13,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from models.classifier.bundle import checkpoint_root, resolve_bundle
+from models.classifier.bundle import VERSION_RE, checkpoint_root, resolve_bundle
 from models.embedders.base import Embedder, build_embedder
 from models.training.evaluation import record_in_card, summary_line
 from utils.atomic import atomic_write_text
@@ -130,9 +129,6 @@ def check_output_file(out: Path | None, flag: str = "--out", example: str = "met
     if Path(out).is_dir():
         raise ValueError(f"{flag} {out} is a folder; name a file (e.g. {Path(out) / example}).")
     check_writable_dir(Path(out).parent, flag)
-
-
-VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
 def check_new_version(version: str, root: Path) -> None:

@@ -32,15 +32,20 @@ def trust(args: argparse.Namespace) -> int:
     """Build trust.json + novelty.npz in the bundle and print what was measured."""
     from app.jobs.trust import build_trust
 
+    if args.audio_list is not None and args.audio is None:  # it was ignored without a word
+        raise ValueError(f"--audio-list {args.audio_list} only chooses tracks of an --audio folder; "
+                         "add --audio FOLDER or leave --audio-list out.")
     root = args.root or checkpoint_root()
     bundle = resolve_bundle(args.checkpoint, root)
     selection = resolve_bundle(args.selection, root)
     wanted = None
     if args.audio_list is not None:
         wanted = set(read_id_list(args.audio_list))
+    names = {"training": f"--train-table {' '.join(map(str, args.train_table))}",
+             "validation": f"--valid-table {args.valid_table}", "test": f"--test-table {args.test_table}"}
     report = build_trust(bundle, load_tables(args.train_table), load_table(args.valid_table), selection,
                          load_table(args.test_table) if args.test_table else None, tuple(args.music),
-                         wanted, args.audio, command=command_line())
+                         wanted, args.audio, command=command_line(), names=names)
     for key, m in report["measured"].items():
         if "rate" in m:
             print(f"{key}: {m['flagged']} of {m['n']} flagged not music ({m['rate']:.1%})")

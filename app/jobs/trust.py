@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from models.classifier.bundle import load_bundle, update_card
+from models.classifier.bundle import load_bundle, read_card, update_card
+from models.embedders.base import base_id
 from models.novelty import NoveltyDetector, fit_detector, track_mean
 from models.training.data import max_slice_frames, track_probabilities
 from models.training.evaluation import audio_folder_items
-from models.trust import save_trust
+from models.trust import TrustSettings, save_trust
 from models.verdict import NOT_MUSIC, choose_threshold
 from utils.audio import AudioError
 from utils.constants import GENRES, NOT_MUSIC_LABEL
@@ -63,13 +64,51 @@ def _verdicts(engine, items: list[tuple[str, Any]], log: Log) -> dict[str, Any]:
             "verdicts": dict(counts), "items": rows}
 
 
+def check_inputs(bundle: Path, selection: Path, train: EmbeddingTable, valid: EmbeddingTable,
+                 test: EmbeddingTable | None = None, music_dirs: tuple[Path, ...] = (), audio_dir: Path | None = None,
+                 names: dict[str, str] | None = None) -> None:
+    """Refuse, in one sentence, what would fail (or mislead) only after the ~40 s of work.
+
+    Tables and the selection model must read the bundle's embeddings: a 50-d table fitted a 50-d detector that
+    the 753-d engine refused after it had been written into the bundle. `names` says how to call each table
+    (its file, from the CLI); nothing is written here.
+    """
+    names = {"training": "the training table", "validation": "the validation table", "test": "the test table",
+             **(names or {})}
+    card = read_card(bundle)
+    want_id, want_dim = str(card.embedder.get("id")), card.classifier.get("input_dim")
+    for role, table in (("training", train), ("validation", valid), ("test", test)):
+        if table is not None and (base_id(table.embedder_id) != base_id(want_id)
+                                  or (want_dim is not None and table.dim != int(want_dim))):
+            raise ValueError(f"{names[role]} holds {table.dim}-d {table.embedder_id} embeddings, but {bundle.name} "
+                             f"reads {want_dim}-d {want_id} ones; nothing was changed.")
+    picker = read_card(selection)
+    if base_id(str(picker.embedder.get("id"))) != base_id(want_id) or picker.classifier.get("input_dim") != want_dim:
+        raise ValueError(f"The selection model {selection} reads {picker.classifier.get('input_dim')}-d "
+                         f"{picker.embedder.get('id')} embeddings, but {bundle.name} reads {want_dim}-d {want_id} "
+                         "ones; nothing was changed.")
+    shared = set(train.track_ids()) & set(valid.track_ids())
+    if shared:
+        raise ValueError(f"{names['training']} and {names['validation']} share {len(shared)} tracks "
+                         f"(e.g. {min(shared)}): the detector's threshold must come from tracks it was not fitted on.")
+    for flag, folder in [("--music", d) for d in music_dirs] + [("--audio", audio_dir)] * (audio_dir is not None):
+        if not Path(folder).is_dir():
+            raise ValueError(f"{flag} {folder} is not a folder of audio; nothing was changed.")
+
+
 def build_trust(bundle: Path, train: EmbeddingTable, valid: EmbeddingTable, selection: Path,
                 test: EmbeddingTable | None = None, music_dirs: tuple[Path, ...] = (),
                 audio_list: set[str] | None = None, audio_dir: Path | None = None, log: Log = print,
-                command: str | None = None) -> dict:
-    """Fit, save into `bundle`, measure, record in its card (with `command`, what made the figures)."""
+                command: str | None = None, names: dict[str, str] | None = None) -> dict:
+    """Fit, measure, then write into `bundle` and its card (with `command`, what made the figures).
+
+    Nothing is written until everything is measured: a late error or Ctrl-C during the measurement left
+    trust.json without its figures beside a card that still showed the old ones. Each file is replaced
+    atomically, so a failure leaves the old set as it was.
+    """
     from app.engine import Engine
 
+    check_inputs(bundle, selection, train, valid, test, music_dirs, audio_dir, names)
     t0 = time.perf_counter()
     detector, novelty_report = fit_detector(table_means(train), table_means(valid))
     probs, true = valid_probabilities(selection, valid)
@@ -86,12 +125,11 @@ def build_trust(bundle: Path, train: EmbeddingTable, valid: EmbeddingTable, sele
         "valid_curve": curve,
         "novelty": novelty_report,
     }
-    save_trust(bundle, detector, report)  # the engine below loads them
+    engine = Engine(checkpoint=bundle, trust=TrustSettings(threshold, detector, report))  # the new ones, unsaved
 
     measured: dict[str, Any] = {"valid_flagged": _table_rate(detector, valid)}
     if test is not None:
         measured["test_flagged"] = _table_rate(detector, test)  # reported only: chose nothing
-    engine = Engine(checkpoint=bundle)
     clips = list(nonmusic_clips())
     nm = _verdicts(engine, [(c.name, wav_bytes(c.samples)) for c in clips], log)
     nm["families"] = dict(Counter(c.family for c in clips))
@@ -106,13 +144,13 @@ def build_trust(bundle: Path, train: EmbeddingTable, valid: EmbeddingTable, sele
         measured[f"gtzan_audio:{audio_dir.name}"] = _verdicts(engine, items, log)
     report["measured"] = measured
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    save_trust(bundle, detector, report)
     summary = {"nonmusic_flagged": nm["flagged_rate"], "n_nonmusic": nm["n"],
                "valid_flagged": measured["valid_flagged"]["rate"],
                "test_flagged": measured.get("test_flagged", {}).get("rate"),
                **{k: v["not_music"] for k, v in measured.items() if k.startswith(("music:", "gtzan_audio:"))},
                "decision_threshold": threshold, "novelty_threshold": round(detector.threshold, 4),
                **({"command": command} if command else {})}
+    save_trust(bundle, detector, report)  # everything is known: publish, one atomic replace per file
     update_card(bundle, lambda card: card.evaluation.__setitem__("not_music", summary))
     return report
 

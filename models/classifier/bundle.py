@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import pickle
 import re
 import shutil
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +40,8 @@ CARD_FILE = "card.json"
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "curves.json"
 CURRENT_FILE = "CURRENT"
+VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")  # a bundle's name: one plain folder under the root
+log = logging.getLogger("genre_lens.bundle")
 
 
 def checkpoint_root() -> Path:
@@ -203,12 +208,31 @@ def load_bundle(folder: Path, device: str | torch.device = "cpu") -> tuple[Class
         )
     if list(card.labels) != list(GENRES):
         raise CheckpointError(f"The bundle {folder} predicts {card.labels}, not the GTZAN genres.")
+    state = _read_weights(weights)
     try:
         model = build_classifier(card.classifier)
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        model.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as exc:  # card and weights disagree on the architecture
         raise CheckpointError(f"The weights of {folder} do not fit the classifier its card describes: {exc}") from exc
     return model.to(device).eval(), card
+
+
+def _read_weights(weights: Path) -> dict[str, Any]:
+    """model.pt's state_dict, or one CheckpointError when the file is not one (empty, truncated, foreign bytes).
+
+    The sha256 only proves the file is the one the card was written for, not that it is a state_dict: an
+    empty file gave an EOFError traceback, random bytes a misleading "do not fit the classifier".
+    """
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except (EOFError, OSError, RuntimeError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"The weights file {weights} is damaged (not a saved state_dict: "
+                              f"{exc.__class__.__name__}); rebuild or restore the bundle.") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"The weights file {weights} is damaged (it holds a {type(state).__name__}, "
+                              "not a saved state_dict); rebuild or restore the bundle.")
+    return state
 
 
 def list_versions(root: Path | None = None) -> list[str]:
@@ -227,15 +251,43 @@ def list_versions(root: Path | None = None) -> list[str]:
     return [name for _, name in sorted(found)]
 
 
+def _current_problem(marker: Path) -> tuple[str, str | None]:
+    """(name, None) when CURRENT names a bundle under its root, else ("", what is wrong with it).
+
+    The name must be a version name (VERSION_RE): `../outside/x` or an absolute path was followed out of the root.
+    """
+    try:
+        name = marker.read_bytes().decode("utf-8").strip()
+    except IsADirectoryError:
+        return "", "it is a folder, not a file"
+    except UnicodeDecodeError:
+        return "", "it is not UTF-8 text"
+    except OSError as exc:
+        return "", f"it could not be read ({exc.strerror or exc})"
+    if not name:
+        return "", "it is empty"
+    if not VERSION_RE.fullmatch(name) or name.casefold() == "current":
+        return "", f"{name[:80]!r} is not a version name (a plain folder name in {marker.parent})"
+    if not (marker.parent / name / CARD_FILE).is_file():
+        return "", f"there is no bundle named {name!r} beside it"
+    return name, None
+
+
 def current_version(root: Path | None = None, fallback: bool = True) -> str | None:
-    """The version named in root/CURRENT, else (with `fallback`) the newest bundle, else None."""
+    """The version named in root/CURRENT, else (with `fallback`) the newest bundle, else None.
+
+    A CURRENT that names no bundle of the root is logged (and then passed over): falling back in silence
+    hid that the model in use was not the one CURRENT asked for.
+    """
     root = Path(root) if root is not None else checkpoint_root()
     root = Path(root)
     marker = root / CURRENT_FILE
-    if marker.is_file():
-        name = marker.read_text(encoding="utf-8").strip()
-        if name and (root / name / CARD_FILE).is_file():
+    if marker.exists() or marker.is_symlink():
+        name, problem = _current_problem(marker)
+        if problem is None:
             return name
+        log.warning("ignoring %s: %s; %s", marker, problem,
+                    "using the newest bundle instead" if fallback else "treating it as absent")
     if not fallback:
         return None
     versions = list_versions(root)

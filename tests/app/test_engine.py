@@ -121,3 +121,20 @@ def test_a_path_that_is_not_a_regular_file_is_refused_without_reading_it(engine,
     worker.join(timeout=20)
     assert not worker.is_alive(), "analysing a FIFO blocked"
     assert "not a regular file" in str(done[0])
+
+
+def test_a_card_naming_an_embedder_its_classifier_does_not_take_is_refused_at_load(tmp_path):
+    """A 753-d head under a card naming the 50-d taggram loaded, then every file failed with a traceback."""
+    from types import SimpleNamespace
+
+    from models.classifier.bundle import CheckpointError, ModelCard, save_bundle
+    from models.classifier.parallel_cnn import ClassifierConfig, ParallelCNN
+
+    embedder_id = "musicnn-msd/taggram/v1"
+    card = ModelCard(version="mismatch", labels=list(GENRES), classifier={},
+                     embedder={"name": "musicnn-msd", "id": embedder_id, "options": {"output": "taggram"}})
+    save_bundle(ParallelCNN(ClassifierConfig(input_dim=753)), card, tmp_path)
+    stub = SimpleNamespace(id=embedder_id, dim=50, sample_rate=16000)  # what the card's embedder gives
+    with pytest.raises(CheckpointError, match=r"names the musicnn-msd/taggram/v1 embedder \(50-d\), but its "
+                                              r"classifier takes 753-d embeddings"):
+        Engine(checkpoint=tmp_path / "mismatch", device="cpu", embedder=stub)

@@ -52,3 +52,21 @@ def test_the_dashboard_clamps_a_valid_threshold_into_its_sliders_range(tmp_path:
     monkeypatch.setenv("GENRE_LENS_CHECKPOINTS", str(tmp_path))
     assert load_trust(folder).threshold == 0.99  # the CLI answers at it
     assert state.default_threshold(folder.name) == MAX_THRESHOLD  # the slider cannot show 0.99
+
+
+@pytest.mark.parametrize("content", [b"garbage", b"\xff\xfe", b"[1]", b"{}"])
+def test_an_unreadable_trust_file_is_said_not_silently_dropped(tmp_path: Path, content: bytes, caplog) -> None:
+    """`garbage` in trust.json switched the not-music detector off without a word (novelty.npz already warned)."""
+    (tmp_path / TRUST_FILE).write_bytes(content)
+    with caplog.at_level("WARNING", logger="genre_lens.trust"):
+        trust = load_trust(tmp_path)
+    assert trust.threshold == DEFAULT_THRESHOLD and trust.detector is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ignoring the unreadable trust settings {tmp_path / TRUST_FILE}: using the default threshold and no "
+        "not-music detector"]
+
+
+def test_a_bundle_without_trust_files_gets_the_defaults_quietly(tmp_path: Path, caplog) -> None:
+    with caplog.at_level("WARNING", logger="genre_lens.trust"):
+        assert load_trust(tmp_path).report is None
+    assert not caplog.records, "v1 and v2 have no trust files by design"

@@ -74,3 +74,38 @@ def test_sweep_removes_only_stale_staging_folders(tmp_path):
         os.utime(path, (old, old))
     assert sweep_staging(tmp_path) == [".v-r1.partial"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.partial", ".v-r2.partial", "v"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\x00random bytes" * 50, b"PK\x03\x04truncated zip"])
+def test_damaged_weights_with_a_matching_hash_are_one_checkpoint_error(tmp_path, content):
+    """An empty model.pt (card re-hashed) gave an EOFError traceback; random bytes 'do not fit ... utf-8 codec'."""
+    from models.classifier.bundle import sha256_file, update_card
+
+    folder = save_bundle(ParallelCNN(ClassifierConfig(input_dim=4)), _card("v1"), tmp_path)
+    (folder / "model.pt").write_bytes(content)
+    update_card(folder, lambda card: setattr(card, "weights_sha256", sha256_file(folder / "model.pt")))
+    with pytest.raises(CheckpointError, match=r"The weights file .*model\.pt is damaged") as caught:
+        load_bundle(folder)
+    assert "do not fit" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"../outside/obundle\n", "is not a version name"), (b"/abs/obundle", "is not a version name"),
+    (b"..", "is not a version name"), (b"\xff\xfe", "is not UTF-8 text"), (b"", "is empty"),
+    (b"gone\n", "there is no bundle named 'gone'"), (None, "it is a folder"),
+])
+def test_a_bad_current_is_logged_and_never_followed_out_of_the_root(tmp_path, caplog, content, why):
+    """CURRENT = ../outside/obundle was followed; bad bytes were a codec error; a missing name fell back silently."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    save_bundle(ParallelCNN(ClassifierConfig(input_dim=4)), _card("obundle"), outside)
+    save_bundle(ParallelCNN(ClassifierConfig(input_dim=4)), _card("a"), root)
+    if content is None:
+        (root / "CURRENT").mkdir()
+    else:
+        (root / "CURRENT").write_bytes(content.replace(b"/abs", str(tmp_path / "outside").encode()))
+    with caplog.at_level("WARNING", logger="genre_lens.bundle"):
+        assert current_version(root) == "a" and resolve_bundle(None, root) == root / "a"
+        assert current_version(root, fallback=False) is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines and all(line.startswith(f"ignoring {root / 'CURRENT'}: ") and why in line for line in lines)
+    assert "using the newest bundle instead" in lines[0]
