@@ -9,11 +9,11 @@ import re
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from models.classifier.bundle import checkpoint_root, resolve_bundle
+from models.classifier.bundle import CARD_FILE, checkpoint_root, resolve_bundle
 from models.embedders.base import Embedder, build_embedder
 from models.training.evaluation import record_in_card, summary_line
 from utils.atomic import atomic_write_text
@@ -123,13 +123,31 @@ def check_writable_dir(folder: Path, flag: str) -> None:
         raise ValueError(f"{flag} {folder} cannot be written: {base}: {exc.strerror or exc}.") from None
 
 
-def check_output_file(out: Path | None, flag: str = "--out", example: str = "metrics.json") -> None:
+def check_output_file(out: Path | None, flag: str = "--out", example: str = "metrics.json",
+                      inputs: Iterable[Path | str | None] = ()) -> None:
     """A file `flag` will be written to: not a folder, in a place that can be written (checked before the work)."""
     if out is None:
         return
     if Path(out).is_dir():
         raise ValueError(f"{flag} {out} is a folder; name a file (e.g. {Path(out) / example}).")
+    check_not_an_input(out, inputs, flag)
     check_writable_dir(Path(out).parent, flag)
+
+
+def check_not_an_input(out: Path, inputs: Iterable[Path | str | None], flag: str = "--out") -> None:
+    """Refuse an output that is one of the command's inputs or a file in a model bundle (a folder with a card).
+
+    A report written there replaced the table it was computed from, or a bundle's weights under its card.
+    """
+    target = Path(out).resolve()
+    for given in inputs:
+        if given is not None and Path(given).resolve() == target:
+            raise ValueError(f"{flag} {out} is one of this command's inputs; name another file, "
+                             "so the input is not overwritten.")
+    bundle = next((folder for folder in target.parents if (folder / CARD_FILE).is_file()), None)
+    if bundle is not None:
+        raise ValueError(f"{flag} {out} is inside the model bundle {bundle}; name a file outside it "
+                         "(bundle files are never overwritten).")
 
 
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")

@@ -125,7 +125,7 @@ def embed(args: argparse.Namespace) -> int:
     else:
         from app.jobs.embed import build_table
 
-        check_output_file(args.out, example="table.npz")  # before any audio is embedded, not after
+        check_output_file(args.out, example="table.npz", inputs=[args.source])  # before any audio is embedded
         embedder = make_embedder(args)
         bar, progress = track_bar("embedding")
         spec = (args.embedder, str(embedder.device), embedder_options(args))  # how worker processes rebuild it
@@ -310,7 +310,8 @@ def _claim_bundle_folder(root: Path, version: str) -> Path:
 
 def evaluate(args: argparse.Namespace) -> int:
     """`evaluate SOURCE`: metrics on a table or an audio folder (or --cv K on a training table)."""
-    check_output_file(args.out)  # a folder or a read-only place is said now, not after the evaluation
+    # a folder, a read-only place or an input (the table, the id list) is said now, not after the evaluation
+    check_output_file(args.out, inputs=[args.source, args.train_table, args.list])
     train_table = load_table(args.train_table) if args.train_table else None
     if args.cv is not None:
         from models.training.evaluation import cross_validate
