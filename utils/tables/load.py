@@ -122,14 +122,20 @@ def _published_meta(path: Path, vectors: np.ndarray) -> dict[str, Any]:
 
 def load_tables(paths: list[str | os.PathLike]) -> EmbeddingTable:
     """One table from several (train + valid for the final fit); they must share an embedder and not overlap."""
+    resolved = [Path(p).resolve() for p in paths]
+    for i, path in enumerate(paths):
+        if resolved[i] in resolved[:i]:  # before loading: "t.npz repeats 442 tracks of t.npz" said it twice
+            raise TableError(f"{path} is given twice.")
     tables = [load_table(p) for p in paths]
     first = tables[0]
-    for path, t in zip(paths[1:], tables[1:], strict=True):
+    for i in range(1, len(tables)):  # each against every earlier one, not only the first
+        path, t = paths[i], tables[i]
         if t.embedder_id != first.embedder_id:
             raise TableError(f"{path} holds {t.embedder_id} embeddings, but {paths[0]} holds {first.embedder_id}.")
-        shared = set(t.track_ids()) & set(first.track_ids())
-        if shared:
-            raise TableError(f"{path} repeats {len(shared)} tracks of {paths[0]} (e.g. {sorted(shared)[0]}).")
+        for earlier, e in zip(paths[:i], tables[:i], strict=True):
+            shared = set(t.track_ids()) & set(e.track_ids())
+            if shared:
+                raise TableError(f"{path} repeats {len(shared)} tracks of {earlier} (e.g. {sorted(shared)[0]}).")
     return EmbeddingTable.concat(tables, first.meta) if len(tables) > 1 else first
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.data import synthetic_table
-from utils.tables import TableError, load_table
+from utils.tables import TableError, load_table, load_tables
 
 
 @pytest.fixture
@@ -58,3 +58,17 @@ def test_a_bad_meta_entry_is_one_sentence(table_path, meta, says):
         load_table(table_path)
     assert str(err.value).startswith(str(table_path)) and says in str(err.value)
 
+
+def test_a_table_given_twice_is_said_so_wherever_it_repeats(tmp_path):
+    """`--table train valid valid` trained on valid twice: each table was compared only with the first."""
+    synthetic_table(n_per_genre=1, dim=4, seed=0).save(tmp_path / "train.npz")
+    valid = synthetic_table(n_per_genre=1, dim=4, seed=1)
+    valid.track_id = np.char.add(valid.track_id, "v")
+    valid.save(tmp_path / "valid.npz")
+    valid.save(tmp_path / "copy.npz")
+    with pytest.raises(TableError, match=r"valid.npz is given twice\.$"):
+        load_tables([tmp_path / "train.npz", tmp_path / "valid.npz", tmp_path / "valid.npz"])
+    with pytest.raises(TableError, match=r"train.npz is given twice\.$"):  # not "train.npz repeats ... train.npz"
+        load_tables([tmp_path / "train.npz", tmp_path / "train.npz"])
+    with pytest.raises(TableError, match=r"copy.npz repeats 10 tracks of .*valid.npz"):  # same tracks, other file
+        load_tables([tmp_path / "train.npz", tmp_path / "valid.npz", tmp_path / "copy.npz"])
