@@ -30,6 +30,7 @@ from app.cli.common import (
     number_in,
     write_report,
 )
+from app.cli.train_inputs import check_baseline_table, check_training_labels, load_test_table, validation_ids
 from models.classifier.bundle import CURVES_FILE, ModelCard, checkpoint_root, resolve_bundle, save_bundle, set_current
 from models.training.config import TrainConfig
 from models.training.evaluation import evaluate_and_record
@@ -221,17 +222,17 @@ def train(args: argparse.Namespace) -> int:
     if not len(table.vectors):
         raise ValueError(f"{', '.join(map(str, paths))} holds no tracks; embed audio into it first "
                          "(python -m app embed).")
-    unknown = sorted(set(table.genre.tolist()) - set(GENRES))
-    if unknown:
-        raise ValueError(f"{paths[0]} has labels outside the GTZAN genres: {', '.join(unknown)}.")
+    names = ", ".join(map(str, paths + ([args.valid] if args.valid else [])))
+    check_training_labels(table, names)
     table_embedder = table.meta.get("embedder", {}).get("name")
     if args.embedder and args.embedder != table_embedder:
         raise ValueError(f"{paths[0]} holds {table_embedder} embeddings, not {args.embedder}; "
                          "training uses the table's embedder, so embed the audio with --embedder first.")
     cfg = _train_config(args)
+    test = load_test_table(args.test, table, paths[0]) if args.test else None  # before training, not after
     val_ids = None
     if args.val_list:
-        val_ids = read_id_list(args.val_list)
+        val_ids = validation_ids(args.val_list, table, names)
     elif args.valid:
         val_ids = load_table(args.valid).track_ids()
     elif args.no_validation:
@@ -288,8 +289,8 @@ def train(args: argparse.Namespace) -> int:
     else:
         print(f"saved {folder} (best epoch {result.best_epoch}, validation accuracy {result.val_accuracy:.3f}, "
               f"temperature {result.temperature:.2f})")
-    if args.test:
-        evaluate_and_record(folder, load_table(args.test), table, cfg.seed, card.training["command"])
+    if test is not None:
+        evaluate_and_record(folder, test, table, cfg.seed, card.training["command"])
     if not args.no_set_current:
         set_current(version, root)
         print(f"{version} is now the current model")
@@ -326,6 +327,8 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.source is None:
         raise ValueError("evaluate needs a SOURCE: an embedding table (.npz) or an audio folder.")
     folder = resolve_bundle(args.checkpoint)
+    if train_table is not None:  # the baseline fits on it: sklearn's "X has 753 features" named neither
+        check_baseline_table(args.train_table, train_table, folder)
     wanted = set(read_id_list(args.list)) if args.list else None
     if wanted is not None and not wanted:
         raise ValueError(f"--list {args.list} names no tracks (one track id or file name per line).")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.constants import AUDIO_EXTENSIONS
+from utils.constants import AUDIO_EXTENSIONS, GENRES
 from utils.tables.core import _PUBLISHED_BY_DIM, EmbeddingTable, TableError
 from utils.tables.parquet import is_shard_folder, read_parquet_table
 from utils.text import plural
@@ -145,9 +145,31 @@ def read_id_list(path: Path) -> list[str]:
     A path's id is its file name without the audio suffix; a bare id keeps its dots, since GTZAN
     ids (`blues.00012`) look like a name with a suffix and lists are often copied from a table.
     """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:  # a binary file: Python's message named the codec, not the file
+        raise TableError(f"{path} is not a text file of track ids (one id or file name per line).") from None
     ids = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         name = Path(line.strip()).name
         if name:
             ids.append(name[: -len(Path(name).suffix)] if Path(name).suffix.lower() in _AUDIO_SUFFIXES else name)
     return ids
+
+
+def require_genres(table: EmbeddingTable, name: str | os.PathLike) -> None:
+    """Training and scoring need a GTZAN genre for every track; say which part is missing in one sentence.
+
+    A table without a genre column said "labels outside the GTZAN genres: ." (training) or
+    "tuple.index(x): x not in tuple" (evaluate).
+    """
+    genres = set(table.genre.tolist())
+    if genres <= {""}:
+        raise TableError(f"{name} has no genre labels; training and evaluation need a GTZAN genre for every track.")
+    if "" in genres:
+        unlabelled = sorted({t for t, g in zip(table.track_id.tolist(), table.genre.tolist(), strict=True) if not g})
+        raise TableError(f"{name} has {plural(len(unlabelled), 'track')} without a genre label "
+                         f"(e.g. {unlabelled[0]}).")
+    unknown = sorted(genres - set(GENRES))
+    if unknown:
+        raise TableError(f"{name} has labels outside the GTZAN genres: {', '.join(unknown)}.")
