@@ -247,9 +247,11 @@ def train(args: argparse.Namespace) -> int:
                             f"val acc {row['val_accuracy']:.3f}")
         bar.refresh()
 
-    result = train_model(table, cfg, val_ids=val_ids, log=log)
-    bar.n = cfg.members
-    bar.close()
+    try:  # closed on failure too, so an error line starts on its own line, not after the bar
+        result = train_model(table, cfg, val_ids=val_ids, log=log)
+        bar.n = cfg.members
+    finally:
+        bar.close()
     version = args.version or time.strftime("model-%Y%m%d-%H%M%S")
     card = ModelCard(
         version=version,
@@ -342,7 +344,9 @@ def evaluate(args: argparse.Namespace) -> int:
         from app.jobs.evaluate import evaluate_source, is_audio_folder
 
         bar, progress = track_bar("evaluating", disable=not is_audio_folder(args.source))
-        report = evaluate_source(args.source, folder, progress=progress, **common)
-        bar.close()
+        try:  # closed on failure too: the error line must not follow the bar on its line
+            report = evaluate_source(args.source, folder, progress=progress, **common)
+        finally:
+            bar.close()
     finish_evaluation(report, folder, args)
     return 0

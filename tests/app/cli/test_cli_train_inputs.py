@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -82,6 +84,14 @@ def test_a_val_list_must_hold_some_but_not_all_training_tracks(tmp_path, table, 
     assert _train(tmp_path, table, "--val-list", str(ids)) == 2
     line = one_error_line(capsys)
     assert says in line and "ids.txt" in line
+
+
+def test_the_progress_bar_ends_its_line_when_training_fails(tmp_path, table, capsys):
+    """'training:   0%| ... error: Unknown solver' glued the error to the bar."""
+    (tmp_path / "cfg.json").write_text(json.dumps({"solver": "sgd"}))
+    assert _train(tmp_path, table, "--config", str(tmp_path / "cfg.json")) == 2
+    last = capsys.readouterr().err.rstrip("\n").split("\n")[-1]
+    assert last.startswith("error: ") and "sgd" in last
 
 
 @pytest.fixture
