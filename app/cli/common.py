@@ -13,9 +13,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from models.classifier.bundle import CARD_FILE, checkpoint_root, resolve_bundle
+from models.classifier.bundle import (
+    CARD_FILE,
+    CURVES_FILE,
+    METRICS_FILE,
+    WEIGHTS_FILE,
+    checkpoint_root,
+    resolve_bundle,
+)
 from models.embedders.base import Embedder, build_embedder
+from models.novelty import NOVELTY_FILE
 from models.training.evaluation import record_in_card, summary_line
+from models.trust import TRUST_FILE
 from utils.atomic import atomic_write_text
 from utils.text import terminal_text
 
@@ -134,8 +143,12 @@ def check_output_file(out: Path | None, flag: str = "--out", example: str = "met
     check_writable_dir(Path(out).parent, flag)
 
 
+# what describes a bundle's weights; reports beside them (metrics_realworld_dev.json, written by the recipes) may be
+BUNDLE_FILES = (WEIGHTS_FILE, CARD_FILE, METRICS_FILE, CURVES_FILE, TRUST_FILE, NOVELTY_FILE)
+
+
 def check_not_an_input(out: Path, inputs: Iterable[Path | str | None], flag: str = "--out") -> None:
-    """Refuse an output that is one of the command's inputs or a file in a model bundle (a folder with a card).
+    """Refuse an output that is one of the command's inputs or one of a model bundle's own files.
 
     A report written there replaced the table it was computed from, or a bundle's weights under its card.
     """
@@ -144,10 +157,9 @@ def check_not_an_input(out: Path, inputs: Iterable[Path | str | None], flag: str
         if given is not None and Path(given).resolve() == target:
             raise ValueError(f"{flag} {out} is one of this command's inputs; name another file, "
                              "so the input is not overwritten.")
-    bundle = next((folder for folder in target.parents if (folder / CARD_FILE).is_file()), None)
-    if bundle is not None:
-        raise ValueError(f"{flag} {out} is inside the model bundle {bundle}; name a file outside it "
-                         "(bundle files are never overwritten).")
+    if target.name in BUNDLE_FILES and (target.parent / CARD_FILE).is_file():
+        raise ValueError(f"{flag} {out} is the {target.name} of the model bundle {target.parent}; name another "
+                         "file (bundle files are never overwritten).")
 
 
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.cli.main import main
-from models.classifier.bundle import WEIGHTS_FILE
+from models.classifier.bundle import CARD_FILE, METRICS_FILE, WEIGHTS_FILE
 from tests.helpers.bundles import make_test_bundle
 from tests.helpers.data import synthetic_table
 from utils.feedback import FeedbackStore
@@ -39,12 +39,20 @@ def test_evaluate_refuses_an_out_that_is_one_of_its_inputs(tmp_path, capsys, bun
     assert target.read_bytes() == before
 
 
-def test_evaluate_refuses_an_out_inside_a_bundle(tmp_path, capsys, bundle_and_test):
+@pytest.mark.parametrize("name", [WEIGHTS_FILE, CARD_FILE, METRICS_FILE])
+def test_evaluate_refuses_an_out_that_is_a_bundle_file(tmp_path, capsys, bundle_and_test, name):
     bundle, test = bundle_and_test
-    before = (bundle / WEIGHTS_FILE).read_bytes()
-    assert main(["evaluate", str(test), "--checkpoint", str(bundle), "--out", str(bundle / WEIGHTS_FILE)]) == 2
-    assert "is inside the model bundle" in one_error_line(capsys)
-    assert (bundle / WEIGHTS_FILE).read_bytes() == before
+    before = (bundle / name).read_bytes()
+    assert main(["evaluate", str(test), "--checkpoint", str(bundle), "--out", str(bundle / name)]) == 2
+    assert f"is the {name} of the model bundle" in one_error_line(capsys)
+    assert (bundle / name).read_bytes() == before
+
+
+def test_evaluate_may_write_a_report_beside_a_bundle(tmp_path, capsys, bundle_and_test):
+    """The recipes keep reports in the bundle they measure (metrics_realworld_dev.json): still allowed."""
+    bundle, test = bundle_and_test
+    assert main(["evaluate", str(test), "--checkpoint", str(bundle), "--out", str(bundle / "metrics_x.json")]) == 0
+    assert (bundle / "metrics_x.json").is_file()
 
 
 def test_feedback_export_refuses_a_bundle_file_and_its_own_database(tmp_path, capsys, bundle_and_test):
@@ -55,7 +63,7 @@ def test_feedback_export_refuses_a_bundle_file_and_its_own_database(tmp_path, ca
     db = f"sqlite:///{db_file}"
     FeedbackStore(db).close()  # export reads an existing database
     assert main(["feedback", "export", "--out", str(bundle / WEIGHTS_FILE), "--db", db]) == 2
-    assert "is inside the model bundle" in one_error_line(capsys)
+    assert f"is the {WEIGHTS_FILE} of the model bundle" in one_error_line(capsys)
     assert (bundle / WEIGHTS_FILE).read_bytes() == before
     db_before = db_file.read_bytes()
     assert main(["feedback", "export", "--out", str(db_file), "--db", db]) == 2
