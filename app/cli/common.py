@@ -8,13 +8,23 @@ import math
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from models.classifier.bundle import VERSION_RE, checkpoint_root, resolve_bundle
+from models.classifier.bundle import (
+    CARD_FILE,
+    CURVES_FILE,
+    METRICS_FILE,
+    VERSION_RE,
+    WEIGHTS_FILE,
+    checkpoint_root,
+    resolve_bundle,
+)
 from models.embedders.base import Embedder, build_embedder
+from models.novelty import NOVELTY_FILE
 from models.training.evaluation import record_in_card, summary_line
+from models.trust import TRUST_FILE
 from utils.atomic import atomic_write_text
 from utils.text import terminal_text
 
@@ -122,13 +132,34 @@ def check_writable_dir(folder: Path, flag: str) -> None:
         raise ValueError(f"{flag} {folder} cannot be written: {base}: {exc.strerror or exc}.") from None
 
 
-def check_output_file(out: Path | None, flag: str = "--out", example: str = "metrics.json") -> None:
+def check_output_file(out: Path | None, flag: str = "--out", example: str = "metrics.json",
+                      inputs: Iterable[Path | str | None] = ()) -> None:
     """A file `flag` will be written to: not a folder, in a place that can be written (checked before the work)."""
     if out is None:
         return
     if Path(out).is_dir():
         raise ValueError(f"{flag} {out} is a folder; name a file (e.g. {Path(out) / example}).")
+    check_not_an_input(out, inputs, flag)
     check_writable_dir(Path(out).parent, flag)
+
+
+# what describes a bundle's weights; reports beside them (metrics_realworld_dev.json, written by the recipes) may be
+BUNDLE_FILES = (WEIGHTS_FILE, CARD_FILE, METRICS_FILE, CURVES_FILE, TRUST_FILE, NOVELTY_FILE)
+
+
+def check_not_an_input(out: Path, inputs: Iterable[Path | str | None], flag: str = "--out") -> None:
+    """Refuse an output that is one of the command's inputs or one of a model bundle's own files.
+
+    A report written there replaced the table it was computed from, or a bundle's weights under its card.
+    """
+    target = Path(out).resolve()
+    for given in inputs:
+        if given is not None and Path(given).resolve() == target:
+            raise ValueError(f"{flag} {out} is one of this command's inputs; name another file, "
+                             "so the input is not overwritten.")
+    if target.name in BUNDLE_FILES and (target.parent / CARD_FILE).is_file():
+        raise ValueError(f"{flag} {out} is the {target.name} of the model bundle {target.parent}; name another "
+                         "file (bundle files are never overwritten).")
 
 
 def check_new_version(version: str, root: Path) -> None:

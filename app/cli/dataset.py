@@ -30,6 +30,7 @@ from app.cli.common import (
     number_in,
     write_report,
 )
+from app.cli.train_inputs import check_baseline_table, check_training_labels, load_test_table, validation_ids
 from models.classifier.bundle import CURVES_FILE, ModelCard, checkpoint_root, resolve_bundle, save_bundle, set_current
 from models.training.config import TrainConfig
 from models.training.evaluation import evaluate_and_record
@@ -125,7 +126,7 @@ def embed(args: argparse.Namespace) -> int:
     else:
         from app.jobs.embed import build_table
 
-        check_output_file(args.out, example="table.npz")  # before any audio is embedded, not after
+        check_output_file(args.out, example="table.npz", inputs=[args.source])  # before any audio is embedded
         embedder = make_embedder(args)
         bar, progress = track_bar("embedding")
         spec = (args.embedder, str(embedder.device), embedder_options(args))  # how worker processes rebuild it
@@ -221,17 +222,17 @@ def train(args: argparse.Namespace) -> int:
     if not len(table.vectors):
         raise ValueError(f"{', '.join(map(str, paths))} holds no tracks; embed audio into it first "
                          "(python -m app embed).")
-    unknown = sorted(set(table.genre.tolist()) - set(GENRES))
-    if unknown:
-        raise ValueError(f"{paths[0]} has labels outside the GTZAN genres: {', '.join(unknown)}.")
+    names = ", ".join(map(str, paths + ([args.valid] if args.valid else [])))
+    check_training_labels(table, names)
     table_embedder = table.meta.get("embedder", {}).get("name")
     if args.embedder and args.embedder != table_embedder:
         raise ValueError(f"{paths[0]} holds {table_embedder} embeddings, not {args.embedder}; "
                          "training uses the table's embedder, so embed the audio with --embedder first.")
     cfg = _train_config(args)
+    test = load_test_table(args.test, table, paths[0]) if args.test else None  # before training, not after
     val_ids = None
     if args.val_list:
-        val_ids = read_id_list(args.val_list)
+        val_ids = validation_ids(args.val_list, table, names)
     elif args.valid:
         val_ids = load_table(args.valid).track_ids()
     elif args.no_validation:
@@ -246,9 +247,11 @@ def train(args: argparse.Namespace) -> int:
                             f"val acc {row['val_accuracy']:.3f}")
         bar.refresh()
 
-    result = train_model(table, cfg, val_ids=val_ids, log=log)
-    bar.n = cfg.members
-    bar.close()
+    try:  # closed on failure too, so an error line starts on its own line, not after the bar
+        result = train_model(table, cfg, val_ids=val_ids, log=log)
+        bar.n = cfg.members
+    finally:
+        bar.close()
     version = args.version or time.strftime("model-%Y%m%d-%H%M%S")
     card = ModelCard(
         version=version,
@@ -288,8 +291,8 @@ def train(args: argparse.Namespace) -> int:
     else:
         print(f"saved {folder} (best epoch {result.best_epoch}, validation accuracy {result.val_accuracy:.3f}, "
               f"temperature {result.temperature:.2f})")
-    if args.test:
-        evaluate_and_record(folder, load_table(args.test), table, cfg.seed, card.training["command"])
+    if test is not None:
+        evaluate_and_record(folder, test, table, cfg.seed, card.training["command"])
     if not args.no_set_current:
         set_current(version, root)
         print(f"{version} is now the current model")
@@ -310,7 +313,8 @@ def _claim_bundle_folder(root: Path, version: str) -> Path:
 
 def evaluate(args: argparse.Namespace) -> int:
     """`evaluate SOURCE`: metrics on a table or an audio folder (or --cv K on a training table)."""
-    check_output_file(args.out)  # a folder or a read-only place is said now, not after the evaluation
+    # a folder, a read-only place or an input (the table, the id list) is said now, not after the evaluation
+    check_output_file(args.out, inputs=[args.source, args.train_table, args.list])
     train_table = load_table(args.train_table) if args.train_table else None
     if args.cv is not None:
         from models.training.evaluation import cross_validate
@@ -325,6 +329,8 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.source is None:
         raise ValueError("evaluate needs a SOURCE: an embedding table (.npz) or an audio folder.")
     folder = resolve_bundle(args.checkpoint)
+    if train_table is not None:  # the baseline fits on it: sklearn's "X has 753 features" named neither
+        check_baseline_table(args.train_table, train_table, folder)
     wanted = set(read_id_list(args.list)) if args.list else None
     if wanted is not None and not wanted:
         raise ValueError(f"--list {args.list} names no tracks (one track id or file name per line).")
@@ -338,7 +344,9 @@ def evaluate(args: argparse.Namespace) -> int:
         from app.jobs.evaluate import evaluate_source, is_audio_folder
 
         bar, progress = track_bar("evaluating", disable=not is_audio_folder(args.source))
-        report = evaluate_source(args.source, folder, progress=progress, **common)
-        bar.close()
+        try:  # closed on failure too: the error line must not follow the bar on its line
+            report = evaluate_source(args.source, folder, progress=progress, **common)
+        finally:
+            bar.close()
     finish_evaluation(report, folder, args)
     return 0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from app.cli.common import number_in
+from app.cli.common import check_not_an_input, number_in
 from utils.feedback import Correction, FeedbackError, FeedbackStore
 from utils.text import plural
 
@@ -166,8 +166,11 @@ def list_(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     """`feedback export --out CSV`."""
+    store = FeedbackStore(args.db, create=args.db is None)
+    url = store.engine.url  # a SQLite file is an input too: a CSV written over it destroys every correction
+    check_not_an_input(args.out, [url.database] if url.get_backend_name() == "sqlite" and url.database else [])
     try:
-        n = FeedbackStore(args.db, create=args.db is None).export_csv(args.out)
+        n = store.export_csv(args.out)
     except OSError as exc:  # a folder, a read-only place: one line, not a traceback
         raise FeedbackError(f"Could not write {args.out}: {(exc.strerror or str(exc)).lower()}.") from exc
     print(f"wrote {plural(n, 'correction')} to {args.out}")

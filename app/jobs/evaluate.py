@@ -13,7 +13,7 @@ from typing import Any
 from models.classifier.bundle import load_bundle, read_card
 from models.training.evaluation import audio_folder_items, evaluate_analyses, evaluate_table
 from utils.audio import AudioError
-from utils.tables import EmbeddingTable, load_table
+from utils.tables import EmbeddingTable, load_table, require_genres
 from utils.tables.parquet import is_shard_folder
 
 Progress = Callable[[int, int], None]
@@ -51,6 +51,7 @@ def evaluate_source(
             table = table.subset(wanted)
             if not len(table.vectors):
                 raise ValueError(_matched_nothing(wanted, list_name, source, ids))
+        require_genres(table, source)  # scoring needs the truth: "x not in tuple" said nothing of the table
         model, card = load_bundle(bundle)
         want = card.classifier.get("input_dim")
         if want is not None and table.dim != int(want):

@@ -59,8 +59,14 @@ def resolve_inputs(params: dict[str, Any]) -> RetrainInputs:
     valid = Path(params["valid"]) if params.get("valid") else default_valid
     if valid is not None and not valid.is_file():
         raise retrain_module.RetrainError(f"No validation table at {valid}; pass --valid PATH.")
-    test = Path(params["test"]) if params.get("test") else retrain_module.test_table_of(card)
-    return RetrainInputs(tables, valid, test if test.is_file() else None)
+    if params.get("test"):  # asked for: a typo must not drop the test numbers without a word
+        test: Path | None = Path(params["test"])
+        if not test.exists():
+            raise retrain_module.RetrainError(f"No test table at {test}; check --test PATH.")
+    else:  # the current model's own test table, when it lies beside its training table (optional)
+        test = retrain_module.test_table_of(card)
+        test = test if test.is_file() else None
+    return RetrainInputs(tables, valid, test)
 
 
 def run_retrain(store: FeedbackStore, job: Job, progress: Progress) -> JobOutcome:

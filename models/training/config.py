@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from models.classifier.ensemble import Classifier, Member
+from models.classifier.ensemble import ARCHITECTURES, Classifier, Member
 from models.classifier.parallel_cnn import ClassifierConfig
 
 ARCH_FIELDS = ("channels", "n_blocks", "kernel_size", "se_reduction", "hidden", "dropout", "share_branches",
@@ -74,8 +74,60 @@ class TrainConfig:
         unknown = set(values) - own - set(ARCH_FIELDS)
         if unknown and strict:
             raise ValueError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
+        if strict:  # a --config file: checked here, not by a TypeError or an assert deep inside training
+            check_settings(values)
         arch = {k: values[k] for k in ARCH_FIELDS if k in values}
         return cls(**{k: v for k, v in values.items() if k in own}, classifier=replace(_default_classifier(), **arch))
+
+
+# the type and range of each setting a --config file may hold: (kind, low, high, low excluded, high excluded)
+_WHOLE = {"seed": 0, "epochs": 1, "batch_size": 1, "warmup_epochs": 0, "patience": 1, "val_block": 0,
+          "windows_per_track": 1, "members": 1, "member_folds": 2, "channels": 1, "n_blocks": 1, "kernel_size": 1,
+          "se_reduction": 1, "hidden": 0}  # whole numbers of at least this
+_NUMBERS: dict[str, tuple[float, float, bool, bool]] = {  # low, high, low excluded, high excluded
+    "lr": (0, math.inf, True, False), "weight_decay": (0, math.inf, False, False),
+    "val_fraction": (0, 1, True, True), "frame_dropout": (0, 1, False, True), "dropout": (0, 1, False, True),
+    "mixup_alpha": (0, math.inf, False, False), "slice_loss_weight": (0, math.inf, False, False),
+    "c": (0, math.inf, True, False), "temperature": (0, math.inf, True, False),
+    "ensemble_temperature": (0, math.inf, True, False), "nuisance_weight": (0, math.inf, False, False),
+}
+_FLAGS = ("jitter", "early_stopping", "share_branches")
+_CHOICES = {"arch": tuple(ARCHITECTURES), "input_transform": ("none", "logit")}
+_CONVEX_SOLVERS = ("logistic", "lda")  # models.training.linear_fit's: one linear layer on mean vectors
+
+
+def check_settings(values: dict[str, Any]) -> None:
+    """One sentence for the first setting of the wrong type or range, or a solver the architecture cannot take.
+
+    `{"lr": "fast"}` was a TypeError traceback, lda with hidden 64 an AssertionError, val_fraction 1.5
+    "need at least one array to concatenate", and a negative temperature was accepted.
+    """
+    for name, low in _WHOLE.items():
+        value = values.get(name, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be a whole number of at least {low}, not {value!r}.")
+    for name, (low, high, open_low, open_high) in _NUMBERS.items():
+        if name not in values:
+            continue
+        value = values[name]
+        ok = (not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+              and (value > low if open_low else value >= low) and (value < high if open_high else value <= high))
+        if not ok:
+            span = f"{'greater than' if open_low else 'at least'} {low:g}" + (
+                f" and {'less than' if open_high else 'at most'} {high:g}" if math.isfinite(high) else "")
+            raise ValueError(f"{name} must be a number {span}, not {value!r}.")
+    for name in _FLAGS:
+        if not isinstance(values.get(name, False), bool):
+            raise ValueError(f"{name} must be true or false, not {values[name]!r}.")
+    for name in ("solver", "nuisance", *_CHOICES):
+        if not isinstance(values.get(name, ""), str):
+            raise ValueError(f"{name} must be a string, not {values[name]!r}.")
+    for name, known in _CHOICES.items():
+        if name in values and values[name] not in known:
+            raise ValueError(f"{name} must be one of {', '.join(known)}, not {values[name]!r}.")
+    if values.get("solver") in _CONVEX_SOLVERS and (values.get("arch") != "pooled" or values.get("hidden") != 0):
+        raise ValueError(f"solver {values['solver']!r} fits one linear layer: it needs \"arch\": \"pooled\" "
+                         "and \"hidden\": 0.")
 
 
 @dataclass

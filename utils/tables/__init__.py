@@ -14,9 +14,10 @@ from utils.tables.core import (
     TableError,
     TrackFrames,
 )
-from utils.tables.load import load_table, load_tables, read_id_list
+from utils.tables.load import load_table, load_tables, read_id_list, require_genres
 
 __all__ = [
     "MUSICNN_FRAME_S", "MUSICNN_HOP_S", "PUBLISHED_MUSICNN_META", "PUBLISHED_POOL_META", "SHARED_DATA",
     "EmbeddingTable", "TableError", "TrackFrames", "load_table", "load_tables", "read_id_list",
+    "require_genres",
 ]

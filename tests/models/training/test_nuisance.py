@@ -80,7 +80,8 @@ def test_training_with_a_shift_file_records_it_and_zero_weight_changes_nothing(t
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"solver": "logistic"}, "needs the lda solver"), ({"nuisance_weight": -1.0}, "must be a finite number"),
+    ({"solver": "logistic"}, "needs the lda solver"),
+    ({"nuisance_weight": -1.0}, "nuisance_weight must be a number at least 0"),  # said by the --config check
     ({"input_transform": "logit"}, "input_transform 'none'"),
 ])
 def test_a_shift_file_with_the_wrong_settings_is_refused(tmp_path: Path, values: dict, message: str) -> None:
