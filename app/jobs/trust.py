@@ -116,7 +116,8 @@ def build_trust(bundle: Path, train: EmbeddingTable, valid: EmbeddingTable, sele
     chosen = next(r for r in curve if r["threshold"] == threshold)
     log(f"not-music detector: shrinkage {detector.shrinkage}, threshold {detector.threshold:.2f} "
         f"(valid {novelty_report['percentile']:g}th percentile); decision threshold {threshold:.2f} "
-        f"(valid coverage {chosen['coverage']:.0%}, accuracy {chosen['accuracy']:.1%})")
+        f"(valid coverage {chosen['coverage']:.0%}, accuracy "
+        f"{'none answered' if chosen['accuracy'] is None else format(chosen['accuracy'], '.1%')})")
     report: dict[str, Any] = {
         "threshold": threshold,
         "threshold_rule": "most (right - wrong) answers on the validation tracks, by a selection model "

@@ -136,3 +136,13 @@ def test_overlapping_tables_and_a_lone_audio_list_are_refused(world, capsys, ext
     want = "add --audio FOLDER" if "--audio-list" in extra else "share 20 tracks (e.g. blues.00000-valid)"
     assert want in line
     assert _unchanged(world) and not StubEngine.made
+
+
+def test_a_threshold_that_answers_nothing_is_reported_not_a_crash(world, capsys, monkeypatch) -> None:
+    """A selection model wrong on every track makes "answer nothing" the best rule; its log line crashed
+    formatting the accuracy of no answers (None)."""
+    wrong = lambda selection, valid: (np.tile(np.eye(10)[:5] * 0.8 + 0.1, (4, 1)), np.tile(np.arange(1, 6), 4))  # noqa: E731
+    monkeypatch.setattr("app.jobs.trust.valid_probabilities", wrong)
+    argv = [*world.base, "--train-table", str(world.paths["train"]), "--valid-table", str(world.paths["valid"])]
+    code, said = main(argv), capsys.readouterr()
+    assert code == 0 and "accuracy none answered" in said.out + said.err, said.err
