@@ -49,18 +49,18 @@ def heading_html(text: object, level: int = 3) -> str:
     return f'<h{level} style="{style}">{html_text(text)}</h{level}>'
 
 
-_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")
+_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\|\.\.?\\)|\\\.\.?\\")  # C:\, \\server, ..\, a\..\b
 
 
 def safe_display_name(name: str | None, max_len: int = 120) -> str:
     """File name fit for display/storage: basename only, control chars/path separators stripped;
     never used as a path (the UI renders it as text, so markup characters are kept).
 
-    A backslash is a separator only in a Windows path (`C:\\…`, `\\\\server\\…`): on Linux and macOS it is
+    A backslash is a separator only in a Windows path (`C:\\…`, `\\\\server\\…`, `..\\…`): on Linux and macOS it is
     a plain character of names like `AC\\DC - Thunderstruck.mp3`, which used to show as "DC - Thunderstruck.mp3".
     """
     text = unicodedata.normalize("NFC", str(name or ""))
-    if _WINDOWS_PATH.match(text):
+    if _WINDOWS_PATH.search(text):
         text = text.replace("\\", "/")
     text = text.rsplit("/", 1)[-1]
     text = "".join(c for c in text if unicodedata.category(c)[0] != "C").strip().lstrip(".").strip()

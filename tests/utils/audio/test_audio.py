@@ -507,6 +507,7 @@ def test_display_name_with_path_and_markup(tmp_path: Path):
         ("/etc/passwd", "passwd"),
         ("C:\\Users\\me\\song.mp3", "song.mp3"),
         ("\\\\server\\share\\song.mp3", "song.mp3"),
+        ("..\\..\\windows\\evil.wav", "evil.wav"),
         ("AC\\DC - Thunderstruck.mp3", "AC\\DC - Thunderstruck.mp3"),  # a backslash is a letter outside Windows
         ("a\x00b\r\nc\u202egnp.wav", "abcgnp.wav"),
         ("  .hidden.flac ", "hidden.flac"),
