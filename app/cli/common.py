@@ -176,6 +176,9 @@ def check_new_version(version: str, root: Path) -> None:
                          "(or leave it out for a timestamped name); bundles are never overwritten.")
 
 
+SEED_MAX = 2**32 - 1  # numpy's seed range
+
+
 def number_in(kind: type, low: float, high: float) -> Callable[[str], Any]:
     """An argparse type: a finite `kind` (int or float) in [low, high], else one clear usage error."""
 

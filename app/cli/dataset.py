@@ -18,6 +18,7 @@ from typing import Any
 from tqdm import tqdm
 
 from app.cli.common import (
+    SEED_MAX,
     add_embedder_flags,
     add_precision_flag,
     check_new_version,
@@ -40,7 +41,6 @@ from utils.constants import GENRES
 from utils.tables import SHARED_DATA, load_table, load_tables, read_id_list
 from utils.text import terminal_text
 
-SEED_MAX = 2**32 - 1  # numpy's seed range
 MAX_MEMBERS = 1000
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from app.cli.common import check_not_an_input, number_in
+from app.cli.common import SEED_MAX, check_not_an_input, number_in
 from utils.feedback import Correction, FeedbackError, FeedbackStore
 from utils.text import plural
 
@@ -72,7 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--correction-weight", type=number_in(float, 1e-3, 1000), default=None,
                    help="training weight of one correction in base tracks (default 8, capped at 25%% in total)")
     p.add_argument("--epochs", type=number_in(int, 1, 10_000), default=None, help="override the parent's epoch count")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=number_in(int, 0, SEED_MAX), default=None,  # before queueing, not in the job
+                   help="the candidate's training seed (default: the parent's)")
     p.add_argument("--no-wait", action="store_true",
                    help="only queue the job; a worker (the app's, or `python -m app worker`) runs it")
     _add_common(p)

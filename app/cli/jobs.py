@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `worker` command."""
     p = subparsers.add_parser("worker", help="run queued background jobs (retraining) until stopped")
     p.add_argument("--once", action="store_true", help="run the queued jobs, then exit (exit 2 if one failed)")
-    p.add_argument("--poll", type=float, default=2.0, help="seconds between looks at an empty queue (default 2)")
+    p.add_argument("--poll", type=number_in(float, 0.1, 3600), default=2.0,
+                   help="seconds between looks at an empty queue (default 2)")
     p.add_argument("--db", default=None, metavar="URL",
                    help="SQLAlchemy database URL (default: $GENRE_LENS_DB_URL or data/feedback.sqlite3)")
     p.set_defaults(handler=worker)

@@ -169,3 +169,14 @@ def test_a_closed_pipe_is_a_quiet_exit(tmp_path, capsys, monkeypatch):
     monkeypatch.undo()
     stream.close()  # what the interpreter does at exit: no second BrokenPipeError
     assert code == 141 and capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("argv", [["retrain", "--seed", "-1"], ["worker", "--poll", "inf"], ["worker", "--poll", "0"]])
+def test_job_flags_are_range_checked_before_anything_is_queued(tmp_path, capsys, argv):
+    """`retrain --seed -1` queued a job that failed in the worker; `worker --poll inf` ended in an OverflowError."""
+    db = tmp_path / "fb.sqlite3"
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--db", f"sqlite:///{db}"])
+    assert stop.value.code == 2
+    assert f"argument {argv[1]}: {argv[2]} is outside" in capsys.readouterr().err
+    assert not db.exists()
