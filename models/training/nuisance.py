@@ -70,7 +70,9 @@ def load_shifts(path: str | os.PathLike, embedder_id: str | None = None, dim: in
             out = NuisanceShifts(f["shifts"].astype(np.float64), f["clips"], f["changes"], str(f["embedder_id"]),
                                  str(f["command"]), hashlib.sha256(data).hexdigest())
     except (OSError, KeyError, ValueError) as exc:
-        raise ValueError(f"{p.name} is not a nuisance shift file ({exc}).") from exc
+        why = "it holds pickled objects" if "pickle" in str(exc) else str(exc)  # not numpy's "load it unsafely"
+        raise ValueError(f"{p.name} is not a nuisance shift file ({why}); "
+                         "make one with `python -m app nuisance`.") from exc
     if out.shifts.ndim != 2 or len(out.shifts) == 0 or not np.isfinite(out.shifts).all():
         raise ValueError(f"{p.name} holds no usable shifts (need a finite (N, D) array with N > 0).")
     if dim is not None and out.dim != dim:

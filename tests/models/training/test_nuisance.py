@@ -35,12 +35,15 @@ def test_a_shift_file_round_trips_and_says_what_it_holds(tmp_path: Path) -> None
 @pytest.mark.parametrize("case, message", [
     ("missing", "does not exist"), ("garbage", "is not a nuisance shift file"), ("dim", "16-d shifts"),
     ("embedder", "was measured with"), ("nan", "no usable shifts"),
+    ("pickled", r"it holds pickled objects\); make one with"),  # not numpy's advice to load it unsafely
 ])
 def test_a_shift_file_that_does_not_fit_is_refused_in_one_sentence(tmp_path: Path, case: str, message: str) -> None:
     path = tmp_path / "s.npz"
     rows = np.ones((4, 16))
     if case == "garbage":
         path.write_bytes(b"not an npz")
+    elif case == "pickled":
+        np.savez(path, shifts=np.array([{"a": 1}], dtype=object), clips=np.array(["c"]))
     elif case == "nan":
         _shifts(path, np.full((4, 16), np.nan))
     elif case != "missing":
