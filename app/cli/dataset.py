@@ -329,6 +329,10 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.source is None:
         raise ValueError("evaluate needs a SOURCE: an embedding table (.npz) or an audio folder.")
     folder = resolve_bundle(args.checkpoint)
+    if args.record_in:  # a mistyped bundle is said now, not after the evaluation (and its --out) is done
+        if not args.record_as:
+            raise ValueError("--record-in names where --record-as stores the numbers; add --record-as KEY.")
+        resolve_bundle(args.record_in, args.root or checkpoint_root())
     if train_table is not None:  # the baseline fits on it: sklearn's "X has 753 features" named neither
         check_baseline_table(args.train_table, train_table, folder)
     wanted = set(read_id_list(args.list)) if args.list else None

@@ -70,3 +70,15 @@ def test_feedback_export_refuses_a_bundle_file_and_its_own_database(tmp_path, ca
     assert "is one of this command's inputs" in one_error_line(capsys)
     assert db_file.read_bytes() == db_before
     assert main(["feedback", "export", "--out", str(tmp_path / "fb.csv"), "--db", db]) == 0
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--record-as", "k", "--record-in", "nosuch"], "nosuch"),  # failed after the evaluation and its --out
+    (["--record-in", "nosuch"], "add --record-as KEY"),  # was ignored without a word
+])
+def test_evaluate_checks_record_in_before_the_work(tmp_path, capsys, bundle_and_test, extra, said):
+    bundle, test = bundle_and_test
+    out = tmp_path / "report.json"
+    assert main(["evaluate", str(test), "--checkpoint", str(bundle), "--out", str(out), *extra]) == 2
+    assert said in one_error_line(capsys)
+    assert not out.exists()
