@@ -326,6 +326,8 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"{args.cv}-fold CV: accuracy {report['accuracy_mean']:.3f} ± {report['accuracy_std']:.3f} "
               f"(baseline {report['baseline_accuracy_mean']:.3f} ± {report['baseline_accuracy_std']:.3f})")
         return 0
+    if args.members is not None:  # it sizes the cross-validated ensemble; an evaluation ignored it in silence
+        raise ValueError("--members sets the ensemble size for --cv K; the evaluated model's size is its own.")
     if args.source is None:
         raise ValueError("evaluate needs a SOURCE: an embedding table (.npz) or an audio folder.")
     folder = resolve_bundle(args.checkpoint)

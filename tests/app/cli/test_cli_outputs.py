@@ -75,8 +75,9 @@ def test_feedback_export_refuses_a_bundle_file_and_its_own_database(tmp_path, ca
 @pytest.mark.parametrize("extra, said", [
     (["--record-as", "k", "--record-in", "nosuch"], "nosuch"),  # failed after the evaluation and its --out
     (["--record-in", "nosuch"], "add --record-as KEY"),  # was ignored without a word
+    (["--members", "3"], "--members sets the ensemble size for --cv K"),  # so was this
 ])
-def test_evaluate_checks_record_in_before_the_work(tmp_path, capsys, bundle_and_test, extra, said):
+def test_evaluate_checks_its_flags_before_the_work(tmp_path, capsys, bundle_and_test, extra, said):
     bundle, test = bundle_and_test
     out = tmp_path / "report.json"
     assert main(["evaluate", str(test), "--checkpoint", str(bundle), "--out", str(out), *extra]) == 2
