@@ -7,15 +7,9 @@ import pytest
 from app.cli.main import main
 from models.classifier.bundle import CARD_FILE, METRICS_FILE, WEIGHTS_FILE
 from tests.helpers.bundles import make_test_bundle
+from tests.helpers.cli import one_error_line
 from tests.helpers.data import synthetic_table
 from utils.feedback import FeedbackStore
-
-
-def one_error_line(capsys) -> str:
-    """The single `error:` line a user error prints."""
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
 
 
 @pytest.fixture

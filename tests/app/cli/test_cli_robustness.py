@@ -13,6 +13,7 @@ import pytest
 from app.cli.main import main
 from models.classifier.bundle import CARD_FILE, WEIGHTS_FILE
 from tests.helpers.bundles import make_test_bundle
+from tests.helpers.cli import one_error_line
 from tests.helpers.data import synthetic_table
 from utils.tables import EmbeddingTable
 
@@ -23,13 +24,6 @@ def table(tmp_path):
     path = tmp_path / "t.npz"
     synthetic_table(n_per_genre=2, dim=4).save(path)
     return path
-
-
-def one_error_line(capsys) -> str:
-    """The single `error:` line a user error prints."""
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
 
 
 def test_train_refuses_to_overwrite_an_existing_bundle(tmp_path, table, capsys):

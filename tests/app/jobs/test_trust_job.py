@@ -18,6 +18,7 @@ from models.classifier.bundle import CARD_FILE, read_card, update_card
 from models.novelty import NOVELTY_FILE, fit_detector
 from models.trust import TRUST_FILE, save_trust
 from tests.helpers.bundles import make_test_bundle
+from tests.helpers.cli import one_error_line
 from tests.helpers.data import synthetic_table
 
 FILES = (TRUST_FILE, NOVELTY_FILE, CARD_FILE)
@@ -69,12 +70,6 @@ def world(tmp_path: Path, monkeypatch) -> SimpleNamespace:
 
 def _unchanged(world: SimpleNamespace) -> bool:
     return {name: (world.bundle / name).read_bytes() for name in FILES} == world.before
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
 
 
 def test_tables_of_another_embedder_are_refused_before_anything_is_written(world, capsys) -> None:
