@@ -71,7 +71,7 @@ def worker(args: argparse.Namespace) -> int:
     from utils.jobs import DONE, JobQueue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = FeedbackStore(args.db)
+    store = FeedbackStore(args.db, create=args.db is None)  # a mistyped --db would be served empty, forever
     queue = JobQueue(store)
     for job in queue.recover_stale():
         print(f"job #{job.id}: {job.message}", file=sys.stderr)

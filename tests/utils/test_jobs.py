@@ -292,6 +292,15 @@ def test_the_worker_command_runs_queued_jobs_once(db_url: str, capsys) -> None:
     assert count_jobs(store) == 1
 
 
+def test_the_worker_refuses_a_database_that_does_not_exist(tmp_path: Path, capsys) -> None:
+    """`worker --db` with a mistyped path created a new, empty database and served it in silence."""
+    from app.cli.main import main
+
+    missing = tmp_path / "typo.sqlite3"
+    assert main(["worker", "--once", "--db", f"sqlite:///{missing}"]) == 2
+    assert "typo.sqlite3" in capsys.readouterr().err and not missing.exists()
+
+
 def test_a_queued_job_can_be_cancelled_but_a_running_one_cannot(db_url: str) -> None:
     queue = JobQueue(FeedbackStore(db_url))
     job = queue.enqueue("retrain", PARAMS)
