@@ -158,9 +158,10 @@ def analyse_uploads(
     held = state.uploads_held(key)
     for note in same_audio_notes(held, {fid for fid in held if state.upload_error(fid) is not None}):
         st.info(md_escape(note), icon=":material/content_copy:")
-    kept = [(a.name, msg) for a in state.analysed_tracks() if (msg := state.upload_error(a.sha256))]
+    tracks = state.analysed_tracks()
+    kept = [(a.name, msg) for a in tracks if (msg := state.upload_error(a.sha256))]
     resumed = [(j.name, msg) for j in left if (msg := state.upload_error(j.error_key))]  # their chips are gone
-    listed = {f.file_id for f in files} | {a.sha256 for a in state.analysed_tracks()} | {j.error_key for j in left}
+    listed = {f.file_id for f in files} | {a.sha256 for a in tracks} | {j.error_key for j in left}
     loose = loose_failures(listed)  # failed before a page switch emptied the upload box: said until dismissed
     errors = [(f.name, msg) for f in files if (msg := state.upload_error(f.file_id))] + kept + resumed
     return errors + [(name, msg) for _, name, msg in loose], [k for k, _, _ in loose]
@@ -318,8 +319,9 @@ def render_window(a: Analysis, index: int) -> None:
     kind = a.verdict.kind
     st.info(window_text.explain_window(w, a.labels, kind, a.threshold), icon=":material/lightbulb:")
     if a.source.get("padded") and (real := float(a.source.get("duration_s") or 0.0)) < w.end_s:
-        st.caption(f"The clip is only {math.floor(real * 10) / 10:.1f} s long and was repeated to fill the window: "
-                   f"the seconds after {math.floor(real * 10) / 10:.1f} s are the clip again, not more of the song.")
+        shown = f"{math.floor(real * 10) / 10:.1f} s"  # rounded down, as the audio warnings say it
+        st.caption(f"The clip is only {shown} long and was repeated to fill the window: the seconds after "
+                   f"{shown} are the clip again, not more of the song.")
     forced = kind == NOT_MUSIC
     left, right = st.columns(2, gap="large")
     left.plotly_chart(window_charts.attention_bars(w, a.labels, forced), key=f"att-{a.sha256[:16]}")

@@ -51,8 +51,4 @@ def load_test_table(path: Path, table: EmbeddingTable, first: Path) -> Embedding
 
 def check_baseline_table(path: Path, table: EmbeddingTable, bundle: Path) -> None:
     """`evaluate --train-table`: vectors of the size the evaluated bundle takes (the baseline sees the same ones)."""
-    card = read_card(bundle)
-    want = card.classifier.get("input_dim")
-    if want is not None and table.dim != int(want):
-        raise ValueError(f"--train-table {path} holds {table.dim}-dimensional {table.embedder_id} vectors, but "
-                         f"{card.version} takes {want}-dimensional {card.embedder.get('id')} ones.")
+    read_card(bundle).check_table(table, f"--train-table {path}")

@@ -53,10 +53,7 @@ def evaluate_source(
                 raise ValueError(_matched_nothing(wanted, list_name, source, ids))
         require_genres(table, source)  # scoring needs the truth: "x not in tuple" said nothing of the table
         model, card = load_bundle(bundle)
-        want = card.classifier.get("input_dim")
-        if want is not None and table.dim != int(want):
-            raise ValueError(f"{source} holds {table.dim}-dimensional {table.embedder_id} vectors, but "
-                             f"{card.version} takes {want}-dimensional {card.embedder.get('id')} ones.")
+        card.check_table(table, str(source))
         report = evaluate_table(model, table, train_table, seed)
     report["model"] = {"version": card.version, "weights_sha256": card.weights_sha256}
     return report

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -33,6 +33,9 @@ from models.classifier.ensemble import Classifier, build_classifier, classifier_
 from utils import settings
 from utils.atomic import atomic_path, atomic_write_text
 from utils.constants import GENRES
+
+if TYPE_CHECKING:
+    from utils.tables import EmbeddingTable
 
 DEFAULT_ROOT = settings.DEFAULT_CHECKPOINTS  # the bundled models
 WEIGHTS_FILE = "model.pt"
@@ -77,6 +80,13 @@ class ModelCard:
         """Build from parsed JSON, ignoring unknown keys written by newer versions."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+    def check_table(self, table: EmbeddingTable, name: str) -> None:
+        """ValueError unless `table` holds vectors of the size this model takes (`name` says which table)."""
+        want = self.classifier.get("input_dim")
+        if want is not None and table.dim != int(want):
+            raise ValueError(f"{name} holds {table.dim}-dimensional {table.embedder_id} vectors, but "
+                             f"{self.version} takes {want}-dimensional {self.embedder.get('id')} ones.")
 
 
 def sha256_file(path: Path) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from models.classifier.ensemble import ARCHITECTURES, Classifier, Member
 from models.classifier.parallel_cnn import ClassifierConfig
 
+CONVEX_SOLVERS = ("logistic", "lda")  # fitted in models.training.linear_fit on track means; "adamw": gradient descent
 ARCH_FIELDS = ("channels", "n_blocks", "kernel_size", "se_reduction", "hidden", "dropout", "share_branches",
                "input_transform", "arch")  # the ClassifierConfig fields a card's flat `config` carries
 
@@ -93,7 +94,6 @@ _NUMBERS: dict[str, tuple[float, float, bool, bool]] = {  # low, high, low exclu
 }
 _FLAGS = ("jitter", "early_stopping", "share_branches")
 _CHOICES = {"arch": tuple(ARCHITECTURES), "input_transform": ("none", "logit")}
-_CONVEX_SOLVERS = ("logistic", "lda")  # models.training.linear_fit's: one linear layer on mean vectors
 
 
 def check_settings(values: dict[str, Any]) -> None:
@@ -125,7 +125,7 @@ def check_settings(values: dict[str, Any]) -> None:
     for name, known in _CHOICES.items():
         if name in values and values[name] not in known:
             raise ValueError(f"{name} must be one of {', '.join(known)}, not {values[name]!r}.")
-    if values.get("solver") in _CONVEX_SOLVERS and (values.get("arch") != "pooled" or values.get("hidden") != 0):
+    if values.get("solver") in CONVEX_SOLVERS and (values.get("arch") != "pooled" or values.get("hidden") != 0):
         raise ValueError(f"solver {values['solver']!r} fits one linear layer: it needs \"arch\": \"pooled\" "
                          "and \"hidden\": 0.")
 

@@ -38,7 +38,6 @@ from models.classifier.pooled_head import PooledHead
 from utils.tables import TrackFrames
 
 CALIBRATION_FOLDS = 5
-CONVEX_SOLVERS = ("logistic", "lda")  # fitted here on track means; "adamw" trains by gradient descent
 
 
 def standardised_means(model: PooledHead, tracks: list[TrackFrames]) -> np.ndarray:

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from models.classifier.ensemble import GenreEnsemble, Member, build_member
 from models.training import linear_fit
 from models.training.calibration import _out_of_fold, fit_temperature
-from models.training.config import MemberResult, TrainConfig, TrainResult
+from models.training.config import CONVEX_SOLVERS, MemberResult, TrainConfig, TrainResult
 from models.training.data import _sample_batch_windows, _window_logits, max_slice_frames, one_hot, track_probabilities
 from models.training.nuisance import NuisanceShifts, load_shifts, scatter
 from models.training.splits import fold_splits, member_splits, seed_everything, split_tracks
@@ -133,10 +133,10 @@ def _train_member(
     nuisance: NuisanceShifts | None = None,
 ) -> MemberResult:
     """One model: train with augmentation, keep the best validation epoch, fit its temperature."""
-    if cfg.solver in linear_fit.CONVEX_SOLVERS:
+    if cfg.solver in CONVEX_SOLVERS:
         return _fit_convex_member(train_tracks, val_tracks, extra, cfg, dim, frame_s, f, nuisance)
     if cfg.solver != "adamw":
-        raise ValueError(f"Unknown solver {cfg.solver!r}; known: adamw, {', '.join(linear_fit.CONVEX_SOLVERS)}.")
+        raise ValueError(f"Unknown solver {cfg.solver!r}; known: adamw, {', '.join(CONVEX_SOLVERS)}.")
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     weights = [1.0] * len(train_tracks)

@@ -128,13 +128,13 @@ def load_tables(paths: list[str | os.PathLike]) -> EmbeddingTable:
             raise TableError(f"{path} is given twice.")
     tables = [load_table(p) for p in paths]
     first = tables[0]
+    ids = [set(t.track_ids()) for t in tables]
     for i in range(1, len(tables)):  # each against every earlier one, not only the first
         path, t = paths[i], tables[i]
         if t.embedder_id != first.embedder_id:
             raise TableError(f"{path} holds {t.embedder_id} embeddings, but {paths[0]} holds {first.embedder_id}.")
-        for earlier, e in zip(paths[:i], tables[:i], strict=True):
-            shared = set(t.track_ids()) & set(e.track_ids())
-            if shared:
+        for earlier, earlier_ids in zip(paths[:i], ids[:i], strict=True):
+            if shared := ids[i] & earlier_ids:
                 raise TableError(f"{path} repeats {len(shared)} tracks of {earlier} (e.g. {sorted(shared)[0]}).")
     return EmbeddingTable.concat(tables, first.meta) if len(tables) > 1 else first
 
